@@ -1,0 +1,204 @@
+"""Bindings stage: every ctypes declaration and raw pointer read of Spectra Vis.
+
+Mirrors the C declarations of ggml (``ggml.h``, ``ggml-backend.h``) as shipped in
+llama-cpp-python's ``lib/`` folder. Nothing else in the package touches raw
+pointers: callers get names, ops, shapes (numpy order) and numpy arrays.
+
+The ``struct ggml_tensor`` layout is checked once, at first use, against a tensor
+made by ggml itself (``self_check``); a mismatch raises ``LayoutError`` naming the
+installed llama-cpp-python version instead of reading garbage.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import pathlib
+from ctypes import c_bool, c_char, c_char_p, c_int, c_int32, c_int64, c_size_t, c_void_p
+
+import numpy as np
+
+GGML_MAX_DIMS = 4
+GGML_MAX_SRC = 10
+GGML_MAX_NAME = 64
+GGML_TYPE_F32 = 0
+GGML_TYPE_F16 = 1
+
+
+class LayoutError(RuntimeError):
+    """The installed ggml's tensor struct is not the layout these bindings read."""
+
+
+# struct ggml_tensor { enum ggml_type type; struct ggml_backend_buffer * buffer;
+#   int64_t ne[4]; size_t nb[4]; enum ggml_op op; int32_t op_params[16]; int32_t flags;
+#   struct ggml_tensor * src[10]; struct ggml_tensor * view_src; size_t view_offs;
+#   void * data; char name[64]; void * extra; char padding[8]; };
+class GgmlTensor(ctypes.Structure):
+    _fields_ = [
+        ("type", c_int),
+        ("buffer", c_void_p),
+        ("ne", c_int64 * GGML_MAX_DIMS),
+        ("nb", c_size_t * GGML_MAX_DIMS),
+        ("op", c_int),
+        ("op_params", c_int32 * 16),
+        ("flags", c_int32),
+        ("src", c_void_p * GGML_MAX_SRC),
+        ("view_src", c_void_p),
+        ("view_offs", c_size_t),
+        ("data", c_void_p),
+        ("name", c_char * GGML_MAX_NAME),
+        ("extra", c_void_p),
+        ("padding", c_char * 8),
+    ]
+
+
+# struct ggml_init_params { size_t mem_size; void * mem_buffer; bool no_alloc; };
+class GgmlInitParams(ctypes.Structure):
+    _fields_ = [("mem_size", c_size_t), ("mem_buffer", c_void_p), ("no_alloc", c_bool)]
+
+
+def llama_cpp_version() -> str:
+    try:
+        import llama_cpp
+
+        return str(llama_cpp.__version__)
+    except Exception:  # pragma: no cover - reported, not raised
+        return "unknown"
+
+
+def _lib_dir() -> pathlib.Path:
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return pathlib.Path(override)
+    import llama_cpp
+
+    return pathlib.Path(llama_cpp.__file__).parent / "lib"
+
+
+@functools.cache
+def lib() -> ctypes.CDLL:
+    """libggml-base with the functions Spectra Vis calls declared."""
+    d = _lib_dir()
+    candidates = [d / n for n in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll")]
+    path = next((p for p in candidates if p.exists()), None)
+    if path is None:
+        raise LayoutError(f"libggml-base not found in {d} (llama-cpp-python {llama_cpp_version()})")
+    so = ctypes.CDLL(str(path))
+    _declare(so)
+    return so
+
+
+def _declare(so: ctypes.CDLL) -> None:
+    # const char * ggml_get_name(const struct ggml_tensor * tensor);
+    so.ggml_get_name.argtypes, so.ggml_get_name.restype = [c_void_p], c_char_p
+    # const char * ggml_op_desc(const struct ggml_tensor * t);
+    so.ggml_op_desc.argtypes, so.ggml_op_desc.restype = [c_void_p], c_char_p
+    # const char * ggml_type_name(enum ggml_type type);
+    so.ggml_type_name.argtypes, so.ggml_type_name.restype = [c_int], c_char_p
+    # int64_t ggml_nelements(const struct ggml_tensor * tensor);
+    so.ggml_nelements.argtypes, so.ggml_nelements.restype = [c_void_p], c_int64
+    # bool ggml_is_contiguous(const struct ggml_tensor * tensor);
+    so.ggml_is_contiguous.argtypes, so.ggml_is_contiguous.restype = [c_void_p], c_bool
+    # bool ggml_backend_buffer_is_host(ggml_backend_buffer_t buffer);
+    so.ggml_backend_buffer_is_host.argtypes, so.ggml_backend_buffer_is_host.restype = [c_void_p], c_bool
+    # void ggml_backend_tensor_get(const struct ggml_tensor * tensor, void * data, size_t offset, size_t size);
+    so.ggml_backend_tensor_get.argtypes = [c_void_p, c_void_p, c_size_t, c_size_t]
+    so.ggml_backend_tensor_get.restype = None
+    # struct ggml_context * ggml_init(struct ggml_init_params params);
+    so.ggml_init.argtypes, so.ggml_init.restype = [GgmlInitParams], c_void_p
+    # void ggml_free(struct ggml_context * ctx);
+    so.ggml_free.argtypes, so.ggml_free.restype = [c_void_p], None
+    # struct ggml_tensor * ggml_new_tensor_2d(struct ggml_context * ctx, enum ggml_type type, int64_t ne0, int64_t ne1);
+    so.ggml_new_tensor_2d.argtypes, so.ggml_new_tensor_2d.restype = [c_void_p, c_int, c_int64, c_int64], c_void_p
+    # struct ggml_tensor * ggml_set_name(struct ggml_tensor * tensor, const char * name);
+    so.ggml_set_name.argtypes, so.ggml_set_name.restype = [c_void_p, c_char_p], c_void_p
+    # void * ggml_get_data(const struct ggml_tensor * tensor);
+    so.ggml_get_data.argtypes, so.ggml_get_data.restype = [c_void_p], c_void_p
+
+
+@functools.cache
+def self_check() -> None:
+    """Verify the struct layout against a tensor made by ggml; raise LayoutError if it differs."""
+    so = lib()
+    if ctypes.sizeof(GgmlTensor) != 336:  # pragma: no cover - only on a foreign ABI
+        raise LayoutError(f"unexpected ggml_tensor size on this platform ({ctypes.sizeof(GgmlTensor)})")
+    ctx = so.ggml_init(GgmlInitParams(1 << 16, None, False))
+    if not ctx:
+        raise LayoutError("ggml_init failed during the tensor layout self-check")
+    try:
+        t = so.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 3, 5)
+        so.ggml_set_name(t, b"spectra_selfcheck")
+        s = GgmlTensor.from_address(t)
+        problems = []
+        if s.name != so.ggml_get_name(t):
+            problems.append("name")
+        if tuple(s.ne) != (3, 5, 1, 1) or s.nb[0] != 4 or s.nb[1] != 12:
+            problems.append("ne/nb")
+        if s.type != GGML_TYPE_F32 or s.data != so.ggml_get_data(t):
+            problems.append("type/data")
+        if problems:
+            raise LayoutError(
+                f"llama-cpp-python {llama_cpp_version()}: ggml_tensor layout differs from what Spectra Vis "
+                f"reads ({', '.join(problems)} at the wrong offset); install llama-cpp-python 0.3.x "
+                "or report this version"
+            )
+    finally:
+        so.ggml_free(ctx)
+
+
+def tensor(ptr: int) -> GgmlTensor:
+    """A zero-copy view of the ggml_tensor struct at ``ptr`` (valid while the graph lives)."""
+    return GgmlTensor.from_address(ptr)
+
+
+@functools.cache
+def type_name(ggml_type: int) -> str:
+    return (lib().ggml_type_name(ggml_type) or b"?").decode()
+
+
+def op_desc(ptr: int) -> str:
+    """The op of a node as ggml names it (unary and GLU ops by their own name)."""
+    return (lib().ggml_op_desc(ptr) or b"?").decode()
+
+
+def shape(t: GgmlTensor) -> tuple[int, ...]:
+    """numpy-order shape with ggml's unused trailing dims (size-1 leading in numpy) dropped."""
+    ne = list(t.ne)
+    while len(ne) > 1 and ne[-1] == 1:
+        ne.pop()
+    return tuple(reversed(ne))
+
+
+def src_pointers(t: GgmlTensor) -> list[int]:
+    return [p for p in t.src if p]
+
+
+def read_array(ptr: int, t: GgmlTensor, copy: bool = False) -> np.ndarray | None:
+    """The tensor's values as float32 in numpy shape order, or None if it cannot be read.
+
+    Host buffers are read in place (zero-copy unless ``copy``), honouring ``nb`` strides;
+    other buffers are copied out with ggml_backend_tensor_get (contiguous only).
+    Only F32 and F16 tensors are read (activations are F32).
+    """
+    if t.type not in (GGML_TYPE_F32, GGML_TYPE_F16) or not t.data:
+        return None
+    dtype = np.float32 if t.type == GGML_TYPE_F32 else np.float16
+    itemsize = np.dtype(dtype).itemsize
+    shp = tuple(reversed(t.ne))
+    so = lib()
+    if t.buffer and so.ggml_backend_buffer_is_host(t.buffer):
+        extent = itemsize + sum((n - 1) * s for n, s in zip(t.ne, t.nb))
+        base = np.frombuffer((ctypes.c_char * extent).from_address(t.data), dtype=dtype)
+        arr = np.lib.stride_tricks.as_strided(base, shape=shp, strides=tuple(reversed(t.nb)), writeable=False)
+    elif so.ggml_is_contiguous(ptr):
+        n = int(np.prod(shp))
+        arr = np.empty(shp, dtype=dtype)
+        so.ggml_backend_tensor_get(ptr, arr.ctypes.data, 0, n * itemsize)
+        copy = False
+    else:
+        return None
+    arr = arr.reshape(shape(t))
+    if dtype is np.float16:
+        return arr.astype(np.float32)
+    return arr.copy() if copy else arr

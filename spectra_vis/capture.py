@@ -1,0 +1,316 @@
+"""Schema/store stage: the capture format v2, defined once by the JSON Schema file beside
+this package, and the ``Capture`` object that writes (atomically, with orjson) and reads it.
+
+Files of the original tool (version "1.0", tensors keyed by memory address) load read-only.
+Depends on ``collector`` only to build a Capture from one; imports no UI package.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .stats import STAT_NAMES
+
+if TYPE_CHECKING:
+    from .collector import TensorCollector
+
+FORMAT = "spectra-vis-capture"
+VERSION = "2.0"
+LEGACY_VERSION = "1.0"
+SCHEMA_FILE = "capture-v2.schema.json"
+
+
+class CaptureError(ValueError):
+    """A capture file is missing, malformed, truncated or of the wrong schema."""
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The capture JSON Schema (draft 2020-12) shipped in the package."""
+    text = resources.files("spectra_vis").joinpath("schema", SCHEMA_FILE).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
+def validate(data: dict[str, Any]) -> None:
+    """Raise CaptureError naming the first schema violation, if any."""
+    error = next(iter(_validator().iter_errors(data)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise CaptureError(f"capture does not match format v{VERSION} at {where}: {error.message[:200]}")
+
+
+def tool_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("spectra-vis")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "0.0.0+source"
+
+
+class Capture:
+    """A capture in memory: the JSON document plus accessors. ``legacy`` captures are read-only."""
+
+    def __init__(self, data: dict[str, Any], path: Path | None = None, legacy: bool = False) -> None:
+        self.data = data
+        self.path = path
+        self.legacy = legacy
+
+    # ----- construction ---------------------------------------------------------------
+    @classmethod
+    def from_collector(cls, collector: TensorCollector, options: dict[str, Any] | None = None) -> Capture:
+        from ._ggml import llama_cpp_version
+
+        n = len(collector.tensors)
+        card = collector.model_card.to_dict() if collector.model_card is not None else _unknown_card(collector)
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "tool": {"name": "spectra-vis", "version": tool_version(), "llama_cpp_python": llama_cpp_version()},
+            "model": card,
+            "preset": collector.preset.to_dict(),
+            "options": {"n_ctx": collector.n_ctx, **(options or {})},
+            "stat_names": list(STAT_NAMES),
+            "tensors": [t.to_dict() for t in collector.tensors],
+            "trials": [t.to_dict(n) for t in collector.trials],
+        }
+        # One round trip makes the in-memory document exactly what a reader of the file gets.
+        return cls(orjson.loads(_dumps(doc)))
+
+    # ----- files ----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Validate and write atomically (temporary file in the same folder, then rename)."""
+        if self.legacy:
+            raise CaptureError("this is a version 1.0 capture, loaded read-only; it cannot be saved as v2")
+        validate(self.data)
+        target = Path(path).expanduser()
+        atomic_write(target, _dumps(self.data))
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], max_bytes: int | None = None) -> Capture:
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            raise CaptureError(f"capture file not found: {p}") from None
+        if p.is_dir():
+            raise CaptureError(f"{p} is a directory, not a capture file")
+        if max_bytes is not None and size > max_bytes:
+            raise CaptureError(f"{p.name} is {size} bytes, over the limit of {max_bytes}")
+        capture = cls.from_bytes(p.read_bytes(), name=p.name)
+        capture.path = p
+        return capture
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, name: str = "capture") -> Capture:
+        if not raw.strip():
+            raise CaptureError(f"{name} is empty")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            hint = "the file looks truncated" if "unexpected end" in str(exc).lower() or "EOF" in str(exc) else ""
+            raise CaptureError(f"{name} is not valid JSON ({exc}){'; ' + hint if hint else ''}") from None
+        if not isinstance(data, dict):
+            raise CaptureError(f"{name} is JSON but not a capture (top level is not an object)")
+        if str(data.get("version")) == LEGACY_VERSION and "tensor_order" in data:
+            return cls(_from_legacy(data, name), legacy=True)
+        if data.get("format") != FORMAT:
+            raise CaptureError(f"{name} is not a Spectra Vis capture (no 'format': '{FORMAT}')")
+        if data.get("version") != VERSION:
+            raise CaptureError(f"{name} has capture version {data.get('version')!r}; this reader knows {VERSION}")
+        validate(data)
+        return cls(data)
+
+    # ----- accessors ------------------------------------------------------------------
+    @property
+    def model(self) -> dict[str, Any]:
+        return dict(self.data["model"])
+
+    @property
+    def tensors(self) -> list[dict[str, Any]]:
+        return list(self.data["tensors"])
+
+    @property
+    def trials(self) -> list[dict[str, Any]]:
+        return list(self.data["trials"])
+
+    def trial(self, trial_id: int) -> dict[str, Any]:
+        trials = self.data["trials"]
+        if not 0 <= trial_id < len(trials):
+            raise KeyError(f"no trial {trial_id}; this capture has {len(trials)}")
+        return dict(trials[trial_id])
+
+    def tensor_ids(self, **where: Any) -> list[int]:
+        """Ids of tensors whose fields equal the given values, e.g. tensor_ids(type="l_out")."""
+        return [t["id"] for t in self.data["tensors"] if all(t.get(k) == v for k, v in where.items())]
+
+    def stat(self, step: dict[str, Any], tensor_id: int, stat: str = "l2") -> float | None:
+        values = step["stats"].get(str(tensor_id))
+        return None if values is None else values[self.data["stat_names"].index(stat)]
+
+    def layer_table(self, trial_id: int = 0, tensor_type: str = "l_out", stat: str = "l2") -> dict[int, float]:
+        """layer -> stat of ``tensor_type`` at the trial's first (prefill) step."""
+        step = self.trial(trial_id)["steps"][0]
+        out = {}
+        for t in self.data["tensors"]:
+            if t["type"] == tensor_type:
+                value = self.stat(step, t["id"], stat)
+                if value is not None:
+                    out[t["layer"]] = value
+        return dict(sorted(out.items()))
+
+    def summary(self) -> dict[str, Any]:
+        trials = self.data["trials"]
+        return {
+            "version": self.data["version"],
+            "legacy": self.legacy,
+            "model": self.data["model"],
+            "preset": self.data["preset"]["name"],
+            "trials": len(trials),
+            "unique_tensors": len(self.data["tensors"]),
+            "captured_tensors": sum(1 for t in self.data["tensors"] if t["captured"]),
+            "steps": sum(len(t["steps"]) for t in trials),
+            "tokens": sum(len(t["tokens"]["ids"]) for t in trials),
+        }
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def atomic_write(target: Path, payload: bytes) -> None:
+    """Write bytes to target through a temporary file in the same folder and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unknown_card(collector: TensorCollector) -> dict[str, Any]:
+    """Card for a collector never attached to a model (e.g. a patched llama-cpp-python's Llama)."""
+    layers = {t.layer for t in collector.tensors if 0 <= t.layer < 998}
+    return {
+        "file_name": os.path.basename(collector.model_path or "unknown.gguf"),
+        "file_size": 0,
+        "architecture": "unknown",
+        "family": collector.model_family if collector.model_family != "auto" else "generic",
+        "name": "unknown",
+        "n_layer": len(layers),
+        "n_head": 0,
+        "n_head_kv": 0,
+        "n_embd": 0,
+        "n_ctx_train": 0,
+        "n_vocab": 0,
+        "file_type": "unknown",
+    }
+
+
+def _from_legacy(old: dict[str, Any], name: str) -> dict[str, Any]:
+    """A v1.0 file (tensor addresses and counts only) as a read-only v2 document."""
+    try:
+        order = [str(a) for a in old.get("tensor_order", [])]
+        index = {addr: i for i, addr in enumerate(order)}
+        tensors = [_legacy_tensor(i, addr) for i, addr in enumerate(order)]
+        trials = []
+        for i, t in enumerate(old.get("trials", [])):
+            for addr in t.get("tensor_counts", {}):
+                if addr not in index:
+                    index[addr] = len(tensors)
+                    tensors.append(_legacy_tensor(len(tensors), addr))
+            trials.append(_legacy_trial(i, t, index))
+        for t in trials:
+            t["counts"] += [0] * (len(tensors) - len(t["counts"]))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise CaptureError(f"{name} looks like a version 1.0 capture but is malformed ({exc})") from None
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "created": str(old.get("created", "")),
+        "tool": {"name": str(old.get("tool", "Spectra Vis 1.0")), "version": LEGACY_VERSION, "llama_cpp_python": "?"},
+        "model": {
+            "file_name": "unknown",
+            "file_size": 0,
+            "architecture": "unknown",
+            "family": str(old.get("model_family", "generic")),
+            "name": "unknown (version 1.0 capture)",
+            "n_layer": 0,
+            "n_head": 0,
+            "n_head_kv": 0,
+            "n_embd": 0,
+            "n_ctx_train": 0,
+            "n_vocab": 0,
+            "file_type": "unknown",
+        },
+        "preset": {"name": "observe", "patterns": [], "categories": [], "top_k": 1, "full_attention": False},
+        "options": {"legacy_source": "1.0"},
+        "stat_names": list(STAT_NAMES),
+        "tensors": tensors,
+        "trials": trials,
+    }
+
+
+def _legacy_tensor(i: int, addr: str) -> dict[str, Any]:
+    return {
+        "id": i,
+        "key": addr,
+        "name": addr,
+        "op": "unknown",
+        "dtype": "unknown",
+        "shape": [],
+        "layer": -1,
+        "type": "other",
+        "category": "other",
+        "depth": 4,
+        "order": i,
+        "view": False,
+        "captured": False,
+    }
+
+
+def _legacy_trial(i: int, t: dict[str, Any], index: dict[str, int]) -> dict[str, Any]:
+    counts = [0] * len(index)
+    for addr, n in t.get("tensor_counts", {}).items():
+        counts[index[addr]] = int(n)
+    ms = float(t.get("inference_time_ms", 0.0))
+    return {
+        "id": int(t.get("trial_id", i)),
+        "prompt": str(t.get("prompt", "")),
+        "response": str(t.get("response", "")),
+        "tokens": {"ids": [], "texts": [], "n_prompt": 0},
+        "timings": {"total_ms": ms},
+        "counts": counts,
+        "interrupted": False,
+        "errors": [],
+        "steps": [],
+    }
+
+
+def load_capture(path: str | os.PathLike[str]) -> Capture:
+    """Load a capture file (v2, or v1.0 read-only); raises CaptureError with a one-line reason."""
+    return Capture.load(path)

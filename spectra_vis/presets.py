@@ -1,0 +1,77 @@
+"""Capture presets: which graph nodes the callback asks llama.cpp to hand over.
+
+- observe: none (names, ops, shapes, counts and order only; inference is not split)
+- standard: per layer the residual stream, attention output, FFN output and attention
+  probabilities, plus embedding, final norm and logits
+- full: every node
+- custom: glob patterns on raw names or tensor types, and/or categories
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+PRESETS = ("observe", "standard", "full", "custom")
+
+STANDARD_TYPES = frozenset(
+    {"embd", "inp_scaled", "l_out", "attn_out", "ffn_out", "kq_soft_max", "result_norm", "result_output"}
+)
+
+PRESET_HELP = {
+    "observe": "names, ops, shapes and counts only; reads no values and does not slow inference",
+    "standard": "per layer: residual stream, attention and FFN outputs, attention patterns; plus logits",
+    "full": "every node with statistics: the most detail, the largest files and the slowest run",
+    "custom": "nodes chosen by glob patterns on names/types and by category",
+}
+
+
+@dataclass
+class Preset:
+    """What to read. ``top_k`` attended positions per head; ``full_attention`` keeps whole matrices."""
+
+    name: str = "standard"
+    patterns: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    top_k: int = 8
+    full_attention: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name not in PRESETS:
+            raise ValueError(f"unknown preset {self.name!r}; choose one of: {', '.join(PRESETS)}")
+        if self.name == "custom" and not (self.patterns or self.categories):
+            raise ValueError("the custom preset needs patterns (e.g. 'l_out*') and/or categories")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+
+    def wants(self, raw_name: str, tensor_type: str, category: str, view: bool) -> bool:
+        """Whether the callback asks for this node's data."""
+        if self.name == "observe":
+            return False
+        if self.name == "full":
+            return True
+        if self.name == "standard":
+            return tensor_type in STANDARD_TYPES and not view
+        return category in self.categories or any(
+            fnmatch.fnmatchcase(raw_name, p) or fnmatch.fnmatchcase(tensor_type, p) for p in self.patterns
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "patterns": list(self.patterns),
+            "categories": list(self.categories),
+            "top_k": self.top_k,
+            "full_attention": self.full_attention,
+        }
+
+
+def make_preset(preset: str | Preset | None = None, **options: Any) -> Preset:
+    """A Preset from a name (or an existing Preset), with options overriding its fields."""
+    if isinstance(preset, Preset):
+        return preset
+    name = preset or "standard"
+    if options.get("patterns") or options.get("categories"):
+        name = "custom" if name == "standard" else name
+    return Preset(name=name, **{k: v for k, v in options.items() if v is not None})

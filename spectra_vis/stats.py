@@ -1,0 +1,85 @@
+"""Statistics stage: numbers computed from one tensor's values.
+
+Pure numpy; it knows nothing of ggml, llama.cpp or the capture format beyond the
+order of ``STAT_NAMES``.  Every number the viewer shows comes from here, and the
+tests recompute each one independently.
+
+Units and definitions (documented in docs/CAPTURE_FORMAT.md):
+- l2: sqrt(sum x^2) over the finite values
+- mean, std (population, ddof=0), min, max, absmax: over the finite values
+- sparsity: fraction of finite values with |x| <= NEAR_ZERO
+- nonfinite: count of NaN and +/-Inf values
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STAT_NAMES = ("l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite")
+NEAR_ZERO = 1e-6
+
+
+def tensor_stats(x: np.ndarray) -> np.ndarray:
+    """The eight statistics of all values of ``x``, in ``STAT_NAMES`` order (float32)."""
+    return rows_stats(x.reshape(1, -1))[0]
+
+
+def rows_stats(x: np.ndarray) -> np.ndarray:
+    """The eight statistics of each row of a 2-D array (rows = tokens): (n_rows, 8) float32."""
+    x = np.asarray(x, dtype=np.float32)
+    finite = np.isfinite(x)
+    if finite.all():
+        return _finite_rows_stats(x)
+    out = np.zeros((x.shape[0], len(STAT_NAMES)), dtype=np.float32)
+    for i, (row, ok) in enumerate(zip(x, finite)):
+        vals = row[ok]
+        if vals.size:
+            out[i] = _finite_rows_stats(vals.reshape(1, -1))[0]
+        out[i, 7] = row.size - vals.size
+    return out
+
+
+def _finite_rows_stats(x: np.ndarray) -> np.ndarray:
+    n = x.shape[1]
+    x64 = x.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x64, x64)
+    mean = x64.sum(axis=1) / max(n, 1)
+    var = np.maximum(sq / max(n, 1) - mean * mean, 0.0)
+    mn = x.min(axis=1) if n else np.zeros(x.shape[0])
+    mx = x.max(axis=1) if n else np.zeros(x.shape[0])
+    absmax = np.maximum(np.abs(mn), np.abs(mx))
+    sparsity = (np.abs(x) <= NEAR_ZERO).sum(axis=1) / max(n, 1)
+    cols = np.stack([np.sqrt(sq), mean, np.sqrt(var), mn, mx, absmax, sparsity, np.zeros_like(mean)], axis=1)
+    return cols.astype(np.float32)
+
+
+def attention_summary(probs: np.ndarray, top_k: int) -> dict[str, list]:
+    """Top-k attended positions, their probabilities and the row entropy (nats).
+
+    ``probs``: (n_head, n_rows, n_kv) attention probabilities, padding already cropped.
+    Returns arrays shaped [head][row][k] for ``pos`` (list) and ``p`` (float32) and
+    [head][row] for ``entropy``; positions are sorted by descending probability.
+    """
+    k = min(top_k, probs.shape[-1])
+    idx = np.argpartition(-probs, k - 1, axis=-1)[..., :k]
+    vals = np.take_along_axis(probs, idx, axis=-1)
+    order = np.argsort(-vals, axis=-1, kind="stable")
+    idx = np.take_along_axis(idx, order, axis=-1)
+    vals = np.take_along_axis(vals, order, axis=-1)
+    p = probs.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+    return {
+        "pos": idx.astype(int).tolist(),
+        "p": vals.astype(np.float32),
+        "entropy": ent.astype(np.float32),
+    }
+
+
+def top_logits(logits: np.ndarray, k: int) -> dict[str, list]:
+    """Top-k token ids and logits of the last row of a (n_rows, n_vocab) array."""
+    row = np.asarray(logits, dtype=np.float32).reshape(-1, logits.shape[-1])[-1]
+    k = min(k, row.size)
+    idx = np.argpartition(-row, k - 1)[:k]
+    idx = idx[np.argsort(-row[idx], kind="stable")]
+    return {"ids": idx.astype(int).tolist(), "logits": row[idx].astype(np.float32)}
