@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .capture import Capture, CaptureError, load_capture
+from .api import capture
+from .capture_file import Capture, CaptureError, load_capture
+from .collector import TensorCollector, TrialData, create_callback
 from .naming import parse_name
 from .presets import PRESETS, Preset
 from .profiles import SUPPORTED_MODELS, ModelFileError, get_model_profile, get_supported_models, read_model_card
@@ -24,6 +26,7 @@ __all__ = [
     "ModelFileError",
     "Preset",
     "TensorCollector",
+    "TrialData",
     "capture",
     "create_callback",
     "get_model_profile",
@@ -33,13 +36,7 @@ __all__ = [
     "read_model_card",
 ]
 
-_LAZY = {
-    "Llama": ("llama", "Llama"),
-    "TensorCollector": ("collector", "TensorCollector"),
-    "TrialData": ("collector", "TrialData"),
-    "create_callback": ("collector", "create_callback"),
-    "capture": ("api", "capture"),
-}
+_LAZY = {"Llama": ("llama", "Llama")}
 
 
 def __getattr__(name: str) -> Any:

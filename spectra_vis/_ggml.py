@@ -188,7 +188,7 @@ def read_array(ptr: int, t: GgmlTensor, copy: bool = False) -> np.ndarray | None
     shp = tuple(reversed(t.ne))
     so = lib()
     if t.buffer and so.ggml_backend_buffer_is_host(t.buffer):
-        extent = itemsize + sum((n - 1) * s for n, s in zip(t.ne, t.nb))
+        extent = itemsize + sum((n - 1) * s for n, s in zip(t.ne, t.nb, strict=False))
         base = np.frombuffer((ctypes.c_char * extent).from_address(t.data), dtype=dtype)
         arr = np.lib.stride_tricks.as_strided(base, shape=shp, strides=tuple(reversed(t.nb)), writeable=False)
     elif so.ggml_is_contiguous(ptr):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import Capture
+from .capture_file import Capture
 from .collector import TensorCollector, TrialData, create_callback
 from .presets import Preset
 from .profiles import check_gguf_file
@@ -103,9 +103,7 @@ def _run_trial(model: Any, collector: TensorCollector, prompt: str, opts: RunOpt
     collector.start_trial(prompt)
     trial = collector.current_trial
     assert trial is not None
-    for chunk in model(
-        prompt, max_tokens=opts.max_tokens, temperature=opts.temperature, seed=opts.seed, stream=True
-    ):
+    for chunk in model(prompt, max_tokens=opts.max_tokens, temperature=opts.temperature, seed=opts.seed, stream=True):
         text = chunk["choices"][0]["text"]
         trial.response += text
         emit("token", (trial.trial_id, text))

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -250,7 +251,7 @@ class TensorCollector:
 
     def save_to_json(self, filepath: str) -> str:
         """Write the capture (format v2) atomically; returns the path written."""
-        from .capture import Capture
+        from .capture_file import Capture
 
         return str(Capture.from_collector(self).save(filepath))
 
@@ -521,4 +522,3 @@ def collector_of(callback: Any) -> TensorCollector | None:
     """The collector behind a callback made by create_callback, if any."""
     found = getattr(callback, "collector", None)
     return found if isinstance(found, TensorCollector) else None
-

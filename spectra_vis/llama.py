@@ -80,7 +80,7 @@ class Llama(llama_cpp.Llama):
                     collector.interrupt_requested = False
                     raise KeyboardInterrupt
 
-        ctx.decode = traced_decode
+        ctx.decode = traced_decode  # type: ignore[method-assign]
 
     def sample(self, *args: Any, **kwargs: Any) -> int:
         token = super().sample(*args, **kwargs)

@@ -175,15 +175,15 @@ def guess_category(base: str) -> str:
 
 
 def variant_type(base: str, op: str, seen: dict[tuple[str, str], int], seen_base: dict[str, int]) -> str:
-    """Name repeated bases apart: first ``Qcur``, then ``Qcur.reshape``, ``Qcur.rope``, ``norm.rms_norm2``.
+    """Name repeats of a base apart: ``Qcur``, ``Qcur.reshape``, ``Qcur.rope``; ``norm``, ``norm.rms_norm``.
 
     ``seen``/``seen_base`` are per-(graph, layer) counters the caller owns.
     """
     n_base = seen_base.get(base, 0)
     seen_base[base] = n_base + 1
+    if n_base == 0:
+        return base
     op_key = op.lower()
     n_op = seen.get((base, op_key), 0)
     seen[(base, op_key)] = n_op + 1
-    if n_base == 0:
-        return base
     return f"{base}.{op_key}" if n_op == 0 else f"{base}.{op_key}{n_op + 1}"

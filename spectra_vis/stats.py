@@ -13,6 +13,8 @@ Units and definitions (documented in docs/CAPTURE_FORMAT.md):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 STAT_NAMES = ("l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite")
@@ -31,7 +33,7 @@ def rows_stats(x: np.ndarray) -> np.ndarray:
     if finite.all():
         return _finite_rows_stats(x)
     out = np.zeros((x.shape[0], len(STAT_NAMES)), dtype=np.float32)
-    for i, (row, ok) in enumerate(zip(x, finite)):
+    for i, (row, ok) in enumerate(zip(x, finite, strict=False)):
         vals = row[ok]
         if vals.size:
             out[i] = _finite_rows_stats(vals.reshape(1, -1))[0]
@@ -53,7 +55,7 @@ def _finite_rows_stats(x: np.ndarray) -> np.ndarray:
     return cols.astype(np.float32)
 
 
-def attention_summary(probs: np.ndarray, top_k: int) -> dict[str, list]:
+def attention_summary(probs: np.ndarray, top_k: int) -> dict[str, Any]:
     """Top-k attended positions, their probabilities and the row entropy (nats).
 
     ``probs``: (n_head, n_rows, n_kv) attention probabilities, padding already cropped.
@@ -76,7 +78,7 @@ def attention_summary(probs: np.ndarray, top_k: int) -> dict[str, list]:
     }
 
 
-def top_logits(logits: np.ndarray, k: int) -> dict[str, list]:
+def top_logits(logits: np.ndarray, k: int) -> dict[str, Any]:
     """Top-k token ids and logits of the last row of a (n_rows, n_vocab) array."""
     row = np.asarray(logits, dtype=np.float32).reshape(-1, logits.shape[-1])[-1]
     k = min(k, row.size)

