@@ -16,7 +16,18 @@ from typing import Any
 PRESETS = ("observe", "standard", "full", "custom")
 
 STANDARD_TYPES = frozenset(
-    {"embd", "inp_scaled", "l_out", "attn_out", "ffn_out", "kq_soft_max", "result_norm", "result_output"}
+    {
+        "embd",
+        "inp_scaled",
+        "l_out",
+        "attn_out",
+        "ffn_out",
+        "attn_post_norm",  # Gemma: what attention actually adds to the residual stream
+        "ffn_post_norm",  # Gemma: what the FFN actually adds
+        "kq_soft_max",
+        "result_norm",
+        "result_output",
+    }
 )
 
 PRESET_HELP = {

@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spectra_vis.testing.tiny_gguf import write_tiny_model
-
 PROMPTS = ["What is the capital of France?", "What is the capital of Spain?"]
 
 
@@ -22,6 +20,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(model_dir: Path):
     """tiny_model(arch) -> path of a tiny random-weight GGUF of that architecture."""
+    from spectra_vis.testing.tiny_gguf import write_tiny_model
+
     cache: dict[str, Path] = {}
 
     def make(arch: str = "llama") -> Path:
