@@ -189,8 +189,9 @@ def cognitive_states(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]
     """Per step: energy by component and by depth third, the delta from the previous step, a label.
 
     Energy is the L2 norm of what each block adds to the residual stream (``attn_out`` and
-    ``ffn_out``, or their post-norms where the model has them; last token's row), summed; depth thirds split the model's real layer count. Always
-    computed over every captured layer and tensor, never over a view's filter.
+    ``ffn_out``, or their post-norms where the model has them; last token's row), summed;
+    depth thirds split the model's real layer count. Always computed over every captured
+    layer and tensor, never over a view's filter.
     """
     trial = doc["trials"][trial_id]
     n_layer = max(int(doc["model"].get("n_layer", 0)), 1)

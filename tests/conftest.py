@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 PROMPTS = ["What is the capital of France?", "What is the capital of Spain?"]
 
 

@@ -116,3 +116,27 @@ def test_zones_and_states_of_a_real_capture(real: dict) -> None:
     assert [s["step"] for s in states] == [s["index"] for s in trial["steps"]]
     assert all(s["label"] in STATES for s in states)
     assert states[0]["delta"] == {} and states[1]["delta"]
+
+
+def test_jsonl_export_then_import_gives_the_same_trial(real: dict) -> None:
+    from spectra_vis.trace import export_trial, import_trial
+
+    raw = export_trial(real, 0)
+    kinds = [line.split(b'"record_type":"')[1].split(b'"')[0] for line in raw.splitlines()]
+    assert kinds[0] == b"header" and kinds[-1] == b"metrics"
+    assert kinds.count(b"token") == len(real["trials"][0]["tokens"]["ids"])
+    assert kinds.count(b"step") == len(real["trials"][0]["steps"])
+    back = import_trial(raw)
+    original = dict(real["trials"][0], id=0)
+    assert back.trial(0) == original
+    assert back.data["tensors"] == real["tensors"]
+
+
+def test_bad_trace_is_refused(tmp_path: Path) -> None:
+    from spectra_vis.capture_file import CaptureError
+    from spectra_vis.trace import import_trial
+
+    with pytest.raises(CaptureError, match="not a Spectra Vis trace"):
+        import_trial(b'{"record_type": "token"}\n')
+    with pytest.raises(CaptureError, match="line 2"):
+        import_trial(b'{"record_type": "header"}\n{oops\n')

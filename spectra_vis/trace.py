@@ -1,0 +1,109 @@
+"""Trace export/import: one trial as JSONL, in the attention explorer's record types.
+
+One JSON object per line, each with ``record_type``:
+- ``header``: format, version, model card, preset, stat names, tensor catalogue, trial
+  id, prompt, response, timings, counts, n_prompt, interrupted, errors
+- ``token``: index, id, text, prompt (bool)
+- ``step``: the whole capture step (stats, rows, attention, logits) plus, per captured
+  layer, the fingerprint (20 numbers averaged over heads) and zone of each token
+- ``metrics``: zone distribution, dominant zone, mean normalised entropy, labels per step
+
+Importing rebuilds a one-trial capture document; export then import gives the same trial.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from .capture_file import FORMAT, VERSION, Capture, CaptureError
+from .interpret import cognitive_states, token_attention, token_zones, zone_distribution
+
+TRACE_FORMAT = "spectra-vis-trace"
+_TRIAL_FIELDS = ("prompt", "response", "timings", "counts", "interrupted", "errors")
+
+
+def export_trial(doc: dict[str, Any], trial_id: int) -> bytes:
+    """The trial as JSONL bytes (header, tokens, steps, metrics)."""
+    trial = doc["trials"][trial_id]
+    header = {
+        "record_type": "header",
+        "format": TRACE_FORMAT,
+        "capture_version": doc["version"],
+        "created": doc["created"],
+        "tool": doc["tool"],
+        "model": doc["model"],
+        "preset": doc["preset"],
+        "options": doc.get("options", {}),
+        "stat_names": doc["stat_names"],
+        "tensors": doc["tensors"],
+        "trial_id": trial_id,
+        "n_prompt": trial["tokens"]["n_prompt"],
+        **{k: trial[k] for k in _TRIAL_FIELDS},
+    }
+    lines = [header]
+    n_prompt = trial["tokens"]["n_prompt"]
+    for i, (tid, text) in enumerate(zip(trial["tokens"]["ids"], trial["tokens"]["texts"], strict=True)):
+        lines.append({"record_type": "token", "index": i, "id": tid, "text": text, "prompt": i < n_prompt})
+    layers = sorted({t["layer"] for t in doc["tensors"] if t["type"] == "kq_soft_max"})
+    for step in trial["steps"]:
+        fingerprints = {}
+        if step["attention"]:
+            for layer in layers:
+                toks = token_attention(doc, trial_id, step["index"], layer)["tokens"]
+                fingerprints[str(layer)] = [{"fingerprint": t["fingerprint"], "zone": t["zone"]} for t in toks]
+        lines.append({"record_type": "step", "step": step, "fingerprints": fingerprints})
+    zones = token_zones(doc, trial_id)
+    dist = zone_distribution(zones)
+    states = cognitive_states(doc, trial_id)
+    lines.append(
+        {
+            "record_type": "metrics",
+            "zone_distribution": dist,
+            "dominant_zone": max(dist, key=lambda z: dist[z]) if zones else None,
+            "labels": dict(Counter(s["label"] for s in states)),
+        }
+    )
+    return b"".join(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for line in lines)
+
+
+def import_trial(raw: bytes, name: str = "trace") -> Capture:
+    """A one-trial Capture from JSONL made by export_trial; CaptureError on a bad trace."""
+    records = []
+    for n, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise CaptureError(f"{name} line {n} is not JSON ({exc})") from None
+    if not records or records[0].get("record_type") != "header" or records[0].get("format") != TRACE_FORMAT:
+        raise CaptureError(f"{name} is not a Spectra Vis trace (its first line must be the header record)")
+    header = records[0]
+    tokens = [r for r in records if r.get("record_type") == "token"]
+    steps = [r["step"] for r in records if r.get("record_type") == "step"]
+    trial = {
+        "id": 0,
+        "tokens": {
+            "ids": [t["id"] for t in tokens],
+            "texts": [t["text"] for t in tokens],
+            "n_prompt": header["n_prompt"],
+        },
+        "steps": steps,
+        **{k: header[k] for k in _TRIAL_FIELDS},
+    }
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created": header["created"],
+        "tool": header["tool"],
+        "model": header["model"],
+        "preset": header["preset"],
+        "options": header["options"],
+        "stat_names": header["stat_names"],
+        "tensors": header["tensors"],
+        "trials": [trial],
+    }
+    return Capture.from_bytes(orjson.dumps(doc), name=name)
