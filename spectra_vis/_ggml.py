@@ -15,6 +15,7 @@ import ctypes
 import functools
 import os
 import pathlib
+from typing import Any
 from ctypes import c_bool, c_char, c_char_p, c_int, c_int32, c_int64, c_size_t, c_void_p
 
 import numpy as np
@@ -120,17 +121,22 @@ def _declare(so: ctypes.CDLL) -> None:
 @functools.cache
 def self_check() -> None:
     """Verify the struct layout against a tensor made by ggml; raise LayoutError if it differs."""
+    check_layout(GgmlTensor)
+
+
+def check_layout(layout: type[ctypes.Structure]) -> None:
+    """Compare ``layout`` with a tensor made and named by ggml itself."""
     so = lib()
-    if ctypes.sizeof(GgmlTensor) != 336:  # pragma: no cover - only on a foreign ABI
-        raise LayoutError(f"unexpected ggml_tensor size on this platform ({ctypes.sizeof(GgmlTensor)})")
     ctx = so.ggml_init(GgmlInitParams(1 << 16, None, False))
     if not ctx:
         raise LayoutError("ggml_init failed during the tensor layout self-check")
     try:
         t = so.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 3, 5)
         so.ggml_set_name(t, b"spectra_selfcheck")
-        s = GgmlTensor.from_address(t)
+        s: Any = layout.from_address(t)
         problems = []
+        if ctypes.sizeof(layout) != 336:
+            problems.append("struct size")
         if s.name != so.ggml_get_name(t):
             problems.append("name")
         if tuple(s.ne) != (3, 5, 1, 1) or s.nb[0] != 4 or s.nb[1] != 12:
@@ -187,7 +193,7 @@ def read_array(ptr: int, t: GgmlTensor, copy: bool = False) -> np.ndarray | None
     itemsize = np.dtype(dtype).itemsize
     shp = tuple(reversed(t.ne))
     so = lib()
-    if t.buffer and so.ggml_backend_buffer_is_host(t.buffer):
+    if not t.buffer or so.ggml_backend_buffer_is_host(t.buffer):  # no buffer: a plain ggml context
         extent = itemsize + sum((n - 1) * s for n, s in zip(t.ne, t.nb, strict=False))
         base = np.frombuffer((ctypes.c_char * extent).from_address(t.data), dtype=dtype)
         arr = np.lib.stride_tricks.as_strided(base, shape=shp, strides=tuple(reversed(t.nb)), writeable=False)
