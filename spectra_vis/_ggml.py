@@ -15,8 +15,8 @@ import ctypes
 import functools
 import os
 import pathlib
-from typing import Any
 from ctypes import c_bool, c_char, c_char_p, c_int, c_int32, c_int64, c_size_t, c_void_p
+from typing import Any
 
 import numpy as np
 
