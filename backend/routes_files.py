@@ -1,0 +1,91 @@
+"""Routes for the server itself and for capture files: health, status, files, load, upload, captures."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Path, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from spectra_vis import analysis
+from spectra_vis.capture_file import tool_version
+
+from . import schemas as S
+from .deps import OrjsonResponse, StoreDep
+from .store import Loaded, StoreError
+
+router = APIRouter(prefix="/api", tags=["captures"])
+
+# Declared content types an upload part may have; anything else (image/png, text/html, ...) is 415.
+UPLOAD_TYPES = {"", "application/json", "text/json", "application/x-json", "application/octet-stream", "text/plain"}
+CHUNK = 1024 * 1024
+
+
+def load_payload(loaded: Loaded) -> dict[str, Any]:
+    summary = analysis.summary(loaded.capture)
+    return {"capture_id": loaded.capture_id, "name": loaded.name, "path": loaded.path, **summary}
+
+
+@router.get("/health", response_model=S.HealthOut)
+def health() -> OrjsonResponse:
+    return OrjsonResponse({"ok": True})
+
+
+@router.get("/status", response_model=S.StatusOut)
+def status(store: StoreDep) -> OrjsonResponse:
+    s = store.settings
+    return OrjsonResponse(
+        {
+            "ok": True,
+            "version": tool_version(),
+            "data_dir": str(store.root),
+            "current": store.current,
+            "loaded": [c.info() for c in store.loaded()],
+            "limits": {
+                "max_upload_bytes": s.max_upload_bytes,
+                "max_load_bytes": s.max_load_bytes,
+                "max_captures": s.max_captures,
+            },
+        }
+    )
+
+
+@router.get("/captures", response_model=S.CapturesOut)
+def captures(store: StoreDep) -> OrjsonResponse:
+    return OrjsonResponse({"current": store.current, "captures": [c.info() for c in store.loaded()]})
+
+
+@router.delete("/captures/{capture_id}", response_model=S.DropOut)
+def drop_capture(store: StoreDep, capture_id: Annotated[str, Path(max_length=64)]) -> OrjsonResponse:
+    return OrjsonResponse({"ok": True, "current": store.drop(capture_id)})
+
+
+@router.get("/files", response_model=S.FilesOut)
+def files(store: StoreDep) -> OrjsonResponse:
+    return OrjsonResponse({"data_dir": str(store.root), "files": store.list_files()})
+
+
+@router.post("/load", response_model=S.LoadOut)
+def load(store: StoreDep, body: S.LoadRequest) -> OrjsonResponse:
+    """Load a capture by file name or path relative to the data directory; it becomes current."""
+    return OrjsonResponse(load_payload(store.load(body.filepath)))
+
+
+@router.post("/upload", response_model=S.UploadOut)
+async def upload(
+    store: StoreDep, file: Annotated[UploadFile, File(description="A capture JSON file")]
+) -> OrjsonResponse:
+    """Add a capture to the data directory (validated first, never overwriting) and load it."""
+    declared = (file.content_type or "").split(";")[0].strip().lower()
+    if declared not in UPLOAD_TYPES:
+        raise StoreError(f"uploads must be capture JSON files, not {declared!r}", 415)
+    limit = store.settings.max_upload_bytes
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await file.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise StoreError(f"upload is over the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    saved_as, loaded = await run_in_threadpool(store.save_upload, file.filename, b"".join(chunks))
+    return OrjsonResponse({**load_payload(loaded), "saved_as": saved_as})

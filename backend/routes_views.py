@@ -1,0 +1,118 @@
+"""Routes for what the viewer shows: models, colours, flows, analysis, grid, heat maps,
+trials, steps, attention and interpretation. Each is one call into ``spectra_vis.analysis``
+on a loaded capture; computed payloads are cached per capture.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from spectra_vis import analysis
+
+from . import schemas as S
+from .deps import OrjsonResponse, StoreDep
+
+router = APIRouter(prefix="/api", tags=["views"])
+
+CaptureIdQuery = Annotated[str | None, Query(max_length=64, description="Loaded capture id; default: the last loaded")]
+TrialQuery = Annotated[int, Query(ge=0, le=2**31, description="Trial index")]
+TrialPath = Annotated[int, Path(ge=0, le=2**31, description="Trial index")]
+StepQuery = Annotated[int | None, Query(ge=0, le=2**31, description="Step index within the trial")]
+
+
+def _reply(capture_id: str, payload: dict[str, Any]) -> OrjsonResponse:
+    return OrjsonResponse({"capture_id": capture_id, **payload})
+
+
+@router.get("/models", response_model=S.ModelsOut)
+def models() -> OrjsonResponse:
+    return OrjsonResponse(analysis.models())
+
+
+@router.get("/colors", response_model=S.ColorsOut)
+def colors() -> OrjsonResponse:
+    return OrjsonResponse(analysis.colors())
+
+
+@router.get("/flows", response_model=S.FlowsOut)
+def flows(store: StoreDep, model_family: Annotated[str | None, Query(max_length=64)] = None) -> OrjsonResponse:
+    """Data-flow edges between tensor types; default family: the current capture's, else llama."""
+    family = model_family
+    if family is None:
+        family = store.get().capture.data["model"].get("family", "llama") if store.current else "llama"
+    return OrjsonResponse(analysis.flows(family.lower().strip()))
+
+
+@router.post("/analyze", response_model=S.AnalyzeOut)
+def analyze(store: StoreDep, body: S.AnalyzeRequest) -> OrjsonResponse:
+    loaded = store.get(body.capture_id)
+    key = ("analyze", body.trial_id, body.model_family)
+    payload = loaded.cached(key, lambda: analysis.analyze(loaded.capture, body.trial_id, body.model_family))
+    return _reply(loaded.capture_id, payload)
+
+
+@router.post("/tensor-grid", response_model=S.GridOut)
+def tensor_grid(store: StoreDep, body: S.GridRequest) -> OrjsonResponse:
+    loaded = store.get(body.capture_id)
+    return _reply(
+        loaded.capture_id, analysis.tensor_grid(loaded.capture, body.trial_id, body.step, body.metric, body.depth)
+    )
+
+
+@router.get("/heatmap", response_model=S.HeatmapOut)
+def heatmap(
+    store: StoreDep,
+    capture_id: CaptureIdQuery = None,
+    trial_id: TrialQuery = 0,
+    metric: S.Metric = "l2",
+    axis: analysis.HeatmapAxis = "types",
+    step: Annotated[int, Query(ge=0, le=2**31, description="Step (axis=types)")] = 0,
+    tensor_type: Annotated[str, Query(alias="type", max_length=100, description="Tensor type (axis=tokens)")] = "l_out",
+) -> OrjsonResponse:
+    """Layers x tensor types at one step, or layers x tokens (the timeline) for one tensor type."""
+    loaded = store.get(capture_id)
+    return _reply(loaded.capture_id, analysis.heatmap(loaded.capture, trial_id, metric, axis, step, tensor_type))
+
+
+@router.get("/trials/{trial_id}", response_model=S.TrialOut)
+def trial(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = None) -> OrjsonResponse:
+    loaded = store.get(capture_id)
+    return _reply(loaded.capture_id, analysis.trial_detail(loaded.capture, trial_id))
+
+
+@router.get("/trials/{trial_id}/steps/{n}", response_model=S.StepOut)
+def step(
+    store: StoreDep,
+    trial_id: TrialPath,
+    n: Annotated[int, Path(ge=0, le=2**31, description="Step index")],
+    capture_id: CaptureIdQuery = None,
+) -> OrjsonResponse:
+    loaded = store.get(capture_id)
+    return _reply(loaded.capture_id, analysis.step_detail(loaded.capture, trial_id, n))
+
+
+@router.get("/trials/{trial_id}/interpretation", response_model=S.InterpretationOut)
+def interpretation(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = None) -> OrjsonResponse:
+    """Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md)."""
+    loaded = store.get(capture_id)
+    payload = loaded.cached(("interpretation", trial_id), lambda: analysis.interpretation(loaded.capture, trial_id))
+    return _reply(loaded.capture_id, payload)
+
+
+@router.get("/attention", response_model=S.AttentionOut)
+def attention(
+    store: StoreDep,
+    capture_id: CaptureIdQuery = None,
+    trial_id: TrialQuery = 0,
+    step: StepQuery = None,
+    layer: Annotated[int | None, Query(ge=-1, le=999, description="Layer; default: every attention layer")] = None,
+    head: Annotated[int | None, Query(ge=0, le=4096, description="Head; default: all heads")] = None,
+    token: Annotated[int | None, Query(ge=0, le=2**31, description="Query token position")] = None,
+) -> OrjsonResponse:
+    """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone."""
+    loaded = store.get(capture_id)
+    key = ("attention", trial_id, step, layer, head, token)
+    payload = loaded.cached(key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token))
+    return _reply(loaded.capture_id, payload)

@@ -1,0 +1,227 @@
+"""The viewer backend: a FastAPI app over loaded captures (the REST API of docs/API.md).
+
+    python backend/server.py [--host 127.0.0.1] [--port 8000] [--data-dir data]
+    uvicorn backend.server:app          # data directory from SPECTRA_DATA_DIR (default data/)
+
+Thin layer: the store (``backend.store``) owns files and the data-directory boundary, the
+payloads come from ``spectra_vis.analysis``. Every non-2xx response has one shape,
+``{"ok": false, "status": N, "error": "..."}``, made by the handlers below. CORS allows
+only the server's own origin unless origins are configured. ``frontend/dist`` is served at
+``/`` when it exists, with a fallback to its ``index.html`` for the single-page app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: python backend/server.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
+from fastapi.responses import FileResponse, HTMLResponse, Response  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+
+from backend import routes_files, routes_views  # noqa: E402
+from backend.deps import OrjsonResponse, error_payload  # noqa: E402
+from backend.schemas import ErrorOut  # noqa: E402
+from backend.store import (  # noqa: E402
+    DEFAULT_MAX_CAPTURES,
+    DEFAULT_MAX_LOAD,
+    DEFAULT_MAX_UPLOAD,
+    MB,
+    CaptureStore,
+    Settings,
+    StoreError,
+)
+from spectra_vis.analysis import InvalidArgument, NotFound  # noqa: E402
+from spectra_vis.capture_file import CaptureError, tool_version  # noqa: E402
+
+log = logging.getLogger("spectra_vis.backend")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FRONTEND_DIST = REPO_ROOT / "frontend" / "dist"
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+JSON_BODY_PATHS = {"/api/load", "/api/analyze", "/api/tensor-grid"}
+MULTIPART_SLACK = 64 * 1024  # multipart headers around the file, allowed above the upload limit
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("SPECTRA_DATA_DIR") or "data")
+
+
+def create_app(
+    data_dir: str | os.PathLike[str] | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    cors_origins: list[str] | None = None,
+    max_load_bytes: int = DEFAULT_MAX_LOAD,
+    max_captures: int = DEFAULT_MAX_CAPTURES,
+    frontend_dir: str | os.PathLike[str] | None = None,
+) -> FastAPI:
+    """The app over the captures in ``data_dir`` (default: SPECTRA_DATA_DIR, else ``data/``)."""
+    settings = Settings(
+        data_dir=Path(data_dir) if data_dir is not None else default_data_dir(),
+        max_upload_bytes=max_upload_bytes,
+        max_load_bytes=max_load_bytes,
+        max_captures=max_captures,
+        cors_origins=list(cors_origins or []),
+    )
+    app = FastAPI(
+        title="Spectra Vis",
+        version=tool_version(),
+        description="Captures of what llama.cpp computes inside a GGUF model. See docs/API.md.",
+        default_response_class=OrjsonResponse,
+        responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )
+    app.state.store = CaptureStore(settings)
+    app.state.frontend_dir = Path(frontend_dir) if frontend_dir is not None else FRONTEND_DIST
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type"],
+        )
+    _add_upload_limit(app, settings.max_upload_bytes)
+    _add_error_handlers(app)
+    app.include_router(routes_files.router)
+    app.include_router(routes_views.router)
+    _add_frontend(app)
+    return app
+
+
+def _error(status: int, message: str) -> OrjsonResponse:
+    return OrjsonResponse(error_payload(status, message), status_code=status)
+
+
+def _add_upload_limit(app: FastAPI, limit: int) -> None:
+    """Refuse an upload whose declared length is over the limit before its body is read."""
+
+    @app.middleware("http")
+    async def upload_limit(request: Request, call_next: Any) -> Response:
+        if request.url.path == "/api/upload" and request.method == "POST":
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit + MULTIPART_SLACK:
+                return _error(413, f"upload is {length} bytes, over the limit of {limit}")
+        response: Response = await call_next(request)
+        return response
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> OrjsonResponse:
+        return _error(exc.status, str(exc))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> OrjsonResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(InvalidArgument)
+    async def invalid(request: Request, exc: InvalidArgument) -> OrjsonResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(CaptureError)
+    async def bad_capture(request: Request, exc: CaptureError) -> OrjsonResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> OrjsonResponse:
+        if request.url.path in JSON_BODY_PATHS:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return _error(415, f"send a JSON body with Content-Type: application/json (got {ctype or 'none'!r})")
+        return _error(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such route: {request.method} {request.url.path}"
+        return _error(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> OrjsonResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """The first validation problem, on one line: where and what."""
+    errors = exc.errors()
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+def _add_frontend(app: FastAPI) -> None:
+    """Serve the built viewer at / with a single-page-app fallback; unknown /api paths stay 404 JSON."""
+
+    @app.get("/{full_path:path}", include_in_schema=False)
+    def frontend(full_path: str, request: Request) -> Response:
+        if full_path == "api" or full_path.startswith("api/"):
+            return _error(404, f"no such route: {request.method} /{full_path}")
+        dist = Path(app.state.frontend_dir).resolve()
+        index = dist / "index.html"
+        if not index.is_file():
+            if full_path in ("", "index.html"):
+                return HTMLResponse(_NO_FRONTEND)
+            return _error(404, f"not found: /{full_path} (the viewer is not built: frontend/dist is missing)")
+        parts = [p for p in full_path.replace("\\", "/").split("/") if p not in ("", ".")]
+        if ".." in parts or any(":" in p for p in parts):
+            return _error(400, "invalid path")
+        target = dist.joinpath(*parts).resolve() if parts else index
+        if target.is_relative_to(dist) and target.is_file():
+            return FileResponse(target)
+        if parts and "." in parts[-1]:
+            return _error(404, f"not found: /{full_path}")
+        return FileResponse(index)
+
+
+_NO_FRONTEND = """<!doctype html><html><head><meta charset="utf-8"><title>Spectra Vis</title></head>
+<body><h1>Spectra Vis API</h1><p>The web viewer is not built (frontend/dist is missing):
+run <code>scripts/build_frontend.sh</code>. The API is at <a href="/docs">/docs</a>.</p></body></html>"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="backend/server.py", description="Serve Spectra Vis captures and the viewer.")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder of capture files (default: $SPECTRA_DATA_DIR, else data/)"
+    )
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD / MB, help="upload limit (200)")
+    parser.add_argument("--max-load-mb", type=float, default=DEFAULT_MAX_LOAD / MB, help="load limit (2048)")
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        help="allow this origin (repeatable; also $SPECTRA_CORS_ORIGINS, comma-separated). Default: same origin only",
+    )
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    args = parser.parse_args(argv)
+    env_origins = os.environ.get("SPECTRA_CORS_ORIGINS", "").split(",")
+    origins = args.cors_origin or [o.strip() for o in env_origins if o.strip()]
+    application = create_app(
+        data_dir=args.data_dir,
+        max_upload_bytes=int(args.max_upload_mb * MB),
+        max_load_bytes=int(args.max_load_mb * MB),
+        cors_origins=origins,
+    )
+    import uvicorn
+
+    uvicorn.run(application, host=args.host, port=args.port, log_level=args.log_level)
+
+
+app = create_app()
+
+if __name__ == "__main__":
+    main()

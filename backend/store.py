@@ -1,0 +1,303 @@
+"""The capture store: the one place that touches files, and enforces the data-directory boundary.
+
+Routes never open files themselves. ``CaptureStore.resolve`` refuses any path outside the
+data directory before anything is opened (``..``, absolute paths: 400; symlinks leading
+out: 403). Loaded captures stay parsed in memory, keyed by a short id. Uploads are
+validated before they are kept, written atomically (``capture_file.atomic_write``) and
+never overwrite a file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from spectra_vis.capture_file import FORMAT, LEGACY_VERSION, Capture, CaptureError, atomic_write
+
+MB = 1024 * 1024
+DEFAULT_MAX_UPLOAD = 200 * MB
+DEFAULT_MAX_LOAD = 2048 * MB
+DEFAULT_MAX_CAPTURES = 8
+CACHE_ENTRIES = 64  # computed payloads kept per capture (attention, interpretation, analysis)
+
+
+class StoreError(Exception):
+    """A request the store refuses; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_load_bytes: int = DEFAULT_MAX_LOAD
+    max_captures: int = DEFAULT_MAX_CAPTURES
+    cors_origins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Loaded:
+    """A capture parsed in memory, with its id and where it came from."""
+
+    capture_id: str
+    capture: Capture
+    name: str
+    path: str  # relative to the data directory
+    key: tuple[str, int, int]  # resolved path, size, mtime_ns: the same unchanged file gets the same id
+    loaded_at: str
+    cache: OrderedDict[tuple[Any, ...], Any] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """The payload for ``key``, computed once (payloads are pure functions of the capture)."""
+        with self.lock:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return self.cache[key]
+        value = compute()
+        with self.lock:
+            self.cache[key] = value
+            while len(self.cache) > CACHE_ENTRIES:
+                self.cache.popitem(last=False)
+        return value
+
+    def info(self) -> dict[str, Any]:
+        doc = self.capture.data
+        return {
+            "capture_id": self.capture_id,
+            "name": self.name,
+            "path": self.path,
+            "model": doc["model"].get("name"),
+            "family": doc["model"].get("family"),
+            "version": doc["version"] if not self.capture.legacy else LEGACY_VERSION,
+            "legacy": self.capture.legacy,
+            "preset": doc["preset"]["name"],
+            "trials": len(doc["trials"]),
+            "loaded_at": self.loaded_at,
+        }
+
+
+_ABSOLUTE = re.compile(r"^([A-Za-z]:|[\\/]|~)")
+_SEPARATORS = re.compile(r"[\\/]+")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class CaptureStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Path(settings.data_dir).expanduser().resolve()
+        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
+        self._current: str | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._file_info: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+    # ----- the boundary -------------------------------------------------------------------
+    def resolve(self, relpath: str) -> Path:
+        """The real path of ``relpath`` inside the data directory, or StoreError. Opens nothing."""
+        if not isinstance(relpath, str) or not relpath.strip():
+            raise StoreError("empty path: give a capture file name relative to the data directory")
+        if "\x00" in relpath:
+            raise StoreError("the path contains a NUL character")
+        if _ABSOLUTE.match(relpath):
+            raise StoreError(f"absolute paths are refused ({relpath!r}); give a path relative to the data directory")
+        parts = [p for p in _SEPARATORS.split(relpath) if p not in ("", ".")]
+        if ".." in parts:
+            raise StoreError(f"'..' is refused in paths ({relpath!r}); give a path inside the data directory")
+        if not parts:
+            raise StoreError(f"{relpath!r} names the data directory itself, not a capture file")
+        resolved = self.root.joinpath(*parts).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise StoreError(f"{relpath!r} leads outside the data directory (a symlink?); refused", 403)
+        return resolved
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    # ----- files --------------------------------------------------------------------------
+    def list_files(self) -> list[dict[str, Any]]:
+        """Capture files (``*.json``, sub-folders too) in the data directory, newest first."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fname in filenames:
+                if fname.startswith(".") or not fname.lower().endswith(".json"):
+                    continue
+                path = Path(dirpath) / fname
+                try:
+                    resolved = self.resolve(self.relative(path))
+                    st = resolved.stat()
+                except (StoreError, OSError):
+                    continue  # symlinks leading out are not listed, let alone opened
+                if not resolved.is_file():
+                    continue
+                out.append((st.st_mtime_ns, self._describe(path, resolved, st)))
+        return [info for _, info in sorted(out, key=lambda x: x[0], reverse=True)]
+
+    def _describe(self, path: Path, resolved: Path, st: os.stat_result) -> dict[str, Any]:
+        key = (str(resolved), st.st_size, st.st_mtime_ns)
+        base = {
+            "name": path.name,
+            "path": self.relative(path),
+            "size": st.st_size,
+            "modified": _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        with self._lock:
+            cached = self._file_info.get(key)
+        if cached is None:
+            cached = self._peek(resolved, st.st_size)
+            with self._lock:
+                self._file_info[key] = cached
+        return {**base, **cached}
+
+    def _peek(self, path: Path, size: int) -> dict[str, Any]:
+        """What a listing shows of a file: parsed with orjson, not schema-validated (loading does that)."""
+        empty = {"version": None, "legacy": None, "model": None, "family": None, "preset": None, "trials": None}
+        if size > self.settings.max_load_bytes:
+            return {**empty, "valid": False, "error": f"{size} bytes, over the load limit"}
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            return {**empty, "valid": False, "error": f"not valid JSON ({str(exc)[:120]})"}
+        if not isinstance(data, dict):
+            return {**empty, "valid": False, "error": "not a capture (top level is not an object)"}
+        legacy = str(data.get("version")) == LEGACY_VERSION and "tensor_order" in data
+        if not legacy and data.get("format") != FORMAT:
+            return {**empty, "valid": False, "error": f"not a Spectra Vis capture (no 'format': '{FORMAT}')"}
+        model: dict[str, Any] = data["model"] if isinstance(data.get("model"), dict) else {}
+        preset: dict[str, Any] = data["preset"] if isinstance(data.get("preset"), dict) else {}
+        trials = data.get("trials")
+        return {
+            "valid": True,
+            "error": None,
+            "version": str(data.get("version")),
+            "legacy": legacy,
+            "model": str(model.get("name")) if model.get("name") is not None else None,
+            "family": str(model.get("family") or data.get("model_family") or "") or None,
+            "preset": str(preset.get("name")) if preset.get("name") is not None else None,
+            "trials": len(trials) if isinstance(trials, list) else None,
+        }
+
+    # ----- loading ------------------------------------------------------------------------
+    def load(self, relpath: str) -> Loaded:
+        path = self.resolve(relpath)
+        if not path.exists():
+            raise StoreError(f"no file {relpath!r} in the data directory (GET /api/files lists them)", 404)
+        if not path.is_file():
+            raise StoreError(f"{relpath!r} is not a file", 400)
+        st = path.stat()
+        if st.st_size > self.settings.max_load_bytes:
+            limit = self.settings.max_load_bytes
+            raise StoreError(f"{path.name} is {st.st_size} bytes, over the load limit of {limit}", 413)
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            for loaded in self._loaded.values():
+                if loaded.key == key:
+                    self._loaded.move_to_end(loaded.capture_id)
+                    self._current = loaded.capture_id
+                    return loaded
+        try:
+            capture = Capture.load(path, max_bytes=self.settings.max_load_bytes)
+        except CaptureError as exc:
+            raise StoreError(str(exc), 422) from None
+        return self._register(capture, path.name, self.relative(path), key)
+
+    def save_upload(self, filename: str | None, raw: bytes) -> tuple[str, Loaded]:
+        """Validate, then write into the data directory under a new safe name; load it."""
+        if len(raw) > self.settings.max_upload_bytes:
+            raise StoreError(f"upload is {len(raw)} bytes, over the limit of {self.settings.max_upload_bytes}", 413)
+        name = safe_name(filename)
+        try:
+            capture = Capture.from_bytes(raw, name=name)
+        except CaptureError as exc:
+            raise StoreError(str(exc), 422) from None
+        with self._lock:
+            target = self._free_name(name)
+            atomic_write(target, raw)
+        st = target.stat()
+        capture.path = target
+        loaded = self._register(capture, target.name, self.relative(target), (str(target), st.st_size, st.st_mtime_ns))
+        return target.name, loaded
+
+    def _free_name(self, name: str) -> Path:
+        stem, suffix = name[: -len(".json")], ".json"
+        candidate = self.root / name
+        for n in itertools.count(1):
+            if not os.path.lexists(candidate):
+                return candidate
+            candidate = self.root / f"{stem}-{n}{suffix}"
+        raise AssertionError("unreachable")
+
+    def _register(self, capture: Capture, name: str, rel: str, key: tuple[str, int, int]) -> Loaded:
+        with self._lock:
+            capture_id = f"c{next(self._ids)}"
+            loaded = Loaded(
+                capture_id=capture_id,
+                capture=capture,
+                name=name,
+                path=rel,
+                key=key,
+                loaded_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            )
+            self._loaded[capture_id] = loaded
+            while len(self._loaded) > self.settings.max_captures:
+                self._loaded.popitem(last=False)
+            self._current = capture_id
+            return loaded
+
+    # ----- loaded captures ----------------------------------------------------------------
+    def get(self, capture_id: str | None = None) -> Loaded:
+        with self._lock:
+            if capture_id is None:
+                if self._current is None:
+                    raise StoreError(
+                        'no capture is loaded: POST /api/load {"filepath": ...} first (GET /api/files lists them)', 404
+                    )
+                return self._loaded[self._current]
+            loaded = self._loaded.get(capture_id)
+            if loaded is None:
+                have = ", ".join(self._loaded) or "none"
+                raise StoreError(f"no loaded capture {capture_id!r} (loaded: {have})", 404)
+            return loaded
+
+    def drop(self, capture_id: str) -> str | None:
+        with self._lock:
+            self.get(capture_id)
+            del self._loaded[capture_id]
+            if self._current == capture_id:
+                self._current = next(reversed(self._loaded), None)
+            return self._current
+
+    @property
+    def current(self) -> str | None:
+        return self._current
+
+    def loaded(self) -> list[Loaded]:
+        with self._lock:
+            return list(self._loaded.values())
+
+
+def safe_name(filename: str | None) -> str:
+    """A file name safe to create in the data directory: letters, digits and ``._-``, ending in .json."""
+    base = _SEPARATORS.split(filename or "")[-1]
+    stem = base[: -len(".json")] if base.lower().endswith(".json") else base
+    stem = _UNSAFE_NAME.sub("_", stem).strip("._-")[:100]
+    return f"{stem or 'upload'}.json"
