@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from . import interpret
-from .capture_file import Capture
+from .capture_file import LEGACY_VERSION, Capture
 from .profiles import CATEGORY_COLORS, FLOW_COLORS, flows_for, get_model_profile, get_supported_models
 
 METRICS = ("l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite", "count")
@@ -119,6 +119,7 @@ def summary(cap: Capture) -> dict[str, Any]:
     doc = cap.data
     return {
         **cap.summary(),
+        "version": LEGACY_VERSION if cap.legacy else doc["version"],
         "trial_list": [
             {
                 "id": i,
@@ -578,6 +579,7 @@ def attention(
                                 "sink": e["sink"],
                             }
                             for e in tok["edges"]
+                            if e["distance"] >= 0  # future positions: masked (p = 0), filling early rows' top-k
                         ],
                     }
                 )
