@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from spectra_vis import analysis
+from spectra_vis import analysis, interpret
 
 from . import schemas as S
 from .deps import OrjsonResponse, StoreDep
+from .store import Loaded
 
 router = APIRouter(prefix="/api", tags=["views"])
 
@@ -97,7 +98,10 @@ def step(
 def interpretation(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = None) -> OrjsonResponse:
     """Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md)."""
     loaded = store.get(capture_id)
-    payload = loaded.cached(("interpretation", trial_id), lambda: analysis.interpretation(loaded.capture, trial_id))
+    payload = loaded.cached(
+        ("interpretation", trial_id),
+        lambda: analysis.interpretation(loaded.capture, trial_id, _token_zones(loaded, trial_id)),
+    )
     return _reply(loaded.capture_id, payload)
 
 
@@ -114,5 +118,16 @@ def attention(
     """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone."""
     loaded = store.get(capture_id)
     key = ("attention", trial_id, step, layer, head, token)
-    payload = loaded.cached(key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token))
+    payload = loaded.cached(
+        key,
+        lambda: analysis.attention(
+            loaded.capture, trial_id, step, layer, head, token, zones=_token_zones(loaded, trial_id)
+        ),
+    )
     return _reply(loaded.capture_id, payload)
+
+
+def _token_zones(loaded: Loaded, trial_id: int) -> list[dict[str, Any]]:
+    """The trial's token-strip zones, computed once per capture (the slow part of attention)."""
+    analysis.trial_exists(loaded.capture, trial_id)
+    return loaded.cached(("token_zones", trial_id), lambda: interpret.token_zones(loaded.capture.data, trial_id))

@@ -65,6 +65,11 @@ def _trial(cap: Capture, trial_id: int) -> dict[str, Any]:
     return trials[trial_id]
 
 
+def trial_exists(cap: Capture, trial_id: int) -> None:
+    """Raise NotFound unless the capture has this trial."""
+    _trial(cap, trial_id)
+
+
 def _step(trial: dict[str, Any], step: int) -> dict[str, Any]:
     steps = trial["steps"]
     if not 0 <= step < len(steps):
@@ -517,13 +522,14 @@ def attention(
     layer: int | None = None,
     head: int | None = None,
     token: int | None = None,
+    zones: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Per query token: top-k edges (with token texts, sinks marked), entropy, fingerprint, zone.
 
     Filters: one step (else every step), one layer (else every attention layer), one head
     (else every head's edges and the head-averaged fingerprint), one query position.
-    Each token's top-level ``zone`` is its token-strip zone (``interpret.token_zones``),
-    independent of the filters.
+    Each token's top-level ``zone`` is its token-strip zone (``interpret.token_zones``, which
+    a caller that has it may pass as ``zones``), independent of the filters.
     """
     doc = cap.data
     trial = _trial(cap, trial_id)
@@ -537,7 +543,9 @@ def attention(
     n_head = _n_head(trial, att_layers)
     if head is not None and not 0 <= head < n_head:
         raise NotFound(f"no head {head}; this capture has {n_head} heads per layer (0..{max(n_head - 1, 0)})")
-    strip_zone = {z["pos"]: z["zone"] for z in interpret.token_zones(doc, trial_id)}
+    if zones is None:
+        zones = interpret.token_zones(doc, trial_id)
+    strip_zone = {z["pos"]: z["zone"] for z in zones}
     tokens: dict[int, dict[str, Any]] = {}
     for st in steps:
         for L in layers:
@@ -607,14 +615,17 @@ def _n_head(trial: dict[str, Any], att_layers: dict[int, int]) -> int:
     return 0
 
 
-def interpretation(cap: Capture, trial_id: int) -> dict[str, Any]:
-    """Zone per token, cognitive state (with the delta bar) per step, and the zone distribution."""
+def interpretation(cap: Capture, trial_id: int, zones: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Zone per token, cognitive state (with the delta bar) per step, and the zone distribution.
+
+    ``zones``: the trial's ``interpret.token_zones``, when the caller has them already.
+    """
     doc = cap.data
     trial = _trial(cap, trial_id)
     texts = trial["tokens"]["texts"]
-    zones = [
-        {**z, "text": texts[z["pos"]] if z["pos"] < len(texts) else ""} for z in interpret.token_zones(doc, trial_id)
-    ]
+    if zones is None:
+        zones = interpret.token_zones(doc, trial_id)
+    zones = [{**z, "text": texts[z["pos"]] if z["pos"] < len(texts) else ""} for z in zones]
     distribution = interpret.zone_distribution(zones)
     catalogue = doc["tensors"]
     states = []
