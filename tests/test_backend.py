@@ -606,6 +606,24 @@ class TestConfiguredApps:
             refused(client.post("/api/load", json={"filepath": "on_disk.json"}), 413, "limit")
             assert client.get("/api/status").json()["limits"]["max_upload_bytes"] == len(content) - 1
 
+    def test_capture_limit_and_drop(self, tmp_path: Path, tiny_capture_path: Path) -> None:
+        from backend.server import create_app
+
+        for name in ("a.json", "b.json", "c.json"):
+            shutil.copy(tiny_capture_path, tmp_path / name)
+        with serve(create_app(tmp_path, max_captures=2)) as client:
+            a, b, c = (
+                ok(client.post("/api/load", json={"filepath": n}))["capture_id"] for n in ("a.json", "b.json", "c.json")
+            )
+            assert len({a, b, c}) == 3
+            assert [x["capture_id"] for x in ok(client.get("/api/captures"))["captures"]] == [b, c]
+            refused(client.get("/api/trials/0", params={"capture_id": a}), 404, a)  # the oldest was dropped
+            assert ok(client.delete(f"/api/captures/{c}"), S.DropOut) == {"ok": True, "current": b}
+            assert ok(client.get("/api/trials/0"))["capture_id"] == b
+            assert ok(client.delete(f"/api/captures/{b}"))["current"] is None
+            refused(client.get("/api/trials/0"), 404, "no capture is loaded")
+            assert ok(client.get("/api/flows"))["family"] == "llama"
+
     def test_cors_configured(self, tmp_path: Path) -> None:
         from backend.server import create_app
 
