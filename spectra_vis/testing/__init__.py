@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: tiny random-weight GGUF models llama.cpp really runs."""
