@@ -45,8 +45,9 @@ class RunOptions:
         }
 
 
-# on_event(kind, payload): "model" (card), "trial_start" (index, prompt), "token" (trial, text),
-# "trial_end" (TrialData); lets a UI show progress without the library importing one.
+# on_event(kind, payload): "collector" (the TensorCollector, for live counts of steps and tensors),
+# "model" (card), "trial_start" (index, prompt), "token" (trial, text), "trial_end" (TrialData);
+# lets a UI show progress without the library importing one.
 EventHook = Callable[[str, Any], None]
 
 
@@ -83,6 +84,7 @@ def capture(
         model_path=path, n_ctx=opts.n_ctx, n_threads=opts.n_threads, seed=opts.seed, cb_eval=callback, verbose=False
     )
     emit = on_event or (lambda kind, payload: None)
+    emit("collector", collector)
     emit("model", collector.model_card)
     try:
         for i, prompt in enumerate(prompt_list):
