@@ -1,0 +1,57 @@
+"""The ``spectra-vis`` console script: one subcommand per tool, each a thin layer over the library.
+
+``spectra-vis capture ...`` is the capture wizard (``spectra_vis.wizard``). A new tool adds
+one entry to ``COMMANDS``: its help line and a function ``(argv, prog) -> exit code``.
+With no subcommand or an unknown one the help is printed (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+Runner = Callable[[list[str], str], int]
+
+
+def _capture(argv: list[str], prog: str) -> int:
+    from .wizard import main
+
+    return main(argv, prog=prog)
+
+
+COMMANDS: dict[str, tuple[str, Runner]] = {
+    "capture": ("capture tensors of a GGUF model: a wizard, or flags (spectra-vis capture --help)", _capture),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .capture_file import tool_version
+
+    parser = argparse.ArgumentParser(
+        prog="spectra-vis",
+        description="See what llama.cpp computes inside a GGUF model.",
+        epilog="Run 'spectra-vis COMMAND --help' for the flags of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"spectra-vis {tool_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, _) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]][1](argv[1:], f"spectra-vis {argv[0]}")
+    parser = build_parser()
+    if argv and argv[0] in ("-h", "--help", "--version"):
+        parser.parse_args(argv[:1])  # prints and exits 0
+    if argv:
+        print(f"spectra-vis: error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

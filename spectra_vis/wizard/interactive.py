@@ -1,0 +1,169 @@
+"""Wizard: the questions (questionary) and the model card (rich), for people who would rather
+not write Python. Builds a ``WizardConfig``; runs nothing itself.
+
+Every question uses ``unsafe_ask`` so Ctrl-C reaches the caller (exit 130, nothing captured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import questionary
+from rich.console import Console
+from rich.table import Table
+
+from ..presets import PRESET_HELP
+from ..profiles import SUPPORTED_MODELS, ModelCard, ModelFileError, read_model_card
+from . import config as C
+from . import estimate, scripted
+from .paths import check_model
+
+FAMILY_TITLES = {
+    "llama": "Llama",
+    "granite": "Granite",
+    "qwen": "Qwen",
+    "phi": "Phi",
+    "mistral": "Mistral",
+    "gemma": "Gemma",
+    "generic": "Generic (any other architecture)",
+}
+
+
+def ask_model(console: Console) -> tuple[Path, ModelCard]:
+    """Ask for the GGUF file until a readable one is given (empty means the demo model); its card."""
+    console.print(
+        "Drag the [bold].gguf[/] file into this window (or type its path; Tab completes). "
+        f"Leave it empty to use the demo model, {C.DEMO_NAME}."
+    )
+    while True:
+        text = questionary.path(
+            "GGUF model file:",
+            file_filter=lambda p: os.path.isdir(p) or p.lower().endswith(".gguf"),
+            complete_while_typing=False,
+        ).unsafe_ask()
+        if not text.strip() or C.is_demo(text):
+            try:
+                with console.status(f"Preparing the demo model ({C.DEMO_NAME})..."):
+                    path = C.demo_model_path()
+            except ModuleNotFoundError as exc:
+                console.print(f"[red]✗[/] {exc}; or give the path of a .gguf file.")
+                continue
+        else:
+            try:
+                path = check_model(text)
+            except ModelFileError as exc:
+                console.print(f"[red]✗[/] {exc}. Try again.")
+                continue
+        try:
+            return path, read_card(console, path)
+        except ModelFileError as exc:
+            console.print(f"[red]✗[/] {exc}. Try again.")
+
+
+def show_card(console: Console, card: ModelCard) -> None:
+    table = Table(title=f"Model: {card.name}", show_header=False, title_justify="left")
+    table.add_column(style="bold cyan")
+    table.add_column()
+    rows = [
+        ("file", f"{card.file_name} ({estimate.human_size(card.file_size)})"),
+        ("architecture", card.architecture),
+        ("family (detected)", FAMILY_TITLES.get(card.family, card.family)),
+        ("layers", str(card.n_layer)),
+        ("attention heads", f"{card.n_head} (key/value heads: {card.n_head_kv})"),
+        ("embedding size", str(card.n_embd)),
+        ("context length", str(card.n_ctx_train)),
+        ("quantization", card.file_type),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def ask_family(card: ModelCard) -> str:
+    """The family to use: "auto" when the user keeps the detected one."""
+    families = list(SUPPORTED_MODELS) + (["generic"] if card.family not in SUPPORTED_MODELS else [])
+    choices = [
+        questionary.Choice(FAMILY_TITLES[f] + ("  (detected)" if f == card.family else ""), value=f) for f in families
+    ]
+    chosen = questionary.select("Model family:", choices=choices, default=choices[families.index(card.family)])
+    family = chosen.unsafe_ask()
+    return "auto" if family == card.family else family
+
+
+def ask_preset(card: ModelCard) -> str:
+    choices = []
+    for name in scripted.PRESET_CHOICES:
+        size = estimate.human_size(estimate.bytes_per_token(card, name))
+        choices.append(questionary.Choice(f"{name:9} ~{size}/token  {PRESET_HELP[name]}", value=name))
+    default = choices[scripted.PRESET_CHOICES.index(C.DEFAULT_PRESET)]
+    return questionary.select("Preset (what to read):", choices=choices, default=default).unsafe_ask()
+
+
+def ask_prompts(console: Console) -> list[str]:
+    """Prompts one per line; an empty line ends; 'default' adds the sample prompts."""
+    console.print("Prompts, one per line; an empty line finishes. Type [bold]default[/] for sample prompts.")
+    prompts: list[str] = []
+    while True:
+        text = questionary.text(f"Prompt {len(prompts) + 1}:").unsafe_ask().strip()
+        if text.lower() == "default":
+            prompts += C.SAMPLE_PROMPTS
+            for p in C.SAMPLE_PROMPTS:
+                console.print(f"  [green]+[/] {p}")
+        elif text:
+            prompts.append(text)
+        elif prompts:
+            return prompts
+        else:
+            console.print("[red]✗[/] Give at least one prompt (or type default).")
+
+
+def _validator(check: Callable[[str], Any]) -> Callable[[str], bool | str]:
+    def validate(text: str) -> bool | str:
+        try:
+            check(text.strip())
+        except argparse.ArgumentTypeError as exc:
+            return str(exc)
+        return True
+
+    return validate
+
+
+def ask_number(message: str, default: Any, check: Callable[[str], Any]) -> Any:
+    text = questionary.text(message, default=str(default), validate=_validator(check)).unsafe_ask()
+    return check(text.strip())
+
+
+def ask_generation() -> tuple[int, float, int]:
+    max_tokens = ask_number("Max tokens to generate per prompt:", C.DEFAULT_MAX_TOKENS, scripted.positive_int)
+    temperature = ask_number("Temperature (0 = greedy):", C.DEFAULT_TEMPERATURE, scripted.temperature_value)
+    seed = ask_number("Seed:", C.DEFAULT_SEED, scripted.seed_value)
+    return max_tokens, temperature, seed
+
+
+def wizard(console: Console) -> C.WizardConfig:
+    """Every question, in order; returns the run's configuration."""
+    console.rule("[bold]Spectra Vis capture wizard")
+    model, card = ask_model(console)
+    show_card(console, card)
+    family = ask_family(card)
+    preset = ask_preset(card)
+    prompts = ask_prompts(console)
+    max_tokens, temperature, seed = ask_generation()
+    return C.WizardConfig(
+        model=model,
+        prompts=prompts,
+        family=family,
+        preset=preset,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+
+
+def read_card(console: Console, model: Path, family: str = "auto") -> ModelCard:
+    with console.status("Reading the GGUF metadata..."):
+        return read_model_card(model, family)
