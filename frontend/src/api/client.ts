@@ -1,0 +1,111 @@
+/** The REST API client (docs/API.md). Types come from src/generated/api.ts, generated from the
+ * backend's OpenAPI schema; nothing here retypes a payload. Every failure becomes an ApiError with
+ * the server's one-line message, which the views show to the user. */
+import type { components } from "../generated/api";
+
+type S = components["schemas"];
+export type FilesOut = S["FilesOut"];
+export type FileInfo = S["FileInfo"];
+export type CapturesOut = S["CapturesOut"];
+export type LoadOut = S["LoadOut"];
+export type UploadOut = S["UploadOut"];
+export type TrialBrief = S["TrialBrief"];
+export type ColorsOut = S["ColorsOut"];
+export type FlowsOut = S["FlowsOut"];
+export type GridOut = S["GridOut"];
+export type GridCell = S["GridCell"];
+export type HeatmapOut = S["HeatmapOut"];
+export type TrialOut = S["TrialOut"];
+export type TokenOut = S["TokenOut"];
+export type StepOut = S["StepOut"];
+export type StepTensor = S["StepTensor"];
+export type AttentionOut = S["AttentionOut"];
+export type TokenAttention = S["TokenAttention"];
+export type InterpretationOut = S["InterpretationOut"];
+export type StepState = S["StepState"];
+export type Metric = S["GridRequest"]["metric"] & string;
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+async function request<T>(path: string, init?: RequestInit): Promise<T> {
+  let resp: Response;
+  try {
+    resp = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, `cannot reach the Spectra Vis server (${path}): ${(e as Error).message}`);
+  }
+  const text = await resp.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    throw new ApiError(resp.status, `${path}: HTTP ${resp.status}, the answer is not JSON`);
+  }
+  if (!resp.ok) {
+    const msg = (body as { error?: string } | null)?.error ?? `HTTP ${resp.status}`;
+    throw new ApiError(resp.status, msg);
+  }
+  return body as T;
+}
+
+function qs(params: Record<string, string | number | null | undefined>): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : "";
+}
+
+const json = (body: unknown): RequestInit => ({
+  method: "POST",
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify(body),
+});
+
+// Responses of GETs/POSTs with the same key are cached: captures are immutable once loaded.
+const cache = new Map<string, Promise<unknown>>();
+function cached<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  let p = cache.get(key) as Promise<T> | undefined;
+  if (!p) {
+    p = fn();
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));
+  }
+  return p;
+}
+
+export const api = {
+  files: () => request<FilesOut>("/api/files"),
+  captures: () => request<CapturesOut>("/api/captures"),
+  load: (filepath: string) => request<LoadOut>("/api/load", json({ filepath })),
+  upload: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request<UploadOut>("/api/upload", { method: "POST", body: form });
+  },
+  colors: () => cached("colors", () => request<ColorsOut>("/api/colors")),
+  flows: (capture_id: string) => cached(`flows:${capture_id}`, () => request<FlowsOut>(`/api/flows${qs({ capture_id })}`)),
+  grid: (b: { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number }) =>
+    cached(`grid:${JSON.stringify(b)}`, () => request<GridOut>("/api/tensor-grid", json(b))),
+  heatmap: (q: { capture_id: string; trial_id: number; metric: Metric; axis: "types" | "tokens"; step?: number; type?: string }) =>
+    cached(`heat:${JSON.stringify(q)}`, () => request<HeatmapOut>(`/api/heatmap${qs(q)}`)),
+  trial: (capture_id: string, trial_id: number) =>
+    cached(`trial:${capture_id}:${trial_id}`, () => request<TrialOut>(`/api/trials/${trial_id}${qs({ capture_id })}`)),
+  step: (capture_id: string, trial_id: number, n: number) =>
+    cached(`step:${capture_id}:${trial_id}:${n}`, () =>
+      request<StepOut>(`/api/trials/${trial_id}/steps/${n}${qs({ capture_id })}`),
+    ),
+  attention: (q: { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number }) =>
+    cached(`attn:${JSON.stringify(q)}`, () => request<AttentionOut>(`/api/attention${qs(q)}`)),
+  interpretation: (capture_id: string, trial_id: number) =>
+    cached(`interp:${capture_id}:${trial_id}`, () =>
+      request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id })}`),
+    ),
+};

@@ -1,0 +1,28 @@
+/** Plain-words explanations of every component type, from explanations.json (the one source that
+ * docs/TENSOR_GUIDE.md is rendered from). */
+import ex from "./explanations.json";
+
+export interface TypeExplanation {
+  category: string;
+  title: string;
+  text: string;
+}
+export const explanations = ex as {
+  intro: string;
+  layers: Record<string, string>;
+  categories: Record<string, string>;
+  metrics: Record<string, string>;
+  depths: string[];
+  types: Record<string, TypeExplanation>;
+};
+
+export const METRICS = ["l2", "mean", "std", "absmax", "sparsity", "count"] as const;
+export const DEPTH_LABELS = ["Layer outputs only", "+ attention and FFN", "+ projections", "+ norms", "Everything"];
+
+/** `Qcur.rope` (a derived op llama.cpp ran on Qcur) is explained by its base type `Qcur`. */
+export function explainType(type: string): { base: string; derived: string | null; info: TypeExplanation | null } {
+  if (explanations.types[type]) return { base: type, derived: null, info: explanations.types[type] };
+  const dot = type.indexOf(".");
+  const base = dot > 0 ? type.slice(0, dot) : type;
+  return { base, derived: dot > 0 ? type.slice(dot + 1) : null, info: explanations.types[base] ?? null };
+}
