@@ -22,7 +22,7 @@ import numpy as np
 from . import _ggml
 from .naming import EMBED_LAYER, FINAL_NORM_LAYER, parse_name, parse_weight, type_info, variant_type
 from .presets import Preset, make_preset
-from .stats import attention_summary, rows_stats, tensor_stats, top_logits
+from .stats import attention_summary, drop_future, rows_stats, tensor_stats, top_logits
 
 GRAPH_START_NAMES = (b"inp_embd", b"embd")
 MAX_ERRORS = 200
@@ -188,6 +188,8 @@ class TensorCollector:
         self._trial_t0 = 0.0
         self._graph_t0 = 0.0
         self._sampled_any = False
+        self._native: Any = None  # native_capture.NativeCallback when the C callback drives this collector
+        self.callback_kind = "python"
         _ggml.self_check()
 
     # ----- lifecycle -------------------------------------------------------------
@@ -225,6 +227,8 @@ class TensorCollector:
         self._sampled_any = False
         self.interrupt_requested = False
         self._trial_t0 = time.perf_counter()
+        if self._native is not None:
+            self._native.start_trial()
         self.enable()
         self._log(f"started trial {self.current_trial.trial_id}")
 
@@ -234,6 +238,8 @@ class TensorCollector:
         trial = self.current_trial
         if trial is None:
             raise RuntimeError("no active trial to end; call start_trial(prompt) first")
+        if self._native is not None:
+            self._native.end_trial(trial)
         self._close_graph_timing()
         trial.inference_time_ms = (time.perf_counter() - self._trial_t0) * 1000
         trial.response = _response_text(response)
@@ -268,8 +274,12 @@ class TensorCollector:
     def before_decode(self, token_ids: list[int], positions: list[int]) -> None:
         self._pending = (token_ids, positions, 0)
         self._graph = None  # the next node starts a new graph
+        if self._native is not None:
+            self._native.boundary()
 
     def after_decode(self, elapsed_ms: float, steps_before: int) -> None:
+        if self._native is not None:
+            self._native.flush()
         trial = self.current_trial
         if trial is not None:
             new = trial.steps[steps_before:]
@@ -303,44 +313,45 @@ class TensorCollector:
         g = self._graph
         if g is None or raw in GRAPH_START_NAMES and g.ptr_tid:
             g = self._new_graph(t)
-        n = g.occ.get(raw, 0)
-        g.occ[raw] = n + 1
-        if not raw or raw.startswith(b"node_"):
-            g.offset += 1
-            key: tuple[Any, ...] = (g.anchor, g.offset)
-        else:
-            key = (raw, n)
-            g.anchor, g.offset = key, 0
+        tid = self._node_tid(ptr, t, raw, g)
+        counts = self.current_trial.counts  # type: ignore[union-attr]
+        counts[tid] = counts.get(tid, 0) + 1
+        return self._want[tid]
+
+    def _node_tid(self, ptr: int, t: _ggml.GgmlTensor, raw: bytes, g: _Graph) -> int:
+        """The catalogue id of node ``t``, the next node of graph ``g`` (registered when new)."""
+        key = _next_key(g, raw)
         tid = self._tids.get(key)
         if tid is None:
             tid = self._register(ptr, t, raw, key, g)
         g.ptr_tid[ptr] = tid
-        counts = self.current_trial.counts  # type: ignore[union-attr]
-        counts[tid] = counts.get(tid, 0) + 1
-        return self._want[tid]
+        return tid
 
     def _on_data(self, ptr: int) -> bool:
         g = self._graph
         tid = g.ptr_tid.get(ptr) if g else None
         if g is None or tid is None or g.step is None:
             return True
+        self._read_node(ptr, tid, g.step)
+        return True
+
+    def _read_node(self, ptr: int, tid: int, step: Step) -> None:
+        """Read node ``tid`` (its data is ready) into ``step``: statistics, rows, attention, logits."""
         info = self.tensors[tid]
         t = _ggml.tensor(ptr)
         arr = _ggml.read_array(ptr, t)
         if arr is None:
             self._error(f"{info.key}: {info.dtype} tensor not readable on the host")
-            return True
-        step = g.step
+            return
         if info.type == "kq_soft_max":
             step.attention[tid] = self._attention(arr, step)
-            return True
+            return
         step.stats[tid] = tensor_stats(arr)
         rows = _token_rows(arr, step.n_tokens, ROW_AXIS_FROM_END.get(info.type))
         if rows is not None:
             step.rows[tid] = rows_stats(rows)
         if info.type == "result_output":
             step.logits = top_logits(arr, LOGITS_TOP_K)
-        return True
 
     # ----- internals ----------------------------------------------------------------
     def _new_graph(self, first: _ggml.GgmlTensor) -> _Graph:
@@ -451,14 +462,17 @@ class TensorCollector:
         probs = arr.reshape((-1,) + arr.shape[-2:])  # (head, token, kv)
         n_real = min(step.pos + step.n_tokens, probs.shape[-1])
         cropped = probs[..., :n_real]
-        out = attention_summary(cropped, self.preset.top_k)
+        out = drop_future(attention_summary(cropped, self.preset.top_k), step.pos)
         out["n_kv"] = n_real
-        lost = float(probs[..., n_real:].sum(axis=-1).max()) if probs.shape[-1] > n_real else 0.0
-        if lost > 1e-3:
-            self._error(f"attention mass {lost:.3g} beyond the sequence (KV cells are not positions)")
+        self._check_lost_mass(float(probs[..., n_real:].sum(axis=-1).max()) if probs.shape[-1] > n_real else 0.0)
         if self.preset.full_attention:
             out["full"] = cropped.astype(np.float32).copy()
         return out
+
+    def _check_lost_mass(self, lost: float) -> None:
+        """Attention probability beyond the cropped sequence means KV cells are not positions."""
+        if lost > 1e-3:
+            self._error(f"attention mass {lost:.3g} beyond the sequence (KV cells are not positions)")
 
     def _token_text(self, token: int) -> str:
         model = self.model
@@ -487,6 +501,17 @@ class TensorCollector:
             print(f"[Spectra Vis] {message}")
 
 
+def _next_key(g: _Graph, raw: bytes) -> tuple[Any, ...]:
+    """Advance ``g`` past a node named ``raw``; its key: (name, occurrence), or (anchor, offset) if unnamed."""
+    n = g.occ.get(raw, 0)
+    g.occ[raw] = n + 1
+    if not raw or raw.startswith(b"node_"):
+        g.offset += 1
+        return (g.anchor, g.offset)
+    g.anchor, g.offset = (raw, n), 0
+    return g.anchor
+
+
 def _token_rows(arr: np.ndarray, n_tokens: int, axis_from_end: int | None) -> np.ndarray | None:
     """The tensor as (n_tokens, -1) rows when it has a token axis of that size, else None."""
     if n_tokens <= 1 or arr.ndim < 2:
@@ -506,14 +531,26 @@ def _response_text(response: Any) -> str:
     return "" if response is None else str(response)
 
 
-def create_callback(collector: TensorCollector) -> Any:
-    """A ctypes cb_eval for ``collector``. Keep a reference for the life of the model."""
+def create_callback(collector: TensorCollector, native: bool | None = None) -> Any:
+    """A ctypes cb_eval for ``collector``. Keep a reference for the life of the model.
+
+    ``native=None`` uses the C callback (``native_capture``) when it can be built and
+    ``SPECTRA_VIS_NATIVE`` is not 0, else this module's Python callback (with a warning
+    once if the C one was wanted but is unavailable); True requires it, False refuses it.
+    ``collector.callback_kind`` says which one runs.
+    """
     from llama_cpp import llama_cpp
 
-    @llama_cpp.ggml_backend_sched_eval_callback
-    def callback(tensor_ptr: int, ask: bool, _user_data: int) -> bool:
-        return collector.record_tensor(tensor_ptr, ask)
+    from .native_capture import native_callback
 
+    callback: Any = native_callback(collector, native)
+    if callback is None:
+
+        @llama_cpp.ggml_backend_sched_eval_callback
+        def callback(tensor_ptr: int, ask: bool, _user_data: int) -> bool:
+            return collector.record_tensor(tensor_ptr, ask)
+
+        collector.callback_kind = "python"
     callback.collector = collector  # type: ignore[attr-defined]
     return callback
 

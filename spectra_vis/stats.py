@@ -62,12 +62,7 @@ def attention_summary(probs: np.ndarray, top_k: int) -> dict[str, Any]:
     Returns arrays shaped [head][row][k] for ``pos`` (list) and ``p`` (float32) and
     [head][row] for ``entropy``; positions are sorted by descending probability.
     """
-    k = min(top_k, probs.shape[-1])
-    idx = np.argpartition(-probs, k - 1, axis=-1)[..., :k]
-    vals = np.take_along_axis(probs, idx, axis=-1)
-    order = np.argsort(-vals, axis=-1, kind="stable")
-    idx = np.take_along_axis(idx, order, axis=-1)
-    vals = np.take_along_axis(vals, order, axis=-1)
+    idx, vals = top_k_desc(probs, top_k)
     p = probs.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
@@ -78,10 +73,52 @@ def attention_summary(probs: np.ndarray, top_k: int) -> dict[str, Any]:
     }
 
 
+def drop_future(att: dict[str, Any], first_pos: int) -> dict[str, Any]:
+    """Remove the positions after each query row from a top-k attention summary, in place.
+
+    Row ``r`` of a step is the query at position ``first_pos + r``; the causal mask gives
+    later positions probability 0, and a row with fewer than k earlier positions would
+    otherwise list some of them. Ties go to the lower position (``top_k_desc``), so what
+    remains is the whole top-k of what the query can see. Rows become ragged lists only
+    when something was removed.
+    """
+    pos = att["pos"]
+    k = len(pos[0][0]) if pos and pos[0] else 0
+    if first_pos + 1 >= k:
+        return att
+    p = att["p"]
+    att["pos"] = [[[j for j in row if j <= first_pos + r] for r, row in enumerate(head)] for head in pos]
+    att["p"] = [
+        [np.asarray(p[h][r][: len(att["pos"][h][r])], dtype=np.float32) for r in range(len(pos[h]))]
+        for h in range(len(pos))
+    ]
+    return att
+
+
 def top_logits(logits: np.ndarray, k: int) -> dict[str, Any]:
     """Top-k token ids and logits of the last row of a (n_rows, n_vocab) array."""
     row = np.asarray(logits, dtype=np.float32).reshape(-1, logits.shape[-1])[-1]
-    k = min(k, row.size)
-    idx = np.argpartition(-row, k - 1)[:k]
-    idx = idx[np.argsort(-row[idx], kind="stable")]
-    return {"ids": idx.astype(int).tolist(), "logits": row[idx].astype(np.float32)}
+    idx, vals = top_k_desc(row, k)
+    return {"ids": idx.astype(int).tolist(), "logits": vals.astype(np.float32)}
+
+
+def top_k_desc(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest values along the last axis and their indices, largest first.
+
+    Ties go to the lower index, so the choice is deterministic (the native callback
+    picks the same); NaN counts as -inf. O(n) per row: a partition, not a sort.
+    """
+    x = np.asarray(x)
+    x = np.where(np.isnan(x), -np.inf, x) if np.isnan(x).any() else x
+    n = x.shape[-1]
+    k = min(k, n)
+    if k == n:
+        idx = np.argsort(-x, axis=-1, kind="stable")
+        return idx, np.take_along_axis(x, idx, axis=-1)
+    kth = np.partition(x, n - k, axis=-1)[..., n - k : n - k + 1]
+    equal = x == kth
+    take = (x > kth) | (equal & (np.cumsum(equal, axis=-1) <= k - (x > kth).sum(axis=-1, keepdims=True)))
+    idx = np.nonzero(take)[-1].reshape(x.shape[:-1] + (k,))
+    vals = np.take_along_axis(x, idx, axis=-1)
+    order = np.argsort(-vals, axis=-1, kind="stable")
+    return np.take_along_axis(idx, order, axis=-1), np.take_along_axis(vals, order, axis=-1)

@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 import numpy as np
 import pytest
-from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS
 
 from spectra_vis import Capture, Llama, TensorCollector, _ggml, capture, create_callback, load_capture
 from spectra_vis.capture_file import validate
+from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS
 from tests.test_stats import reference_stats
 
 PROMPT = "What is the capital of France?"
@@ -182,22 +184,37 @@ def test_forced_family_that_contradicts_the_file_warns(tiny_llama: Path, tmp_pat
 
 
 def test_ctrl_c_keeps_the_steps_captured_so_far(tiny_llama: Path, tmp_path: Path) -> None:
+    """SIGINT arrives while llama.cpp is decoding (as a real Ctrl-C would), after 4 steps."""
     out = tmp_path / "interrupted.json"
-    seen = []
+    collectors: list[TensorCollector] = []
+    done = threading.Event()
 
     def on_event(kind: str, payload: Any) -> None:
-        if kind == "token":
-            seen.append(payload)
-            if len(seen) == 4:
-                os.kill(os.getpid(), signal.SIGINT)
+        if kind == "collector":
+            collectors.append(payload)
 
-    with pytest.raises(KeyboardInterrupt) as info:
-        capture(tiny_llama, [PROMPT, "second"], max_tokens=50, out=out, on_event=on_event, n_ctx=128)
+    def press_ctrl_c() -> None:
+        while not done.is_set():
+            trial = collectors[0].current_trial if collectors else None
+            if trial is not None and len(trial.steps) >= 4:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=press_ctrl_c, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            capture(tiny_llama, [PROMPT, "second"], max_tokens=400, out=out, on_event=on_event, n_ctx=512)
+    finally:
+        done.set()
+        watcher.join()
     saved = load_capture(out)
     assert info.value.capture.summary() == saved.summary()  # type: ignore[attr-defined]
     trial = saved.trials[-1]
     assert trial["interrupted"] and len(saved.trials) == 1
-    assert 4 <= len(trial["steps"]) < 50
+    assert 4 <= len(trial["steps"]) < 400
+    assert [s["index"] for s in trial["steps"]] == list(range(len(trial["steps"])))
 
 
 def test_saved_capture_is_schema_valid_and_round_trips(tiny_capture_path: Path) -> None:

@@ -10,6 +10,8 @@ from spectra_vis.stats import STAT_NAMES, attention_summary, rows_stats, tensor_
 def reference_stats(x: np.ndarray) -> list[float]:
     x = np.asarray(x, dtype=np.float64).ravel()
     finite = x[np.isfinite(x)]
+    if finite.size == 0:  # no finite value: every statistic is 0, only the count of non-finite ones is not
+        return [0.0] * 7 + [float(x.size)]
     return [
         float(np.linalg.norm(finite)),
         float(finite.mean()),
