@@ -396,16 +396,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tokens", type=int, default=32, help="tokens decoded per repetition (default 32)")
     p.add_argument("--prompt-tokens", type=int, default=64, help="prompt length in tokens (default 64)")
     p.add_argument("--threads", type=int, default=2, help="threads (default 2)")
-    p.add_argument("--memory-tokens", type=int, default=1000, help="tokens of the memory run (0: skip)")
+    p.add_argument(
+        "--memory-tokens", type=int, default=None, help="tokens of the memory run (default 1000, 0 with --quick: skip)"
+    )
     p.add_argument("--no-python", action="store_true", help="skip the -py modes (Python callback)")
-    p.add_argument("--quick", action="store_true", help="2 repetitions of 4 tokens, no memory run, no file")
+    p.add_argument("--quick", action="store_true", help="2 repetitions of 4 tokens; no memory run unless asked")
     p.add_argument("--out", help="markdown report to write (default docs/PERFORMANCE.md unless --quick)")
     p.add_argument("--cache", help="where to keep the generated big model (default: the native cache dir)")
     args = p.parse_args(argv)
     if args.quick:
-        args.reps, args.tokens, args.prompt_tokens, args.memory_tokens = min(args.reps, 2), 4, 16, 0
+        args.reps, args.tokens, args.prompt_tokens = min(args.reps, 2), 4, 16
+        if args.memory_tokens is None:
+            args.memory_tokens = 0
     elif args.out is None:
         args.out = "docs/PERFORMANCE.md"
+    if args.memory_tokens is None:
+        args.memory_tokens = 1000
     for name in ("reps", "tokens", "prompt_tokens", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -1,0 +1,45 @@
+"""The overhead benchmark's short form runs end to end on a tiny model (issue 7). No timing
+assertions: only that every mode ran, produced finite numbers and a consistent report."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from spectra_vis import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_measures_every_mode(tiny_llama: Path, tmp_path: Path, capsys) -> None:
+    report = tmp_path / "perf.md"
+    code = bench.main(["--model", str(tiny_llama), "--quick", "--memory-tokens", "24", "--out", str(report)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    text = report.read_text()
+    for mode in bench.all_modes():
+        assert f"| {mode.name} |" in printed and f"| {mode.name} |" in text, mode.name
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    by_mode = {r[0].strip(): r for r in rows if r[0].strip() in {m.name for m in bench.all_modes()}}
+    assert by_mode["plain"][4].strip() == "1.000"
+    for name, cells in by_mode.items():
+        ratio = float(cells[4])
+        assert math.isfinite(ratio) and ratio > 0, name
+    # capture modes report their capture size per token, the baseline does not
+    assert by_mode["plain"][6].strip() == "-"
+    sizes = {m: float(by_mode[m][6].replace(",", "")) for m in ("observe", "standard", "full")}
+    assert sizes["observe"] < sizes["standard"] < sizes["full"]
+    assert "standard capture of 24 generated tokens" in text
+
+
+def test_script_rejects_a_missing_model(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/bench_overhead.py"), "--quick", "--model", str(tmp_path / "x.gguf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "model not found" in run.stdout + run.stderr
