@@ -7,7 +7,9 @@ Every question uses ``unsafe_ask`` so Ctrl-C reaches the caller (exit 130, nothi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..presets import PRESET_HELP
-from ..profiles import SUPPORTED_MODELS, ModelCard, ModelFileError, read_model_card
+from ..profiles import SUPPORTED_MODELS, ModelCard, ModelFileError, force_family, read_model_card
 from . import config as C
 from . import estimate, scripted
 from .paths import check_model
@@ -94,6 +96,17 @@ def ask_family(card: ModelCard) -> str:
     return "auto" if family == card.family else family
 
 
+def warn_family(console: Console, card: ModelCard, family: str) -> None:
+    """Say so when the chosen family contradicts the file (the capture records the same warning)."""
+    if family == "auto":
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        forced = force_family(dataclasses.replace(card), family)
+    if forced.family_warning:
+        console.print(f"[yellow]warning:[/] {forced.family_warning}")
+
+
 def ask_preset(card: ModelCard) -> str:
     choices = []
     for name in scripted.PRESET_CHOICES:
@@ -150,6 +163,7 @@ def wizard(console: Console) -> C.WizardConfig:
     model, card = ask_model(console)
     show_card(console, card)
     family = ask_family(card)
+    warn_family(console, card, family)
     preset = ask_preset(card)
     prompts = ask_prompts(console)
     max_tokens, temperature, seed = ask_generation()
