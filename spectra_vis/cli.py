@@ -1,6 +1,7 @@
 """The ``spectra-vis`` console script: one subcommand per tool, each a thin layer over the library.
 
-``spectra-vis capture ...`` is the capture wizard (``spectra_vis.wizard``). A new tool adds
+``spectra-vis capture ...`` is the capture wizard (``spectra_vis.wizard``), ``spectra-vis bench ...``
+the overhead benchmark (``spectra_vis.bench``). A new tool adds
 one entry to ``COMMANDS``: its help line and a function ``(argv, prog) -> exit code``.
 With no subcommand or an unknown one the help is printed (exit 2).
 """
@@ -20,8 +21,15 @@ def _capture(argv: list[str], prog: str) -> int:
     return main(argv, prog=prog)
 
 
+def _bench(argv: list[str], prog: str) -> int:
+    from .bench import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Runner]] = {
     "capture": ("capture tensors of a GGUF model: a wizard, or flags (spectra-vis capture --help)", _capture),
+    "bench": ("capture overhead against plain llama-cpp-python (spectra-vis bench --help)", _bench),
 }
 
 
