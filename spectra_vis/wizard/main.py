@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..profiles import ModelCard, ModelFileError, read_model_card
+from ..profiles import ModelFileError
 from . import config as C
 from .paths import check_model
 from .scripted import EXIT_INTERRUPTED, UsageError, check_out, fail, parse, read_prompts
@@ -64,10 +63,10 @@ def _from_flags(args: argparse.Namespace, console: Any, questions: ModuleType | 
     if args.model is not None:
         model = _model_from_flag(args.model)
     elif questions is not None:
-        model, _ = questions.ask_model(console)
+        model, card = questions.ask_model(console)
+        questions.show_card(console, card)
     else:
         raise UsageError(f"--model is required ({NO_TTY}); give --model PATH or --model demo")
-    _card(model, args.family)
     if not prompts:
         if questions is None:
             raise UsageError(f"no prompt given ({NO_TTY}); give --prompt TEXT or --prompts-file FILE")
@@ -96,16 +95,3 @@ def _model_from_flag(text: str) -> Path:
         return check_model(text)
     except ModelFileError as exc:
         raise UsageError(f"--model: {exc}") from None
-
-
-def _card(model: Path, family: str) -> ModelCard:
-    """Read the card now so a damaged file or a contradicting family is reported before the run."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            card = read_model_card(model, family)
-        except ModelFileError as exc:
-            raise UsageError(f"--model: {exc}") from None
-    if card.family_warning:
-        print(f"warning: {card.family_warning}", file=sys.stderr, flush=True)
-    return card

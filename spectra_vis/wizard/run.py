@@ -162,7 +162,7 @@ def run(cfg: C.WizardConfig, console: Console, prog: str) -> int:
     }
     try:
         with warnings.catch_warnings(), progress.stop:
-            warnings.filterwarnings("ignore", message="family .* was forced")  # already shown before the run
+            warnings.showwarning = _warning_printer(cfg)
             if cfg.quiet:
                 result = capture(cfg.model, cfg.prompts, **kwargs)
             elif console.is_terminal:
@@ -188,6 +188,17 @@ def run(cfg: C.WizardConfig, console: Console, prog: str) -> int:
         "(Windows: start_server.bat), then http://127.0.0.1:8000"
     )
     return EXIT_OK
+
+
+def _warning_printer(cfg: C.WizardConfig) -> Any:
+    """Library warnings (a forced family that contradicts the file) as one line on stderr."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        text = " ".join(str(message).split())
+        if not (cfg.family_warning_shown and "was forced" in text):
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _interrupted(partial: Capture | None, out: Path, console: Console, quiet: bool) -> int:
