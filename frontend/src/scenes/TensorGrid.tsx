@@ -1,12 +1,12 @@
 /** The 3D tensor grid: layers × tensor types, ONE InstancedMesh for every cell (setMatrixAt /
  * setColorAt), shared geometry and material, rendered on demand. Hover shows the tensor, click
  * selects it. Test hooks: `data-cell-count` on the wrapper and `window.__spectra`. */
-import { Canvas, useThree, type ThreeEvent } from "@react-three/fiber";
-import { Html, OrbitControls } from "@react-three/drei";
+import { Canvas, useFrame, useThree, type ThreeEvent } from "@react-three/fiber";
+import { OrbitControls } from "@react-three/drei";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import * as THREE from "three";
 import type { GridCell, GridOut } from "../api/client";
-import { SPACING, gridCenter, layoutGrid } from "../data/gridLayout";
+import { MAX_HEIGHT, SPACING, gridCenter, layoutGrid } from "../data/gridLayout";
 import { fmt, shortLayer } from "../data/format";
 
 declare global {
@@ -14,6 +14,7 @@ declare global {
     __spectra?: {
       cellScreenPosition?: (i: number) => { x: number; y: number } | null;
       gridCells?: () => number;
+      camera?: () => number[];
     };
   }
 }
@@ -60,6 +61,7 @@ function Cells({ grid, selected, onSelect, onHover, setTip }: Props & { setTip: 
   useEffect(() => {
     const hook = (window.__spectra ??= {});
     hook.gridCells = () => count;
+    hook.camera = () => [...camera.position.toArray(), camera.getWorldDirection(new THREE.Vector3()).toArray()].flat();
     hook.cellScreenPosition = (i: number) => {
       const c = layout[i];
       if (!c) return null;
@@ -96,25 +98,62 @@ function Cells({ grid, selected, onSelect, onHover, setTip }: Props & { setTip: 
   );
 }
 
-function Axes({ grid }: { grid: GridOut }) {
+/** Frames the whole grid whenever its size changes (a new capture or depth), keeping any orbit otherwise. */
+function FitCamera({ cols, rows }: { cols: number; rows: number }) {
+  const { camera, size, controls, invalidate } = useThree();
+  useEffect(() => {
+    const cam = camera as THREE.PerspectiveCamera;
+    const w = cols * SPACING + 9;
+    const d = rows * SPACING + 4;
+    const vfov = (cam.fov * Math.PI) / 180;
+    const hfov = 2 * Math.atan(Math.tan(vfov / 2) * (size.width / Math.max(1, size.height)));
+    const dist = Math.max(w / (2 * Math.tan(hfov / 2)), (d * 0.8 + MAX_HEIGHT) / (2 * Math.tan(vfov / 2))) * 0.95;
+    const dir = new THREE.Vector3(0, 1.1, 1).normalize();
+    cam.position.copy(dir.multiplyScalar(dist + d * 0.3));
+    cam.lookAt(0, 0, 0);
+    cam.updateProjectionMatrix();
+    const c = controls as unknown as { target?: THREE.Vector3; update?: () => void } | null;
+    if (c?.target) {
+      c.target.set(0, 0, 0);
+      c.update?.();
+    }
+    invalidate();
+  }, [cols, rows, camera, size.width, size.height, controls, invalidate]);
+  return null;
+}
+
+interface Anchor {
+  key: string;
+  text: string;
+  cls: string;
+  pos: [number, number, number];
+  rotate: boolean;
+}
+
+/** Axis label anchors: one per layer row (left of the grid) and one per type column (in front). */
+function axisAnchors(grid: GridOut): Anchor[] {
   const [cx, cz] = gridCenter(grid);
-  const style = { fontSize: 10, color: "#cbd5e1", whiteSpace: "nowrap" as const, pointerEvents: "none" as const };
-  return (
-    <group>
-      {grid.layers.map((l, i) => (
-        <Html key={`l${l}`} position={[-cx - 1.2, 0, i * SPACING - cz]} center style={style} className="axis-label layer-label">
-          {shortLayer(l)}
-        </Html>
-      ))}
-      {grid.types.map((t, i) => (
-        <Html key={`t${t}`} position={[i * SPACING - cx, 0, cz + 1.3]} center style={{ ...style, transform: "rotate(-45deg)" }} className="axis-label type-label">
-          {t}
-        </Html>
-      ))}
-      <Html position={[-cx - 2.6, 0, -cz - 1]} center style={{ ...style, color: "#94a3b8" }}>layer ↓</Html>
-      <Html position={[cx + 1.5, 0, cz + 1.3]} center style={{ ...style, color: "#94a3b8" }}>type →</Html>
-    </group>
-  );
+  return [
+    ...grid.layers.map((l, i): Anchor => ({ key: `l${l}`, text: shortLayer(l), cls: "layer-label", pos: [-cx - 1.1, 0, i * SPACING - cz], rotate: false })),
+    ...grid.types.map((t, i): Anchor => ({ key: `t${t}`, text: t, cls: "type-label", pos: [i * SPACING - cx, 0, cz + 1.0], rotate: true })),
+  ];
+}
+
+/** Moves the DOM axis labels to their projected positions on every rendered frame (no React state). */
+function LabelProjector({ anchors, refs }: { anchors: Anchor[]; refs: React.RefObject<(HTMLDivElement | null)[]> }) {
+  const v = useMemo(() => new THREE.Vector3(), []);
+  useFrame(({ camera, size }) => {
+    anchors.forEach((a, i) => {
+      const el = refs.current?.[i];
+      if (!el) return;
+      v.set(...a.pos).project(camera);
+      const x = ((v.x + 1) / 2) * size.width;
+      const y = ((1 - v.y) / 2) * size.height;
+      el.style.transform = `translate(${x.toFixed(1)}px, ${y.toFixed(1)}px) translate(${a.rotate ? "-100%" : "-100%"}, -50%)${a.rotate ? " rotate(-40deg)" : ""}`;
+      el.style.visibility = v.z > 1 ? "hidden" : "visible";
+    });
+  });
+  return null;
 }
 
 interface Tip {
@@ -126,12 +165,13 @@ interface Tip {
 export function TensorGrid(props: Props) {
   const [tip, setTip] = useState<Tip | null>(null);
   const { grid } = props;
-  const span = Math.max(grid.types.length, grid.layers.length) * SPACING;
+  const anchors = useMemo(() => axisAnchors(grid), [grid]);
+  const labelRefs = useRef<(HTMLDivElement | null)[]>([]);
   return (
     <div className="grid-canvas" data-cell-count={grid.cells.length} data-testid="tensor-grid" style={{ position: "relative" }}>
       <Canvas
         frameloop="demand"
-        camera={{ position: [span * 0.55, span * 0.75, span * 0.9], fov: 45, near: 0.1, far: 1000 }}
+        camera={{ position: [0, 10, 14], fov: 45, near: 0.1, far: 2000 }}
         gl={{ antialias: true, preserveDrawingBuffer: true }}
         onPointerMissed={() => setTip(null)}
       >
@@ -139,9 +179,18 @@ export function TensorGrid(props: Props) {
         <ambientLight intensity={0.6} />
         <directionalLight position={[10, 20, 10]} intensity={1.4} />
         <Cells {...props} setTip={setTip} />
-        <Axes grid={grid} />
+        <LabelProjector anchors={anchors} refs={labelRefs} />
+        <FitCamera cols={grid.types.length} rows={grid.layers.length} />
         <OrbitControls makeDefault enableDamping={false} />
       </Canvas>
+      <div className="axis-overlay" aria-hidden="true">
+        {anchors.map((a, i) => (
+          <div key={a.key} ref={(el) => { labelRefs.current[i] = el; }} className={`axis-label ${a.cls}`}
+            style={{ transformOrigin: "100% 50%" }}>
+            {a.text}
+          </div>
+        ))}
+      </div>
       {tip && (
         <div className="tooltip" role="tooltip" data-testid="grid-tooltip" style={{ left: tip.x + 14, top: tip.y + 14 }}>
           <div className="tooltip-name" data-testid="grid-tooltip-name">{tip.cell.name}</div>

@@ -1,0 +1,222 @@
+// Browser tests of the viewer (issue 5): real backend, real captures of a tiny GGUF, real chromium.
+// Saves one screenshot per view under docs/screenshots/.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import {
+  FULL, STANDARD, getJSON, launchBrowser, makeCaptures, postJSON, shoot, startBackend, tempDir,
+} from "./harness.mjs";
+
+const fmt = (v) => (v === null ? "—" : Math.abs(v) !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3) ? v.toExponential(3) : String(Number(v.toPrecision(4))));
+const close = (a, b, what) => assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}: ${a} != ${b}`);
+
+let dataDir, backend, browser, page;
+const errors = [];
+
+/** The capture file itself: tensor id by name and a statistic at a step (or a token row). */
+function captureJSON(name) {
+  const cap = JSON.parse(readFileSync(join(dataDir, name), "utf8"));
+  const id = (tensor) => cap.tensors.find((t) => t.name === tensor).id;
+  const l2 = cap.stat_names.indexOf("l2");
+  return {
+    cap,
+    id,
+    stat: (trial, step, tensor) => cap.trials[trial].steps[step].stats[String(id(tensor))][l2],
+    row: (trial, step, tensor, k) => cap.trials[trial].steps[step].rows[String(id(tensor))][k][l2],
+  };
+}
+
+async function loadCapture(name) {
+  await page.locator(`.files li[data-path="${name}"] button`).click();
+  await page.locator(`.files li.current[data-path="${name}"]`).waitFor();
+  await page.locator("[data-testid=model-card]").waitFor();
+  const caps = await getJSON(`${backend.url}/api/captures`);
+  const cur = caps.captures.find((c) => c.capture_id === caps.current);
+  assert.equal(cur.path, name);
+  await page.locator("[data-cell-count]").waitFor();
+  return cur.capture_id;
+}
+
+async function waitAttr(selector, attr, expected) {
+  await page.waitForFunction(
+    ([s, a, e]) => document.querySelector(s)?.getAttribute(a) === e,
+    [selector, attr, String(expected)],
+    { timeout: 15000 },
+  );
+}
+
+before(async () => {
+  dataDir = tempDir("spectra-e2e-");
+  makeCaptures(dataDir);
+  backend = await startBackend(dataDir);
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(backend.url);
+  await page.locator("[data-testid=captures-panel]").waitFor();
+});
+
+after(async () => {
+  await browser?.close();
+  backend?.stop();
+});
+
+describe("viewer", () => {
+  test("the 3D grid has one instance per tensor the API returns, at every depth", async () => {
+    const cid = await loadCapture(FULL);
+    await page.getByLabel("depth").selectOption("4");
+    const grid = await postJSON(`${backend.url}/api/tensor-grid`, { capture_id: cid, trial_id: 0, step: 0, metric: "l2", depth: 4 });
+    const { cap } = captureJSON(FULL);
+    assert.equal(grid.cells.length, cap.tensors.length);
+    await waitAttr("[data-testid=tensor-grid]", "data-cell-count", grid.cells.length);
+    assert.equal(await page.evaluate(() => window.__spectra.gridCells()), grid.cells.length);
+    await page.getByLabel("depth").selectOption("0");
+    const outputs = await postJSON(`${backend.url}/api/tensor-grid`, { capture_id: cid, trial_id: 0, step: 0, metric: "l2", depth: 0 });
+    assert.ok(outputs.cells.length < grid.cells.length);
+    await waitAttr("[data-testid=tensor-grid]", "data-cell-count", outputs.cells.length);
+    await page.getByLabel("depth").selectOption("4");
+    await waitAttr("[data-testid=tensor-grid]", "data-cell-count", grid.cells.length);
+    // Axis labels: every layer row (-1, blocks, 998, 999) and every type column (drei renders them async).
+    await page.waitForFunction((n) => document.querySelectorAll(".type-label").length === n && document.querySelectorAll(".layer-label").length === 5, grid.types.length);
+    assert.deepEqual((await page.locator(".layer-label").allTextContents()).sort(), ["L0", "L1", "emb", "logits", "norm"]);
+    assert.equal(await page.locator(".type-label").count(), grid.types.length);
+  });
+
+  test("hovering a cell shows that tensor's name, layer, op and shape", async () => {
+    const caps = await getJSON(`${backend.url}/api/captures`);
+    const grid = await postJSON(`${backend.url}/api/tensor-grid`, { capture_id: caps.current, trial_id: 0, step: 0, metric: "l2", depth: 4 });
+    // The cell nearest the camera (front row, right end) cannot be hidden by another cell.
+    const i = grid.cells.reduce((best, c, k) => (c.layer_index * 1000 + c.type_index > grid.cells[best].layer_index * 1000 + grid.cells[best].type_index ? k : best), 0);
+    const cell = grid.cells[i];
+    await page.waitForTimeout(300); // one rendered frame after the last depth change
+    const p = await page.evaluate((k) => window.__spectra.cellScreenPosition(k), i);
+    await page.mouse.move(p.x, p.y);
+    const tip = page.locator("[data-testid=grid-tooltip]");
+    await tip.waitFor({ timeout: 10000 });
+    assert.equal(await page.locator("[data-testid=grid-tooltip-name]").textContent(), cell.name);
+    const text = await tip.textContent();
+    assert.ok(text.includes(`layer ${cell.layer}`) && text.includes(cell.op) && text.includes(cell.shape.join(", ")), text);
+    assert.ok(text.includes(fmt(cell.value)), `${text} lacks ${fmt(cell.value)}`);
+    // Click selects: the detail panel opens on that tensor.
+    await page.mouse.click(p.x, p.y);
+    await page.locator(`[data-testid=tensor-detail][data-tensor-id="${cell.id}"]`).waitFor();
+    assert.equal(await page.locator("[data-testid=detail-name]").textContent(), cell.name);
+    await shoot(page.locator("[data-testid=view-grid]"), "grid");
+  });
+
+  test("the heat maps show the capture's values", async () => {
+    await loadCapture(STANDARD);
+    const cj = captureJSON(STANDARD);
+    const expected = cj.stat(0, 0, "l_out-0");
+    const cellSel = '[data-testid=heatmap-types] rect[data-row="0"][data-col="l_out"]';
+    await page.locator(cellSel).waitFor();
+    close(Number(await page.getAttribute(cellSel, "data-value")), expected, "l_out-0 at step 0");
+    await page.locator(cellSel).hover();
+    assert.ok((await page.locator("[data-testid=heatmap-types-readout]").textContent()).includes(fmt(expected)));
+    // Layers × tokens for l_out: token 3's row in the prefill.
+    const tokSel = '[data-testid=heatmap-tokens] rect[data-row="0"][data-col="3"]';
+    await page.locator(tokSel).waitFor();
+    close(Number(await page.getAttribute(tokSel, "data-value")), cj.row(0, 0, "l_out-0", 3), "l_out-0 row of token 3");
+    // Clicking a token cell jumps to that tensor and token.
+    await page.locator(tokSel).click();
+    await page.locator(`[data-testid=tensor-detail][data-tensor-id="${cj.id("l_out-0")}"]`).waitFor();
+    await page.locator('.token.chosen[data-pos="3"]').waitFor();
+    const rowText = await page.locator("[data-testid=stat-token-l2]").textContent();
+    assert.equal(rowText, fmt(cj.row(0, 0, "l_out-0", 3)));
+    await shoot(page.locator("[data-testid=view-heatmap]"), "heatmap");
+  });
+
+  test("the flow diagram shows the capture's values", async () => {
+    const cj = captureJSON(STANDARD);
+    await page.getByLabel("flow layer").selectOption("1");
+    const node = page.locator('[data-testid=flow-block] .flow-node[data-type="attn_out"][data-layer="1"]');
+    await node.waitFor();
+    const expected = cj.stat(0, 0, "attn_out-1");
+    close(Number(await node.getAttribute("data-value")), expected, "attn_out-1");
+    assert.equal(await node.locator(".flow-value").textContent(), fmt(expected));
+    const over = page.locator('.flow-overview .flow-node[data-type="overview:l_out"][data-layer="0"]');
+    close(Number(await over.getAttribute("data-value")), cj.stat(0, 0, "l_out-0"), "l_out-0 in the overview");
+    await node.click();
+    await page.locator(`[data-testid=tensor-detail][data-tensor-id="${cj.id("attn_out-1")}"]`).waitFor();
+    const steps = cj.cap.trials[0].steps.length;
+    assert.equal(await page.locator("[data-testid=detail-chart] .chart-point").count(), steps);
+    assert.equal(await page.locator("[data-testid=stat-step-l2]").textContent(), fmt(expected));
+    await shoot(page.locator("[data-testid=view-flow]"), "flow");
+    await shoot(page.locator("[data-testid=view-detail]"), "detail");
+  });
+
+  test("choosing another token moves every view to its step", async () => {
+    const cj = captureJSON(STANDARD);
+    const heatSel = '[data-testid=heatmap-types] rect[data-row="0"][data-col="l_out"]';
+    const flowSel = '[data-testid=flow-block] .flow-node[data-type="attn_out"][data-layer="1"]';
+    const before0 = Number(await page.getAttribute(heatSel, "data-value"));
+    const tok = page.locator('[data-testid=token-strip] .token[data-step="2"]').first();
+    await tok.click();
+    await page.locator("[data-testid=step-label]").filter({ hasText: /^step 2 \// }).waitFor();
+    const at2 = cj.stat(0, 2, "l_out-0");
+    await waitAttr(heatSel, "data-value", String(await heatValue(0, "l_out", 2)));
+    const v = Number(await page.getAttribute(heatSel, "data-value"));
+    close(v, at2, "l_out-0 at step 2");
+    assert.notEqual(v, before0);
+    close(Number(await page.getAttribute(flowSel, "data-value")), cj.stat(0, 2, "attn_out-1"), "attn_out-1 at step 2");
+    assert.equal(await page.locator("[data-testid=stat-step-l2]").textContent(), fmt(cj.stat(0, 2, "attn_out-1")));
+    // The scrubber does the same.
+    await page.locator("[data-testid=step-slider]").fill("4");
+    await page.locator("[data-testid=step-label]").filter({ hasText: /^step 4 \// }).waitFor();
+    await waitAttr(heatSel, "data-value", String(await heatValue(0, "l_out", 4)));
+    close(Number(await page.getAttribute(heatSel, "data-value")), cj.stat(0, 4, "l_out-0"), "l_out-0 at step 4");
+    await shoot(page.locator("[data-testid=view-timeline]"), "timeline");
+    await page.screenshot({ path: join(dataDir, "page.png") });
+    await shoot(page.locator("body"), "viewer");
+  });
+
+  test("uploading a bad file shows the server's error", async () => {
+    const bad = Buffer.from('{"format": "spectra-vis-capture", "version": "2.0", "trials": [');
+    const form = new FormData();
+    form.append("file", new Blob([bad], { type: "application/json" }), "broken.json");
+    const direct = await fetch(`${backend.url}/api/upload`, { method: "POST", body: form });
+    assert.equal(direct.status, 422);
+    const message = (await direct.json()).error;
+    await page.locator("[data-testid=upload-input]").setInputFiles({ name: "broken.json", mimeType: "application/json", buffer: bad });
+    const alert = page.locator("[data-testid=captures-error]");
+    await alert.waitFor();
+    assert.equal(await alert.textContent(), `Upload of broken.json failed: ${message}`);
+    // Drag and drop goes the same way.
+    await page.locator("[data-testid=dropzone]").evaluate((el) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(["not json at all"], "notes.json", { type: "application/json" }));
+      el.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await alert.filter({ hasText: "Upload of notes.json failed:" }).waitFor();
+    const files = await getJSON(`${backend.url}/api/files`);
+    assert.deepEqual(files.files.map((f) => f.name).sort(), [FULL, STANDARD].sort());
+    await shoot(page.locator("[data-testid=captures-panel]"), "captures");
+  });
+
+  test("no page errors", () => {
+    assert.deepEqual(errors, []);
+  });
+});
+
+describe("empty data directory", () => {
+  test("explains the capture step and shows the command", async () => {
+    const empty = await startBackend(tempDir("spectra-e2e-empty-"));
+    try {
+      const p = await browser.newPage({ viewport: { width: 1300, height: 700 } });
+      await p.goto(empty.url);
+      const state = p.locator("[data-testid=empty-state]");
+      await state.waitFor();
+      assert.equal(await state.locator("pre").textContent(), "python capture_tensors.py");
+      await p.close();
+    } finally {
+      empty.stop();
+    }
+  });
+});
+
+async function heatValue(layer, type, step) {
+  const caps = await getJSON(`${backend.url}/api/captures`);
+  const h = await getJSON(`${backend.url}/api/heatmap?capture_id=${caps.current}&trial_id=0&metric=l2&axis=types&step=${step}`);
+  return h.values[h.rows.indexOf(layer)][h.cols.findIndex((c) => c.type === type)];
+}
