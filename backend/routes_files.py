@@ -18,6 +18,7 @@ router = APIRouter(prefix="/api", tags=["captures"])
 
 # Declared content types an upload part may have; anything else (image/png, text/html, ...) is 415.
 UPLOAD_TYPES = {"", "application/json", "text/json", "application/x-json", "application/octet-stream", "text/plain"}
+UPLOAD_TYPES |= {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}  # JSONL traces
 CHUNK = 1024 * 1024
 
 

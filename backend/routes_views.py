@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from spectra_vis import analysis, interpret
+from spectra_vis.trace import export_trial
 
 from . import schemas as S
 from .deps import OrjsonResponse, StoreDep
-from .store import Loaded
+from .store import Loaded, StoreError
 
 router = APIRouter(prefix="/api", tags=["views"])
 
@@ -92,6 +93,27 @@ def step(
 ) -> OrjsonResponse:
     loaded = store.get(capture_id)
     return _reply(loaded.capture_id, analysis.step_detail(loaded.capture, trial_id, n))
+
+
+@router.get(
+    "/trials/{trial_id}/trace",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "The trial as a JSONL trace"}},
+)
+def trace(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = None) -> Response:
+    """The trial as a JSONL trace (header, tokens, steps with fingerprints, metrics; docs/ATTENTION.md).
+    Uploading the file (POST /api/upload) turns it back into a one-trial capture."""
+    loaded = store.get(capture_id)
+    analysis.trial_detail(loaded.capture, trial_id)  # 404 for an unknown trial
+    if loaded.capture.legacy:
+        raise StoreError("a version 1.0 capture has no steps to export as a trace; capture the model again", 422)
+    body = export_trial(loaded.capture.data, trial_id)
+    stem = loaded.name.removesuffix(".json")
+    return Response(
+        body,
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{stem}_trial{trial_id}.jsonl"'},
+    )
 
 
 @router.get("/trials/{trial_id}/interpretation", response_model=S.InterpretationOut)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from spectra_vis.capture_file import FORMAT, LEGACY_VERSION, Capture, CaptureError, atomic_write
+from spectra_vis.trace import import_trial
 
 MB = 1024 * 1024
 DEFAULT_MAX_UPLOAD = 200 * MB
@@ -221,12 +222,17 @@ class CaptureStore:
         return self._register(capture, path.name, self.relative(path), key)
 
     def save_upload(self, filename: str | None, raw: bytes) -> tuple[str, Loaded]:
-        """Validate, then write into the data directory under a new safe name; load it."""
+        """A capture JSON, or a JSONL trace of one trial (converted to a capture): validate, then
+        write into the data directory under a new safe name; load it."""
         if len(raw) > self.settings.max_upload_bytes:
             raise StoreError(f"upload is {len(raw)} bytes, over the limit of {self.settings.max_upload_bytes}", 413)
         name = safe_name(filename)
         try:
-            capture = Capture.from_bytes(raw, name=name)
+            if is_trace(raw):
+                capture = import_trial(raw, name=filename or "trace")  # a JSONL trace (spectra-vis trace export)
+                raw = capture.to_bytes()
+            else:
+                capture = Capture.from_bytes(raw, name=name)
         except CaptureError as exc:
             raise StoreError(str(exc), 422) from None
         with self._lock:
@@ -295,9 +301,15 @@ class CaptureStore:
             return list(self._loaded.values())
 
 
+def is_trace(raw: bytes) -> bool:
+    """True when ``raw`` looks like a JSONL trace (its first line is a record), not a capture JSON."""
+    first = raw.lstrip()[:4096].split(b"\n", 1)[0]
+    return first.startswith(b"{") and b'"record_type"' in first
+
+
 def safe_name(filename: str | None) -> str:
     """A file name safe to create in the data directory: letters, digits and ``._-``, ending in .json."""
     base = _SEPARATORS.split(filename or "")[-1]
-    stem = base[: -len(".json")] if base.lower().endswith(".json") else base
+    stem = re.sub(r"\.jsonl?$", "", base, flags=re.IGNORECASE)
     stem = _UNSAFE_NAME.sub("_", stem).strip("._-")[:100]
     return f"{stem or 'upload'}.json"

@@ -111,13 +111,18 @@ class Capture:
         return cls(orjson.loads(_dumps(doc)))
 
     # ----- files ----------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Validate and write atomically (temporary file in the same folder, then rename)."""
+    def to_bytes(self) -> bytes:
+        """The capture file's bytes (validated): what ``save`` writes."""
         if self.legacy:
             raise CaptureError("this is a version 1.0 capture, loaded read-only; it cannot be saved as v2")
         validate(self.data)
+        return _dumps(self.data)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Validate and write atomically (temporary file in the same folder, then rename)."""
+        payload = self.to_bytes()
         target = Path(path).expanduser()
-        atomic_write(target, _dumps(self.data))
+        atomic_write(target, payload)
         self.path = target
         return target
 

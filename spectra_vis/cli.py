@@ -27,8 +27,15 @@ def _bench(argv: list[str], prog: str) -> int:
     return main(argv)
 
 
+def _trace(argv: list[str], prog: str) -> int:
+    from .trace import main
+
+    return main(argv, prog=prog)
+
+
 COMMANDS: dict[str, tuple[str, Runner]] = {
     "capture": ("capture tensors of a GGUF model: a wizard, or flags (spectra-vis capture --help)", _capture),
+    "trace": ("export a trial as a JSONL trace, or import one (spectra-vis trace --help)", _trace),
     "bench": ("capture overhead against plain llama-cpp-python (spectra-vis bench --help)", _bench),
 }
 

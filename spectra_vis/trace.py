@@ -13,12 +13,15 @@ Importing rebuilds a one-trial capture document; export then import gives the sa
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .capture_file import FORMAT, VERSION, Capture, CaptureError
+from .capture_file import FORMAT, VERSION, Capture, CaptureError, atomic_write, load_capture
 from .interpret import cognitive_states, token_attention, token_zones, zone_distribution
 
 TRACE_FORMAT = "spectra-vis-trace"
@@ -107,3 +110,39 @@ def import_trial(raw: bytes, name: str = "trace") -> Capture:
         "trials": [trial],
     }
     return Capture.from_bytes(orjson.dumps(doc), name=name)
+
+
+def main(argv: list[str] | None = None, prog: str = "spectra-vis trace") -> int:
+    """``spectra-vis trace export CAPTURE [--trial N] [-o OUT]`` / ``import TRACE [-o OUT]``."""
+    parser = argparse.ArgumentParser(prog=prog, description="Export a trial as a JSONL trace, or import one.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    exp = sub.add_parser("export", help="a trial of a capture JSON as a JSONL trace")
+    exp.add_argument("capture", help="capture JSON file")
+    exp.add_argument("--trial", type=int, default=0, help="trial index (default 0)")
+    exp.add_argument("-o", "--out", help="output file (default: <capture>_trial<N>.jsonl next to it)")
+    imp = sub.add_parser("import", help="a JSONL trace as a one-trial capture JSON")
+    imp.add_argument("trace", help="JSONL trace file")
+    imp.add_argument("-o", "--out", help="output file (default: <trace>.json next to it)")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "export":
+            cap = load_capture(args.capture)
+            if cap.legacy:
+                raise CaptureError(f"{args.capture} is a version 1.0 capture: it has no steps to export")
+            cap.trial(args.trial)
+            src = Path(args.capture)
+            out = Path(args.out or src.with_name(f"{src.stem}_trial{args.trial}.jsonl"))
+            atomic_write(out, export_trial(cap.data, args.trial))
+        else:
+            src = Path(args.trace)
+            try:
+                raw = src.read_bytes()
+            except OSError as exc:
+                raise CaptureError(f"cannot read {src}: {exc.strerror}") from None
+            cap = import_trial(raw, name=src.name)
+            out = cap.save(args.out or src.with_suffix(".json"))
+    except (CaptureError, KeyError) as exc:
+        print(f"{prog}: error: {str(exc).strip(chr(39))}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0

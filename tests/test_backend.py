@@ -593,6 +593,26 @@ class TestConfiguredApps:
                     checked += 1
         assert checked == sum(s["n_tokens"] for s in steps) * 2 * 4
 
+    def test_trace_export_and_upload_round_trip(self, server: httpx.Client, tiny_id: str) -> None:
+        reply = server.get("/api/trials/1/trace", params={"capture_id": tiny_id})
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("application/x-ndjson")
+        assert 'filename="tiny_trial1.jsonl"' in reply.headers["content-disposition"]
+        records = [orjson.loads(line) for line in reply.content.splitlines()]
+        assert [r["record_type"] for r in records[:1] + records[-1:]] == ["header", "metrics"]
+        original = ok(server.get("/api/trials/1", params={"capture_id": tiny_id}), S.TrialOut)
+        assert sum(r["record_type"] == "token" for r in records) == len(original["tokens"])
+        back = ok(server.post("/api/upload", files={"file": ("t.jsonl", reply.content, "application/x-ndjson")}))
+        assert back["saved_as"] == "t.json" and back["trials"] == 1
+        again = ok(server.get("/api/trials/0", params={"capture_id": back["capture_id"]}), S.TrialOut)
+        assert {k: v for k, v in again.items() if k not in ("id", "capture_id")} == {
+            k: v for k, v in original.items() if k not in ("id", "capture_id")
+        }
+        refused(server.get("/api/trials/9/trace", params={"capture_id": tiny_id}), 404, "trial")
+        legacy = ok(server.post("/api/load", json={"filepath": "legacy_v1.json"}))["capture_id"]
+        refused(server.get("/api/trials/0/trace", params={"capture_id": legacy}), 422, "1.0")
+        bad = b'{"record_type": "token", "index": 0}\n{"record_type": "step"}\n'
+        refused(server.post("/api/upload", files={"file": ("b.jsonl", bad, "application/x-ndjson")}), 422, "header")
+
     def test_upload_limit_413(self, dirs: dict, tmp_path: Path, tiny_capture_path: Path) -> None:
         from backend.server import create_app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectra_vis import capture
+from spectra_vis import capture, load_capture
 from spectra_vis.interpret import (
     FINGERPRINT_NAMES,
     STATES,
@@ -140,3 +140,26 @@ def test_bad_trace_is_refused(tmp_path: Path) -> None:
         import_trial(b'{"record_type": "token"}\n')
     with pytest.raises(CaptureError, match="line 2"):
         import_trial(b'{"record_type": "header"}\n{oops\n')
+
+
+def test_trace_command_line_round_trip(tiny_capture_path: Path, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "cap.json"
+    shutil.copy(tiny_capture_path, src)
+    cli = [sys.executable, "-m", "spectra_vis.cli", "trace"]
+    run = subprocess.run(cli + ["export", str(src), "--trial", "1"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    trace = tmp_path / "cap_trial1.jsonl"
+    assert f"wrote {trace}" in run.stdout
+    back_path = tmp_path / "back.json"
+    run = subprocess.run(cli + ["import", str(trace), "-o", str(back_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    original, back = load_capture(src), load_capture(tmp_path / "back.json")
+    assert back.trial(0) == dict(original.trial(1), id=0)
+    bad = subprocess.run(cli + ["export", str(src), "--trial", "7"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no trial 7" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    missing = subprocess.run(cli + ["import", str(tmp_path / "none.jsonl")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
