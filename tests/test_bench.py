@@ -43,3 +43,12 @@ def test_script_rejects_a_missing_model(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "model not found" in run.stdout + run.stderr
+
+
+def test_standard_capture_grows_linearly_not_with_the_context(tiny_llama: Path) -> None:
+    """Issue 7 memory bound: a decode step's share of the capture does not grow with the context
+    (top-k attention, not rows of n_kv), so 1,000 tokens cost 1,000 times a constant."""
+    m = bench.memory_run(str(tiny_llama), 300, 16, 2)
+    assert m["tokens"] == 300 and m["callback"] in ("native", "python")
+    assert m["step_bytes_last100"] <= 1.15 * m["step_bytes_first100"]  # digits of larger positions only
+    assert m["file_bytes"] <= m["prefill_step_bytes"] * 4 + 300 * m["step_bytes_last100"] * 1.5
