@@ -239,13 +239,19 @@ def atomic_write(target: Path, payload: bytes) -> None:
 def _unknown_card(collector: TensorCollector) -> dict[str, Any]:
     """Card for a collector never attached to a model (e.g. a patched llama-cpp-python's Llama)."""
     layers = {t.layer for t in collector.tensors if 0 <= t.layer < 998}
+    family = collector.model_family if collector.model_family != "auto" else "generic"
+    return _blank_card(os.path.basename(collector.model_path or "unknown.gguf"), family, "unknown", len(layers))
+
+
+def _blank_card(file_name: str, family: str, name: str, n_layer: int) -> dict[str, Any]:
+    """A model card with what is known; zeros and "unknown" for what the GGUF would have said."""
     return {
-        "file_name": os.path.basename(collector.model_path or "unknown.gguf"),
+        "file_name": file_name,
         "file_size": 0,
         "architecture": "unknown",
-        "family": collector.model_family if collector.model_family != "auto" else "generic",
-        "name": "unknown",
-        "n_layer": len(layers),
+        "family": family,
+        "name": name,
+        "n_layer": n_layer,
         "n_head": 0,
         "n_head_kv": 0,
         "n_embd": 0,
@@ -277,20 +283,7 @@ def _from_legacy(old: dict[str, Any], name: str) -> dict[str, Any]:
         "version": VERSION,
         "created": str(old.get("created", "")),
         "tool": {"name": str(old.get("tool", "Spectra Vis 1.0")), "version": LEGACY_VERSION, "llama_cpp_python": "?"},
-        "model": {
-            "file_name": "unknown",
-            "file_size": 0,
-            "architecture": "unknown",
-            "family": str(old.get("model_family", "generic")),
-            "name": "unknown (version 1.0 capture)",
-            "n_layer": 0,
-            "n_head": 0,
-            "n_head_kv": 0,
-            "n_embd": 0,
-            "n_ctx_train": 0,
-            "n_vocab": 0,
-            "file_type": "unknown",
-        },
+        "model": _blank_card("unknown", str(old.get("model_family", "generic")), "unknown (version 1.0 capture)", 0),
         "preset": {"name": "observe", "patterns": [], "categories": [], "top_k": 1, "full_attention": False},
         "options": {"legacy_source": "1.0"},
         "stat_names": list(STAT_NAMES),

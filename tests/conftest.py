@@ -7,10 +7,30 @@ so the suite writes each model and each capture once.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 PROMPTS = ["What is the capital of France?", "What is the capital of Spain?"]
+
+
+def patched_llama(path: Path, cb: Any) -> Any:
+    """A plain llama_cpp.Llama given ``cb`` as cb_eval through its context params, the way a
+    llama-cpp-python patched as the original Spectra Vis README describes passes it."""
+    import llama_cpp
+
+    original = llama_cpp.llama_cpp.llama_context_default_params
+
+    def patched() -> Any:
+        params = original()
+        params.cb_eval = cb
+        return params
+
+    llama_cpp.llama_cpp.llama_context_default_params = patched
+    try:
+        return llama_cpp.Llama(model_path=str(path), n_ctx=128, verbose=False)
+    finally:
+        llama_cpp.llama_cpp.llama_context_default_params = original
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ import pytest
 from spectra_vis import Capture, Llama, TensorCollector, _ggml, capture, create_callback, load_capture
 from spectra_vis.capture_file import validate
 from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS
+from tests.conftest import patched_llama
 from tests.test_stats import reference_stats
 
 PROMPT = "What is the capital of France?"
@@ -232,18 +233,7 @@ def test_original_v1_patched_llama_path_still_works(tiny_llama: Path, tmp_path: 
     llama-cpp-python does): steps are found from the graph alone."""
     collector = TensorCollector(preset="standard")
     cb = create_callback(collector)
-    original = llama_cpp.llama_cpp.llama_context_default_params
-
-    def patched() -> Any:
-        params = original()
-        params.cb_eval = cb
-        return params
-
-    llama_cpp.llama_cpp.llama_context_default_params = patched
-    try:
-        model = llama_cpp.Llama(model_path=str(tiny_llama), n_ctx=128, verbose=False)
-    finally:
-        llama_cpp.llama_cpp.llama_context_default_params = original
+    model = patched_llama(tiny_llama, cb)
     collector.start_trial(PROMPT)
     model.reset()
     response = model(PROMPT, max_tokens=3, temperature=0.0)

@@ -15,12 +15,12 @@ import ctypes
 from pathlib import Path
 from typing import Any
 
-import llama_cpp
 import numpy as np
 import pytest
 
 from spectra_vis import Capture, Llama, TensorCollector, _ggml, _native, create_callback, native_capture
 from spectra_vis.stats import top_k_desc
+from tests.conftest import patched_llama
 from tests.test_stats import reference_stats
 
 PROMPT = "What is the capital of France?"
@@ -372,18 +372,7 @@ def test_plain_llama_with_the_native_callback_in_its_params(tiny_llama: Path) ->
     """A patched llama-cpp-python passes cb_eval without user data: the slot trampoline needs none."""
     collector = TensorCollector(preset="standard")
     cb = create_callback(collector)
-    original = llama_cpp.llama_cpp.llama_context_default_params
-
-    def patched() -> Any:
-        params = original()
-        params.cb_eval = cb
-        return params
-
-    llama_cpp.llama_cpp.llama_context_default_params = patched
-    try:
-        model = llama_cpp.Llama(model_path=str(tiny_llama), n_ctx=128, verbose=False)
-    finally:
-        llama_cpp.llama_cpp.llama_context_default_params = original
+    model = patched_llama(tiny_llama, cb)
     collector.start_trial(PROMPT)
     model.reset()
     trial = collector.end_trial(model(PROMPT, max_tokens=3, temperature=0.0))
