@@ -34,7 +34,9 @@ async function loadCapture(name) {
   const caps = await getJSON(`${backend.url}/api/captures`);
   const cur = caps.captures.find((c) => c.capture_id === caps.current);
   assert.equal(cur.path, name);
-  await page.locator("[data-cell-count]").waitFor();
+  for (const view of ["tensor-grid", "heatmap-types", "heatmap-tokens", "flow-diagram"]) {
+    await page.locator(`[data-testid=${view}][data-capture-id="${cur.capture_id}"]`).waitFor();
+  }
   return cur.capture_id;
 }
 
@@ -169,6 +171,62 @@ describe("viewer", () => {
     await shoot(page.locator("[data-testid=view-timeline]"), "timeline");
     await page.screenshot({ path: join(dataDir, "page.png") });
     await shoot(page.locator("body"), "viewer");
+  });
+
+  test("Token Lens: hovering a token shows its attention links, zones and state", async () => {
+    const caps = await getJSON(`${backend.url}/api/captures`);
+    const q = `capture_id=${caps.current}&trial_id=0`;
+    const att = await getJSON(`${backend.url}/api/attention?${q}&layer=0`);
+    const nHead = att.n_head;
+    const focus = 5;
+    // Expected: mean over heads of each attended position's probability (what it attends to),
+    // and every other token whose top-k includes position 5 (what attends to it).
+    const mean = (edges) => {
+      const m = new Map();
+      for (const e of edges) m.set(e.pos, (m.get(e.pos) ?? 0) + e.p / nHead);
+      return m;
+    };
+    const outExp = mean(att.tokens.find((t) => t.pos === focus).layers[0].edges);
+    const inExp = new Map();
+    for (const t of att.tokens) {
+      if (t.pos === focus) continue;
+      const m = mean(t.layers[0].edges);
+      if (m.has(focus)) inExp.set(t.pos, m.get(focus));
+    }
+    assert.ok(outExp.size > 1 && inExp.size > 0);
+    await page.locator(`[data-testid=lens-strip] .lens-token[data-pos="${focus}"]`).hover();
+    await page.locator(".arc-out").first().waitFor();
+    const arcs = async (cls, key) => Object.fromEntries(await page.locator(cls).evaluateAll((els, k) =>
+      els.map((e) => [Number(e.getAttribute(k)), Number(e.getAttribute("data-p"))]), key));
+    const out = await arcs(".arc-out", "data-to");
+    assert.deepEqual(Object.keys(out).map(Number).sort((a, b) => a - b), [...outExp.keys()].sort((a, b) => a - b));
+    for (const [pos, p] of outExp) close(out[pos], p, `p ${focus} -> ${pos}`);
+    assert.ok(out[0] > 0, "the attention sink (position 0) is drawn, not hidden");
+    const inn = await arcs(".arc-in", "data-from");
+    assert.deepEqual(Object.keys(inn).map(Number).sort((a, b) => a - b), [...inExp.keys()].sort((a, b) => a - b));
+    // One head: exactly that head's top-k edges.
+    await page.getByLabel("lens head").selectOption("1");
+    await page.locator(`[data-testid=lens-strip] .lens-token[data-pos="${focus}"]`).hover();
+    const head1 = att.tokens.find((t) => t.pos === focus).layers[0].edges.filter((e) => e.head === 1);
+    await page.waitForFunction((n) => document.querySelectorAll(".arc-out").length === n, head1.length);
+    const out1 = await arcs(".arc-out", "data-to");
+    for (const e of head1) close(out1[e.pos], e.p, `head 1 p ${focus} -> ${e.pos}`);
+    // Entropy grid of the hovered token: layer × head, the API's entropies.
+    const tok = await getJSON(`${backend.url}/api/attention?${q}&token=${focus}`);
+    const cell = page.locator('[data-testid=entropy-grid] td[data-layer="1"][data-head="2"]');
+    await cell.waitFor();
+    close(Number(await cell.getAttribute("data-value")), tok.tokens[0].layers[1].entropy[2], "entropy L1 h2");
+    // Zones, zone distribution, state label and delta bar of the current step.
+    const interp = await getJSON(`${backend.url}/api/trials/0/interpretation?capture_id=${caps.current}`);
+    for (const [z, f] of Object.entries(interp.zone_distribution)) {
+      if (f > 0) close(Number(await page.getAttribute(`[data-testid=zone-bar] [data-zone="${z}"]`, "data-fraction")), f, z);
+    }
+    const step = Number((await page.locator("[data-testid=step-label]").textContent()).match(/^step (\d+)/)[1]);
+    const st = interp.states.find((s) => s.step === step);
+    assert.equal(await page.getAttribute("[data-testid=state-label]", "data-label"), st.label);
+    assert.equal(await page.locator("[data-testid=delta-bar] .delta-cell").count(), st.delta.length);
+    await shoot(page.locator("[data-testid=view-timeline]"), "lens");
+    await page.mouse.move(5, 5);
   });
 
   test("uploading a bad file shows the server's error", async () => {

@@ -114,7 +114,7 @@ export function App() {
               <ErrorBox error={trial.error} what="the trial" />
               {trial.loading && !trial.data && <Loading what="the trial" />}
               {trial.data && cid && (
-                <TokenLens captureId={cid} trial={trial.data} step={state.step} token={state.token} pinned={state.pinnedToken}
+                <TokenLens captureId={cid} trial={trial.data} attentionLayers={cap.attention_layers} colors={colors.data} step={state.step} token={state.token} pinned={state.pinnedToken}
                   onPin={(pos) => dispatch({ type: "pin", pos })}
                   timeline={(extra) => (
                     <TokenTimeline trial={trial.data!} step={state.step} token={state.token} onStep={onStep}

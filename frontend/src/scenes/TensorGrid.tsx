@@ -168,7 +168,7 @@ export function TensorGrid(props: Props) {
   const anchors = useMemo(() => axisAnchors(grid), [grid]);
   const labelRefs = useRef<(HTMLDivElement | null)[]>([]);
   return (
-    <div className="grid-canvas" data-cell-count={grid.cells.length} data-testid="tensor-grid" style={{ position: "relative" }}>
+    <div className="grid-canvas" data-cell-count={grid.cells.length} data-testid="tensor-grid" data-capture-id={grid.capture_id} data-step={grid.step} style={{ position: "relative" }}>
       <Canvas
         frameloop="demand"
         camera={{ position: [0, 10, 14], fov: 45, near: 0.1, far: 2000 }}

@@ -89,10 +89,10 @@ export function CapturesPanel({ capture, trialId, onLoaded, onTrial, refreshKey,
         onDragLeave={() => setOver(false)}
         onDrop={onDrop}
       >
-        Drop a capture <code>.json</code> here, or{" "}
+        Drop a capture <code>.json</code> (or a trial trace <code>.jsonl</code>) here, or{" "}
         <label className="linklike">
           choose a file
-          <input type="file" accept=".json,application/json" data-testid="upload-input" hidden
+          <input type="file" accept=".json,.jsonl,application/json" data-testid="upload-input" hidden
             onChange={(e) => {
               const f = e.target.files?.[0];
               if (f) void upload(f);
@@ -134,6 +134,11 @@ export function CapturesPanel({ capture, trialId, onLoaded, onTrial, refreshKey,
               <div><span className="muted">Prompt</span><p data-testid="trial-prompt">{capture.trial_list[trialId].prompt}</p></div>
               <div><span className="muted">Response</span><p data-testid="trial-response">{capture.trial_list[trialId].response}</p></div>
               <div className="muted small">{capture.trial_list[trialId].n_tokens} tokens ({capture.trial_list[trialId].n_prompt} prompt), {capture.trial_list[trialId].n_steps} steps</div>
+              {!capture.legacy && (
+                <a className="linklike small" data-testid="trace-link" href={`/api/trials/${trialId}/trace?capture_id=${encodeURIComponent(capture.capture_id)}`} download>
+                  Export this trial as a JSONL trace
+                </a>
+              )}
             </div>
           )}
         </div>

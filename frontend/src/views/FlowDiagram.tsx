@@ -73,7 +73,7 @@ export function FlowDiagram({ flows, grid, layer, onLayer, onSelect }: Props) {
   const nodeCell = (id: string) =>
     id === "l_out.prev" && blocks.indexOf(layer) === 0 ? cellFor(grid, -1, "embd") : cellFor(grid, nodeLayer(id), id.replace(/\.prev$/, ""));
   return (
-    <div className="flow" data-testid="flow-diagram">
+    <div className="flow" data-testid="flow-diagram" data-capture-id={grid.capture_id} data-step={grid.step}>
       <svg width={overview.length * (ow + 14) + 10} height={56} className="flow-overview">
         {overview.map((o, i) => {
           const cell = cellFor(grid, o.layer, o.type);

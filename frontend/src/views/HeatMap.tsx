@@ -26,7 +26,7 @@ export function HeatMap({ data, scale, highlightCol, onCell, testId }: Props) {
   const hv = hover ? data.values[hover.r]?.[hover.c] : undefined;
   const hc = hover ? data.cols[hover.c] : undefined;
   return (
-    <div className="heatmap" data-testid={testId}>
+    <div className="heatmap" data-testid={testId} data-capture-id={data.capture_id} data-step={data.step ?? ""} data-type={data.type ?? ""}>
       <div className="heatmap-readout" data-testid={`${testId}-readout`}>
         {hover && hc
           ? `${shortLayer(data.rows[hover.r])} · ${data.axis === "tokens" ? `token ${hc.index} “${tokenLabel(hc.text ?? hc.label)}”` : hc.label} · ${data.metric} = ${fmt(hv ?? null)}`
