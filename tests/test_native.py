@@ -97,7 +97,7 @@ def test_native_rows_along_the_token_axis_of_attention_tensors() -> None:
 def test_native_top_k_equals_python_top_k_with_ties_and_nan() -> None:
     rng = np.random.default_rng(5)
     for trial in range(50):
-        x = rng.integers(0, 6, size=rng.integers(1, 40)).astype(np.float32) / 4  # many ties
+        x = rng.integers(0, 6, size=rng.integers(1, 300)).astype(np.float32) / 4  # many ties; blocks of 16 skipped
         if trial % 7 == 0:
             x[rng.integers(0, x.size)] = np.nan
         for k in (1, 3, 8, 64):

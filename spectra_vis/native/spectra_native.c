@@ -391,6 +391,14 @@ static int sv_tensor_stats(sv_state *s, const struct sv_tensor *t, int row_dim, 
 static int sv_topk(const float *x, int64_t n, int k, int32_t *idx, float *val) {
     int m = 0;
     for (int64_t i = 0; i < n; i++) {
+        if (m == k && (i & 15) == 0 && i + 16 <= n) { /* skip a block that cannot enter (logits: most) */
+            float bmax = -INFINITY;
+            for (int j = 0; j < 16; j++) bmax = x[i + j] > bmax ? x[i + j] : bmax; /* NaN never wins */
+            if (!(bmax > val[k - 1])) {
+                i += 15;
+                continue;
+            }
+        }
         float v = x[i];
         if (v != v) v = -INFINITY;
         int j;
