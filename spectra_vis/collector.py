@@ -188,6 +188,7 @@ class TensorCollector:
         self._trial_t0 = 0.0
         self._graph_t0 = 0.0
         self._sampled_any = False
+        self._texts: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()  # per model
         self._native: Any = None  # native_capture.NativeCallback when the C callback drives this collector
         self.callback_kind = "python"
         _ggml.self_check()
@@ -478,10 +479,17 @@ class TensorCollector:
         model = self.model
         if model is None:
             return ""
-        try:
-            return model.detokenize([token], special=True).decode("utf-8", "replace")
-        except Exception:  # noqa: BLE001 - a special token with no text
-            return ""
+        cache = self._texts.get(model)
+        if cache is None:
+            cache = self._texts[model] = {}
+        text = cache.get(token)
+        if text is None:
+            try:
+                text = model.detokenize([token], special=True).decode("utf-8", "replace")
+            except Exception:  # noqa: BLE001 - a special token with no text
+                text = ""
+            cache[token] = text
+        return text
 
     def _finish_tokens(self, trial: TrialData) -> None:
         prompt_ids = [i for s in trial.steps if s.phase == "prefill" for i in s.token_ids]
