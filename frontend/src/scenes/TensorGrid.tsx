@@ -103,7 +103,7 @@ function FitCamera({ cols, rows }: { cols: number; rows: number }) {
   const { camera, size, controls, invalidate } = useThree();
   useEffect(() => {
     const cam = camera as THREE.PerspectiveCamera;
-    const w = cols * SPACING + 9;
+    const w = cols * SPACING + 12;
     const d = rows * SPACING + 4;
     const vfov = (cam.fov * Math.PI) / 180;
     const hfov = 2 * Math.atan(Math.tan(vfov / 2) * (size.width / Math.max(1, size.height)));
