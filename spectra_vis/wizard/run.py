@@ -52,11 +52,12 @@ class StopOnCtrlC:
     whole) and ``capture`` then saves what it has; the next event raises it too, in case no
     decode follows. A KeyboardInterrupt raised wherever the signal happened to land could hit
     a ctypes callback, where Python drops it. Before the model is loaded, or at a second
-    Ctrl-C, it is raised at once.
+    Ctrl-C, it is raised at once; while the interrupted capture is being saved, it is ignored.
     """
 
     def __init__(self) -> None:
         self.requested = False
+        self.saving = False
         self.collector: Any = None
         self._previous: Any = None
 
@@ -70,6 +71,8 @@ class StopOnCtrlC:
             signal.signal(signal.SIGINT, self._previous)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.saving:
+            return
         if self.requested or self.collector is None:
             raise KeyboardInterrupt
         self.requested = True
@@ -105,6 +108,7 @@ class Progress:
             self._finish(payload)
 
     def _finish(self, trial: Any) -> None:
+        self.stop.saving = trial.interrupted  # the library saves right after an interrupted trial ends
         row = self.rows[trial.trial_id]
         row.status = "interrupted" if trial.interrupted else "done"
         row.text = trial.response
