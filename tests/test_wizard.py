@@ -294,7 +294,7 @@ def test_ctrl_c_mid_trial_saves_the_finished_steps(long_model: Path, tmp_path: P
     child.expect("running")
     child.expect(r"│\s+0\s+│[^│\n]*│\s+\d{2,}\s+│")  # trial 0 has generated 10 tokens or more
     child.sendintr()
-    child.expect(r"Interrupted \(Ctrl-C\): kept 1 trial\(s\), (\d+) steps; saved to (\S+)")
+    child.expect(r"Interrupted \(Ctrl-C\): kept 1 trial\(s\), (\d+) steps; saved to (\S+)\r?\n")
     steps, where = int(child.match.group(1)), child.match.group(2)
     assert finish(child) == 130
     assert where == str(out)

@@ -145,7 +145,7 @@ class Progress:
         parts: list[Any] = [table]
         if 0 <= self.current < len(self.rows):
             row = self.rows[self.current]
-            shown = row.text[-RESPONSE_TAIL:]
+            shown = row.text[-RESPONSE_TAIL:].lstrip()
             parts.append(Panel(Text(shown or "…"), title=f"trial {self.current}: {_short(row.prompt, 60)}"))
         return Group(*parts)
 
