@@ -124,7 +124,9 @@ class Progress:
         trial = self.collector.current_trial if self.collector is not None else None
         if row.status != "running" or trial is None:
             return row.tokens, row.seconds, row.tensors, row.steps
-        return len(trial.sampled), time.perf_counter() - row.t0, len(trial.counts), len(trial.steps)
+        # the native callback fills a trial's counts when it ends; meanwhile the catalogue shows what was seen
+        seen = len(trial.counts) or len(self.collector.tensors)
+        return len(trial.sampled), time.perf_counter() - row.t0, seen, len(trial.steps)
 
     def __rich__(self) -> Group:
         table = Table(title=f"Capturing to {self.out}", title_justify="left", expand=False)
