@@ -13,6 +13,7 @@ const close = (a, b, what) => assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Ma
 
 let dataDir, backend, browser, page;
 const errors = [];
+const badResponses = []; // every HTTP response >= 400 the page got (a missing favicon would be one)
 
 /** The capture file itself: tensor id by name and a statistic at a step (or a token row). */
 function captureJSON(name) {
@@ -55,6 +56,7 @@ before(async () => {
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
   page.on("pageerror", (e) => errors.push(e.message));
+  page.on("response", (r) => { if (r.status() >= 400) badResponses.push(`${r.status()} ${r.url()}`); });
   await page.goto(backend.url);
   await page.locator("[data-testid=captures-panel]").waitFor();
 });
@@ -129,6 +131,51 @@ describe("viewer", () => {
     await shoot(page.locator("[data-testid=view-heatmap]"), "heatmap");
   });
 
+  test("log scale recolours the heat map but keeps the real values", async () => {
+    const cj = captureJSON(STANDARD);
+    const caps = await getJSON(`${backend.url}/api/captures`);
+    const api = await getJSON(`${backend.url}/api/heatmap?capture_id=${caps.current}&trial_id=0&metric=l2&axis=types&step=0`);
+    const cells = async () => page.locator("[data-testid=heatmap-types] rect.heat-cell").evaluateAll((els) =>
+      els.map((e) => ({ key: `${e.getAttribute("data-row")}/${e.getAttribute("data-col")}`, value: e.getAttribute("data-value"), fill: e.getAttribute("fill") })));
+    await page.locator("[data-testid=heatmap-types][data-scale=linear]").waitFor();
+    const linear = await cells();
+    // Every cell's data-value is the API's number (and so the capture's, checked for l_out-0 above).
+    const expected = api.rows.flatMap((r, i) => api.cols.map((c, j) => ({ key: `${r}/${c.label}`, value: api.values[i][j] === null ? "null" : String(api.values[i][j]) })));
+    assert.deepEqual(linear.map(({ key, value }) => ({ key, value })), expected);
+    assert.ok(linear.filter((c) => c.value !== "null").length > 4, "enough cells to compare");
+
+    await page.getByLabel("scale").selectOption("log");
+    await page.locator("[data-testid=heatmap-types][data-scale=log]").waitFor();
+    await page.locator("[data-testid=tensor-grid][data-scale=log]").waitFor();
+    const log = await cells();
+    assert.deepEqual(log.map((c) => c.value), linear.map((c) => c.value), "data-value stays the real value");
+    const changed = log.filter((c, k) => c.fill !== linear[k].fill);
+    assert.ok(changed.length > 0, "log scale changes some cell colours");
+    // The ends keep their colours: min and max are at 0 and 1 on every scale.
+    const real = linear.filter((c) => c.value !== "null").map((c) => Number(c.value));
+    const lo = Math.min(...real);
+    const hi = Math.max(...real);
+    for (const [k, c] of linear.entries()) {
+      if (c.value !== "null" && (Number(c.value) === lo || Number(c.value) === hi)) assert.equal(log[k].fill, c.fill, `end ${c.key}`);
+    }
+    // Legend: real values at its ends, the scale named; hover shows the real value.
+    const legend = page.locator("[data-testid=heatmap-types] [data-testid=scale-legend]");
+    assert.equal(await legend.locator("[data-tick=min]").textContent(), fmt(lo));
+    assert.equal(await legend.locator("[data-tick=max]").textContent(), fmt(hi));
+    assert.equal(await legend.locator(".scale-bar-wrap").getAttribute("data-scale"), "log");
+    const ticks = (await legend.locator(".scale-tick").evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-value")))));
+    assert.equal(ticks.length, 3);
+    for (const t of ticks) assert.ok(t > lo && t < hi, `tick ${t} is a real value inside [${lo}, ${hi}]`);
+    const cellSel = '[data-testid=heatmap-types] rect[data-row="0"][data-col="l_out"]';
+    await page.locator(cellSel).hover();
+    assert.ok((await page.locator("[data-testid=heatmap-types-readout]").textContent()).includes(fmt(cj.stat(0, 0, "l_out-0"))));
+    await shoot(page.locator("[data-testid=view-heatmap]"), "heatmap-log");
+    // Back to linear: the same colours as before.
+    await page.getByLabel("scale").selectOption("linear");
+    await page.locator("[data-testid=heatmap-types][data-scale=linear]").waitFor();
+    assert.deepEqual(await cells(), linear);
+  });
+
   test("the flow diagram shows the capture's values", async () => {
     const cj = captureJSON(STANDARD);
     await page.getByLabel("flow layer").selectOption("1");
@@ -170,6 +217,7 @@ describe("viewer", () => {
     close(Number(await page.getAttribute(heatSel, "data-value")), cj.stat(0, 4, "l_out-0"), "l_out-0 at step 4");
     await shoot(page.locator("[data-testid=view-timeline]"), "timeline");
     await page.screenshot({ path: join(dataDir, "page.png") });
+    await page.evaluate(() => window.scrollTo(0, 0)); // the sticky top bar sits at the top of the shot
     await shoot(page.locator("body"), "viewer");
   });
 
@@ -252,8 +300,14 @@ describe("viewer", () => {
     await shoot(page.locator("[data-testid=captures-panel]"), "captures");
   });
 
-  test("no page errors", () => {
+  test("no page errors and no failed requests (the favicon is served)", async () => {
     assert.deepEqual(errors, []);
+    // The upload test's 422s are the only failures the page may have seen.
+    assert.deepEqual(badResponses.filter((r) => !r.endsWith("/api/upload")), []);
+    const href = await page.getAttribute('link[rel="icon"]', "href");
+    const icon = await fetch(new URL(href, backend.url));
+    assert.equal(icon.status, 200);
+    assert.match(icon.headers.get("content-type"), /^image\/svg\+xml/);
   });
 });
 

@@ -14,6 +14,7 @@ import { TensorDetail } from "./views/TensorDetail";
 import { TokenTimeline } from "./views/TokenTimeline";
 import { TokenLens } from "./views/TokenLens";
 import { fmt } from "./data/format";
+import { makeScale } from "./data/scale";
 
 export function Loading({ what }: { what: string }) {
   return <div className="loading" role="status">Loading {what}…</div>;
@@ -67,6 +68,7 @@ export function App() {
   const select = useCallback((c: GridCell) => dispatch({ type: "select", id: c.id, layer: c.layer, tensorType: c.type }), [dispatch]);
   const onStep = useCallback((step: number) => dispatch({ type: "step", step }), [dispatch]);
   const stats = useMemo(() => statsById(stepData.data), [stepData.data]);
+  const gridScale = useMemo(() => makeScale(state.scale, grid.data?.cells.map((c) => c.value) ?? []), [state.scale, grid.data]);
 
   if (boot.state === "loading") return <Shell><Loading what="captures" /></Shell>;
   if (boot.state === "error") return <Shell><div className="error" role="alert">Cannot reach the Spectra Vis API: {boot.error}</div></Shell>;
@@ -75,8 +77,9 @@ export function App() {
     <Shell
       header={cap && (
         <>
-          <Controls metric={state.metric} depth={state.depth} onMetric={(m) => dispatch({ type: "metric", metric: m })} onDepth={(d) => dispatch({ type: "depth", depth: d })} />
-          {colors.data && <Legend colors={colors.data} min={grid.data?.min ?? null} max={grid.data?.max ?? null} metric={state.metric} />}
+          <Controls metric={state.metric} scale={state.scale} depth={state.depth} onMetric={(m) => dispatch({ type: "metric", metric: m })}
+            onScale={(sc) => dispatch({ type: "scale", scale: sc })} onDepth={(d) => dispatch({ type: "depth", depth: d })} />
+          {colors.data && <Legend colors={colors.data} scale={gridScale} metric={state.metric} />}
           <ErrorBox error={colors.error} what="colours" />
         </>
       )}
@@ -96,7 +99,7 @@ export function App() {
                 <div className="grid-box">
                   <ErrorBox error={grid.error} what="the tensor grid" />
                   {grid.loading && !grid.data && <Loading what="the tensor grid" />}
-                  {grid.data && <TensorGrid grid={grid.data} selected={state.selected} onSelect={select} onHover={setHovered} stats={stats} />}
+                  {grid.data && <TensorGrid grid={grid.data} valueScale={gridScale} selected={state.selected} onSelect={select} onHover={setHovered} stats={stats} />}
                 </div>
                 <div className="detail-box" id="view-detail" data-testid="view-detail">
                   <h2>Tensor detail</h2>
@@ -133,7 +136,7 @@ export function App() {
               <ErrorBox error={heatTypes.error} what="the heat map" />
               {heatTypes.loading && !heatTypes.data && <Loading what="the heat map" />}
               {heatTypes.data && colors.data && (
-                <HeatMap data={heatTypes.data} scale={colors.data.scale} testId="heatmap-types" onCell={(r, c) => {
+                <HeatMap data={heatTypes.data} scale={colors.data.scale} scaleKind={state.scale} testId="heatmap-types" onCell={(r, c) => {
                   const h = heatTypes.data!;
                   const cell = fullGrid.data?.cells.find((x) => x.layer === h.rows[r] && x.type === h.cols[c].type && x.value !== null);
                   if (cell) select(cell);
@@ -149,7 +152,7 @@ export function App() {
               <ErrorBox error={heatTokens.error} what="the token heat map" />
               {heatTokens.loading && !heatTokens.data && <Loading what="the token heat map" />}
               {tokenMetric && heatTokens.data && colors.data && (
-                <HeatMap data={heatTokens.data} scale={colors.data.scale} testId="heatmap-tokens" highlightCol={state.token} onCell={(r, c) => {
+                <HeatMap data={heatTokens.data} scale={colors.data.scale} scaleKind={state.scale} testId="heatmap-tokens" highlightCol={state.token} onCell={(r, c) => {
                   const h = heatTokens.data!;
                   const col = h.cols[c];
                   const cell = fullGrid.data?.cells.find((x) => x.layer === h.rows[r] && x.type === h.type);

@@ -33,6 +33,31 @@ describe("HeatMap", () => {
   });
 });
 
+describe("HeatMap scales", () => {
+  const wide: HeatmapOut = { ...heat, values: [[4, 30], [200, 29000]], min: 4, max: 29000 };
+  const cells = (c: HTMLElement) => [...c.querySelectorAll("rect.heat-cell")].map((r) => [r.getAttribute("data-value"), r.getAttribute("fill")]);
+  it("log and rank recolour the cells; data-value, hover and legend ends stay real values", () => {
+    const lin = cells(render(<HeatMap data={wide} scale={scale} onCell={() => {}} testId="lin" />).container);
+    cleanup();
+    for (const kind of ["log", "rank"] as const) {
+      const { container } = render(<HeatMap data={wide} scale={scale} scaleKind={kind} onCell={() => {}} testId="hm" />);
+      const got = cells(container);
+      expect(got.map((c) => c[0])).toEqual(["4", "30", "200", "29000"]);
+      expect(got[0][1]).toBe(lin[0][1]); // min and max keep their colours
+      expect(got[3][1]).toBe(lin[3][1]);
+      expect(got[1][1]).not.toBe(lin[1][1]);
+      expect(got[2][1]).not.toBe(lin[2][1]);
+      fireEvent.mouseEnter(container.querySelector('rect[data-value="200"]')!);
+      expect(screen.getByTestId("hm-readout").textContent).toContain("l2 = 200");
+      const legend = screen.getByTestId("scale-legend");
+      expect(legend.querySelector("[data-tick=min]")!.textContent).toBe("4");
+      expect(legend.querySelector("[data-tick=max]")!.textContent).toBe("29000");
+      expect(legend.textContent).toContain(kind);
+      cleanup();
+    }
+  });
+});
+
 describe("EmptyState and InfoPanel", () => {
   it("shows the capture command", () => {
     render(<EmptyState dataDir="/data" />);

@@ -8,6 +8,7 @@ import * as THREE from "three";
 import type { GridCell, GridOut } from "../api/client";
 import { MAX_HEIGHT, SPACING, gridCenter, layoutGrid } from "../data/gridLayout";
 import { fmt, shortLayer } from "../data/format";
+import type { ValueScale } from "../data/scale";
 
 declare global {
   interface Window {
@@ -21,6 +22,7 @@ declare global {
 
 interface Props {
   grid: GridOut;
+  valueScale?: ValueScale; // height/glow by this scale (default: the API's linear intensity)
   selected: number | null;
   onSelect: (cell: GridCell) => void;
   onHover?: (cell: GridCell | null) => void;
@@ -30,9 +32,9 @@ interface Props {
 const tmp = new THREE.Object3D();
 const tmpColor = new THREE.Color();
 
-function Cells({ grid, selected, onSelect, onHover, setTip }: Props & { setTip: (t: Tip | null) => void }) {
+function Cells({ grid, valueScale, selected, onSelect, onHover, setTip }: Props & { setTip: (t: Tip | null) => void }) {
   const mesh = useRef<THREE.InstancedMesh>(null);
-  const layout = useMemo(() => layoutGrid(grid), [grid]);
+  const layout = useMemo(() => layoutGrid(grid, valueScale), [grid, valueScale]);
   const { invalidate, camera, gl } = useThree();
   const geometry = useMemo(() => new THREE.BoxGeometry(0.8, 1, 0.8).translate(0, 0.5, 0), []);
   const material = useMemo(() => new THREE.MeshStandardMaterial({ roughness: 0.5, metalness: 0.1, toneMapped: false }), []);
@@ -168,7 +170,7 @@ export function TensorGrid(props: Props) {
   const anchors = useMemo(() => axisAnchors(grid), [grid]);
   const labelRefs = useRef<(HTMLDivElement | null)[]>([]);
   return (
-    <div className="grid-canvas" data-cell-count={grid.cells.length} data-testid="tensor-grid" data-capture-id={grid.capture_id} data-step={grid.step} style={{ position: "relative" }}>
+    <div className="grid-canvas" data-cell-count={grid.cells.length} data-scale={props.valueScale?.kind ?? "linear"} data-testid="tensor-grid" data-capture-id={grid.capture_id} data-step={grid.step} style={{ position: "relative" }}>
       <Canvas
         frameloop="demand"
         camera={{ position: [0, 10, 14], fov: 45, near: 0.1, far: 2000 }}

@@ -1,7 +1,8 @@
 /** The viewer's shared state: which capture and trial, the timeline cursor (step and token), the
- * selection, and the view settings (metric, depth). Nothing else lives here; views fetch their data. */
+ * selection, and the view settings (metric, value scale, depth). Nothing else lives here; views fetch their data. */
 import { createContext, useContext, useReducer, type Dispatch, type ReactNode } from "react";
 import type { LoadOut, Metric } from "../api/client";
+import type { ScaleKind } from "../data/scale";
 
 export interface ViewerState {
   capture: LoadOut | null;
@@ -11,6 +12,7 @@ export interface ViewerState {
   selected: number | null; // tensor id
   hoverType: string | null;
   metric: Metric;
+  scale: ScaleKind; // heat maps and grid: linear, log or rank
   depth: number;
   heatType: string;
   flowLayer: number;
@@ -25,6 +27,7 @@ export const initialState: ViewerState = {
   selected: null,
   hoverType: null,
   metric: "l2",
+  scale: "linear",
   depth: 1,
   heatType: "l_out",
   flowLayer: 0,
@@ -39,6 +42,7 @@ export type Action =
   | { type: "select"; id: number | null; layer?: number; tensorType?: string }
   | { type: "hoverType"; tensorType: string | null }
   | { type: "metric"; metric: Metric }
+  | { type: "scale"; scale: ScaleKind }
   | { type: "depth"; depth: number }
   | { type: "heatType"; tensorType: string }
   | { type: "flowLayer"; layer: number }
@@ -48,7 +52,7 @@ export function reducer(s: ViewerState, a: Action): ViewerState {
   switch (a.type) {
     case "loaded": {
       const blocks = a.capture.layers.filter((l) => l >= 0 && l < 998);
-      return { ...initialState, metric: s.metric, depth: s.depth, capture: a.capture, flowLayer: blocks[0] ?? 0 };
+      return { ...initialState, metric: s.metric, scale: s.scale, depth: s.depth, capture: a.capture, flowLayer: blocks[0] ?? 0 };
     }
     case "trial":
       return { ...s, trialId: a.trialId, step: 0, token: null, selected: s.selected, pinnedToken: null };
@@ -66,6 +70,8 @@ export function reducer(s: ViewerState, a: Action): ViewerState {
       return { ...s, hoverType: a.tensorType };
     case "metric":
       return { ...s, metric: a.metric };
+    case "scale":
+      return { ...s, scale: a.scale };
     case "depth":
       return { ...s, depth: a.depth };
     case "heatType":

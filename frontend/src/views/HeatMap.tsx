@@ -1,14 +1,18 @@
 /** Heat map as SVG: rows are layers, columns tensor types (at the current step) or tokens (the
- * timeline of one tensor type). Cells carry data-row/data-col/data-value for tests; hover shows
- * the value, click jumps to that tensor (and token). */
-import { useState } from "react";
+ * timeline of one tensor type). Colour by the chosen value scale (data/scale); cells carry
+ * data-row/data-col/data-value (the real value) for tests; hover shows the real value, click jumps
+ * to that tensor (and token). */
+import { useMemo, useState } from "react";
 import type { HeatmapOut } from "../api/client";
-import { normalise, rampColor } from "../data/colors";
+import { rampColor } from "../data/colors";
 import { fmt, shortLayer, tokenLabel } from "../data/format";
+import { makeScale, type ScaleKind, type ValueScale } from "../data/scale";
+import { ScaleBar } from "./ScaleBar";
 
 interface Props {
   data: HeatmapOut;
-  scale: string[];
+  scale: string[]; // the colour ramp
+  scaleKind?: ScaleKind; // how values map onto it (default linear)
   highlightCol?: number | null;
   onCell: (row: number, colIndex: number) => void;
   testId: string;
@@ -18,15 +22,16 @@ const CELL_H = 16;
 const LABEL_W = 44;
 const HEAD_H = 70;
 
-export function HeatMap({ data, scale, highlightCol, onCell, testId }: Props) {
+export function HeatMap({ data, scale, scaleKind = "linear", highlightCol, onCell, testId }: Props) {
   const [hover, setHover] = useState<{ r: number; c: number } | null>(null);
+  const vs = useMemo(() => makeScale(scaleKind, data.values.flat()), [scaleKind, data.values]);
   const cellW = Math.max(10, Math.min(28, Math.floor(900 / Math.max(1, data.cols.length))));
   const width = LABEL_W + data.cols.length * cellW + 4;
   const height = HEAD_H + data.rows.length * CELL_H + 4;
   const hv = hover ? data.values[hover.r]?.[hover.c] : undefined;
   const hc = hover ? data.cols[hover.c] : undefined;
   return (
-    <div className="heatmap" data-testid={testId} data-capture-id={data.capture_id} data-step={data.step ?? ""} data-type={data.type ?? ""}>
+    <div className="heatmap" data-testid={testId} data-scale={scaleKind} data-capture-id={data.capture_id} data-step={data.step ?? ""} data-type={data.type ?? ""}>
       <div className="heatmap-readout" data-testid={`${testId}-readout`}>
         {hover && hc
           ? `${shortLayer(data.rows[hover.r])} · ${data.axis === "tokens" ? `token ${hc.index} “${tokenLabel(hc.text ?? hc.label)}”` : hc.label} · ${data.metric} = ${fmt(hv ?? null)}`
@@ -51,7 +56,7 @@ export function HeatMap({ data, scale, highlightCol, onCell, testId }: Props) {
               </text>
               {data.cols.map((c, j) => {
                 const v = data.values[i]?.[j] ?? null;
-                const t = normalise(v, data.min ?? null, data.max ?? null);
+                const t = vs.position(v);
                 return (
                   <rect
                     key={j}
@@ -78,17 +83,15 @@ export function HeatMap({ data, scale, highlightCol, onCell, testId }: Props) {
           ))}
         </svg>
       </div>
-      <ScaleLegend scale={scale} min={data.min ?? null} max={data.max ?? null} label={data.metric} />
+      <ScaleLegend ramp={scale} scale={vs} label={data.metric} />
     </div>
   );
 }
 
-export function ScaleLegend({ scale, min, max, label }: { scale: string[]; min: number | null; max: number | null; label: string }) {
+export function ScaleLegend({ ramp, scale, label }: { ramp: string[]; scale: ValueScale; label: string }) {
   return (
     <div className="scale-legend" data-testid="scale-legend">
-      <span>{fmt(min)}</span>
-      <span className="scale-bar" style={{ background: `linear-gradient(to right, ${scale.join(", ")})` }} />
-      <span>{fmt(max)}</span>
+      <ScaleBar ramp={ramp} scale={scale} />
       <span className="muted"> {label} (grey: not read)</span>
     </div>
   );

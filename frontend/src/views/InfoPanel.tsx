@@ -2,9 +2,10 @@
  * selected component type is, in plain words, and the whole guide on demand. */
 import type { ColorsOut } from "../api/client";
 import { explainType, explanations } from "../data/explain";
-import { fmt } from "../data/format";
+import type { ValueScale } from "../data/scale";
+import { ScaleBar } from "./ScaleBar";
 
-export function Legend({ colors, min, max, metric }: { colors: ColorsOut; min: number | null; max: number | null; metric: string }) {
+export function Legend({ colors, scale, metric }: { colors: ColorsOut; scale: ValueScale; metric: string }) {
   return (
     <div className="legend" data-testid="legend">
       {Object.entries(colors.categories).map(([cat, c]) => (
@@ -13,9 +14,7 @@ export function Legend({ colors, min, max, metric }: { colors: ColorsOut; min: n
         </span>
       ))}
       <span className="legend-item">
-        height/glow: {metric} {fmt(min)}
-        <span className="scale-bar small" style={{ background: `linear-gradient(to right, ${colors.scale.join(", ")})` }} />
-        {fmt(max)}
+        height/glow: {metric} <ScaleBar ramp={colors.scale} scale={scale} small testId="grid-scale" />
       </span>
     </div>
   );
