@@ -127,16 +127,19 @@ class NativeCallback:
             for tid, first, n in out.rowsets:
                 step.rows[tid] = out.row_vals[first : first + n]
         if out.att_p is not None and out.att_pos is not None and out.att_ent is not None:
-            for (tid, heads, rows, k, n_kv, po, eo), lost in zip(out.att_meta, out.att_lost, strict=True):
-                shape = (heads, rows, k)
+            # Views into the step's copied-out arrays, no Python list per tensor: this runs every token.
+            pos_all, p_all, ent_all, first = out.att_pos, out.att_p, out.att_ent, step.pos
+            for tid, heads, rows, k, n_kv, po, eo in out.att_meta:
+                n = heads * rows * k
                 att = {
-                    "pos": out.att_pos[po : po + heads * rows * k].reshape(shape).tolist(),
-                    "p": out.att_p[po : po + heads * rows * k].reshape(shape),
-                    "entropy": out.att_ent[eo : eo + heads * rows].reshape(heads, rows),
+                    "pos": pos_all[po : po + n].reshape(heads, rows, k),
+                    "p": p_all[po : po + n].reshape(heads, rows, k),
+                    "entropy": ent_all[eo : eo + heads * rows].reshape(heads, rows),
                     "n_kv": n_kv,
                 }
-                step.attention[tid] = drop_future(att, step.pos)
-                c._check_lost_mass(lost)
+                step.attention[tid] = drop_future(att, first) if first + 1 < k else att
+            if out.att_lost:
+                c._check_lost_mass(max(out.att_lost))
         if out.logit_ids is not None:
             step.logits = {"ids": out.logit_ids, "logits": out.logit_vals}
 

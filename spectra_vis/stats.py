@@ -79,19 +79,24 @@ def drop_future(att: dict[str, Any], first_pos: int) -> dict[str, Any]:
     Row ``r`` of a step is the query at position ``first_pos + r``; the causal mask gives
     later positions probability 0, and a row with fewer than k earlier positions would
     otherwise list some of them. Ties go to the lower position (``top_k_desc``), so what
-    remains is the whole top-k of what the query can see. Rows become ragged lists only
-    when something was removed.
+    remains is the whole top-k of what the query can see. Only the first k - 1 - first_pos
+    rows can be affected; when there are any, ``pos`` and ``p`` become lists (head) of
+    rows (arrays), the short rows trimmed.
     """
-    pos = att["pos"]
-    k = len(pos[0][0]) if pos and pos[0] else 0
-    if first_pos + 1 >= k:
+    pos = np.asarray(att["pos"])
+    k = pos.shape[-1] if pos.ndim == 3 else 0
+    n_short = min(max(k - 1 - first_pos, 0), pos.shape[1] if pos.ndim == 3 else 0)
+    if n_short == 0:
         return att
-    p = att["p"]
-    att["pos"] = [[[j for j in row if j <= first_pos + r] for r, row in enumerate(head)] for head in pos]
-    att["p"] = [
-        [np.asarray(p[h][r][: len(att["pos"][h][r])], dtype=np.float32) for r in range(len(pos[h]))]
-        for h in range(len(pos))
-    ]
+    p = np.asarray(att["p"], dtype=np.float32)
+    pos_rows = [list(head) for head in pos]
+    p_rows = [list(head) for head in p]
+    for r in range(n_short):
+        for h in range(pos.shape[0]):
+            keep = pos[h, r] <= first_pos + r
+            pos_rows[h][r] = pos[h, r][keep]
+            p_rows[h][r] = p[h, r][keep]
+    att["pos"], att["p"] = pos_rows, p_rows
     return att
 
 
