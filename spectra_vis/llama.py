@@ -12,6 +12,7 @@ positions and timings of every step).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,50 @@ from typing import Any
 import llama_cpp
 import llama_cpp.llama_cpp as llama_lib
 
+from ._ggml import llama_cpp_version
 from .collector import collector_of
+from .profiles import ModelFileError
+
+GGML_LOG_LEVEL_WARN = 3  # ggml's enum: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
+
+
+@contextlib.contextmanager
+def _llama_log(verbose: bool) -> Iterator[list[str]]:
+    """While a model loads: keep llama.cpp's log lines (the reason when loading fails) and
+    pass them on only when ``verbose``; llama-cpp-python's own logger is back afterwards.
+    Without it, a failed load says only "Failed to load model" and, with verbose=False,
+    llama.cpp's warnings still reach stderr."""
+    from llama_cpp import _logger
+
+    lines: list[str] = []
+
+    @llama_lib.llama_log_callback
+    def keep(level: int, text: bytes, user_data: Any) -> None:
+        if level >= GGML_LOG_LEVEL_WARN:
+            lines.append(text.decode("utf-8", "replace").strip())
+        if verbose:
+            _logger.llama_log_callback(level, text, user_data)
+
+    llama_lib.llama_log_set(keep, ctypes.c_void_p(0))
+    try:
+        yield lines
+    finally:
+        llama_lib.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def _load_error(path: Any, lines: list[str]) -> ModelFileError:
+    """A one-line error naming llama.cpp's reason for refusing ``path``."""
+    reasons = [line.rsplit("error loading model: ", 1)[-1] for line in lines if "error loading model" in line]
+    errors = [line for line in lines if "error" in line.lower() or "fail" in line.lower()]
+    reason = (reasons or errors or ["no reason given by llama.cpp"])[-1]
+    hint = (
+        "this llama.cpp does not know the architecture; a newer llama-cpp-python may"
+        if "architecture" in reason
+        else "is the file complete and a model llama.cpp supports?"
+    )
+    return ModelFileError(
+        f"llama.cpp (llama-cpp-python {llama_cpp_version()}) could not load {path}: {reason} ({hint})"
+    )
 
 
 @contextlib.contextmanager
@@ -49,11 +93,18 @@ class Llama(llama_cpp.Llama):
             if kwargs.get("flash_attn"):
                 raise ValueError("flash_attn=True hides the attention probabilities; capture needs flash_attn=False")
             kwargs["flash_attn"] = False
-        if cb_eval is None:
-            super().__init__(*args, **kwargs)
-        else:
-            with _params_with_callback(cb_eval, cb_eval_user_data):
-                super().__init__(*args, **kwargs)
+        path = kwargs.get("model_path", args[0] if args else None)
+        with _llama_log(bool(kwargs.get("verbose", True))) as log:
+            try:
+                if cb_eval is None:
+                    super().__init__(*args, **kwargs)
+                else:
+                    with _params_with_callback(cb_eval, cb_eval_user_data):
+                        super().__init__(*args, **kwargs)
+            except ValueError as exc:
+                if "Failed to load model" in str(exc):
+                    raise _load_error(path, log) from None
+                raise
         if self._spectra_collector is not None:
             self._spectra_collector.attach(self)
             self._wrap_decode()

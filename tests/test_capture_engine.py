@@ -242,3 +242,29 @@ def test_original_v1_patched_llama_path_still_works(tiny_llama: Path, tmp_path: 
     assert all(s.stats for s in trial.steps)
     path = collector.save_to_json(str(tmp_path / "patched.json"))
     assert load_capture(path).summary()["steps"] == 3
+
+
+def test_a_model_llama_cpp_refuses_gets_its_reason(tiny_llama: Path, tmp_path: Path) -> None:
+    """An unsupported architecture and a truncated file: llama.cpp's own reason, in one line."""
+    import gguf
+
+    from spectra_vis.profiles import ModelFileError
+
+    unknown = tmp_path / "foo.gguf"
+    w = gguf.GGUFWriter(str(unknown), "foo")
+    w.add_block_count(2)
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ModelFileError) as info:
+        capture(unknown, PROMPT, max_tokens=2)
+    message = str(info.value)
+    assert "unknown model architecture: 'foo'" in message and "\n" not in message
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(tiny_llama.read_bytes()[: tiny_llama.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="corrupted or incomplete"):
+        capture(cut, PROMPT, max_tokens=2)
+    # llama-cpp-python's own logger is back: a good model still loads and captures
+    assert capture(tiny_llama, PROMPT, max_tokens=2, n_ctx=64).summary()["steps"] >= 2
