@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import capture
+from .api import Session, capture
 from .capture_file import Capture, CaptureError, load_capture
 from .collector import TensorCollector, TrialData, create_callback
 from .naming import parse_name
@@ -25,6 +25,7 @@ __all__ = [
     "Llama",
     "ModelFileError",
     "Preset",
+    "Session",
     "TensorCollector",
     "TrialData",
     "capture",

@@ -51,6 +51,86 @@ class RunOptions:
 EventHook = Callable[[str, Any], None]
 
 
+class Session:
+    """A model loaded for capture, with its collector and callback: ``with`` owns their lifetime.
+
+    ::
+
+        with Session("model.gguf", preset="standard") as s:
+            trial = s.run("What is the capital of France?", max_tokens=16)
+            print(trial.response, len(trial.steps))
+            cap = s.capture(out="data/capture.json")
+
+    Closing frees the llama.cpp context before the callback it calls (the other order can
+    crash). ``run`` keeps a trial's steps on Ctrl-C (the trial is marked interrupted) and
+    re-raises.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        preset: str | Preset = "standard",
+        *,
+        model_family: str = "auto",
+        n_ctx: int = 512,
+        n_threads: int | None = None,
+        seed: int = 0,
+        **preset_options: Any,
+    ) -> None:
+        from .llama import Llama
+
+        RunOptions(n_ctx=n_ctx)  # validates n_ctx before anything loads
+        path = str(check_gguf_file(model_path))
+        self.collector = TensorCollector(model_family=model_family, preset=preset, **preset_options)
+        self._callback = create_callback(self.collector)
+        self.model: Any = Llama(
+            model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, cb_eval=self._callback, verbose=False
+        )
+        self.n_threads = n_threads
+
+    def run(
+        self, prompt: str, max_tokens: int = 32, temperature: float = 0.0, seed: int = 0, emit: EventHook | None = None
+    ) -> TrialData:
+        """One trial: ``prompt`` and its generated continuation, streamed; returns the TrialData."""
+        if self.model is None:
+            raise RuntimeError("this session is closed")
+        opts = RunOptions(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        emit = emit or (lambda kind, payload: None)
+        collector = self.collector
+        collector.start_trial(prompt)
+        trial = collector.current_trial
+        assert trial is not None
+        try:
+            stream = self.model(prompt, max_tokens=opts.max_tokens, temperature=temperature, seed=seed, stream=True)
+            for chunk in stream:
+                text = chunk["choices"][0]["text"]
+                trial.response += text
+                emit("token", (trial.trial_id, text))
+        except KeyboardInterrupt:
+            emit("trial_end", collector.end_trial(trial.response, interrupted=True))
+            raise
+        done = collector.end_trial(trial.response)
+        emit("trial_end", done)
+        return done
+
+    def capture(self, out: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None) -> Capture:
+        """The trials so far as a Capture (validated); saved atomically to ``out`` when given."""
+        result = Capture.from_collector(self.collector, options=options or {"n_threads": self.n_threads})
+        if out is not None:
+            result.save(out)
+        return result
+
+    def close(self) -> None:
+        self.model = None  # the context goes before the callback it calls
+        self._callback = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def capture(
     model_path: str | os.PathLike[str],
     prompts: str | Iterable[str],
@@ -71,51 +151,24 @@ def capture(
     On KeyboardInterrupt the trials and steps captured so far are kept, saved to
     ``out`` (if given) and the interrupt is re-raised with ``.capture`` attached.
     """
-    from .llama import Llama
-
     opts = RunOptions(max_tokens=max_tokens, temperature=temperature, seed=seed, n_ctx=n_ctx, n_threads=n_threads)
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompt_list or not all(isinstance(p, str) and p for p in prompt_list):
         raise ValueError("give at least one non-empty prompt")
-    path = str(check_gguf_file(model_path))
-    collector = TensorCollector(model_family=model_family, preset=preset, **preset_options)
-    callback = create_callback(collector)
-    model = Llama(
-        model_path=path, n_ctx=opts.n_ctx, n_threads=opts.n_threads, seed=opts.seed, cb_eval=callback, verbose=False
-    )
     emit = on_event or (lambda kind, payload: None)
-    emit("collector", collector)
-    emit("model", collector.model_card)
-    try:
-        for i, prompt in enumerate(prompt_list):
-            emit("trial_start", (i, prompt))
-            _run_trial(model, collector, prompt, opts, emit)
-    except KeyboardInterrupt as interrupt:
-        if collector.current_trial is not None:
-            emit("trial_end", collector.end_trial(collector.current_trial.response, interrupted=True))
-        result = _finish(collector, opts, out)
-        interrupt.capture = result  # type: ignore[attr-defined]
-        raise
-    finally:
-        del model  # the context goes before the callback it calls
-    return _finish(collector, opts, out)
-
-
-def _run_trial(model: Any, collector: TensorCollector, prompt: str, opts: RunOptions, emit: EventHook) -> TrialData:
-    collector.start_trial(prompt)
-    trial = collector.current_trial
-    assert trial is not None
-    for chunk in model(prompt, max_tokens=opts.max_tokens, temperature=opts.temperature, seed=opts.seed, stream=True):
-        text = chunk["choices"][0]["text"]
-        trial.response += text
-        emit("token", (trial.trial_id, text))
-    done = collector.end_trial(trial.response)
-    emit("trial_end", done)
-    return done
-
-
-def _finish(collector: TensorCollector, opts: RunOptions, out: str | os.PathLike[str] | None) -> Capture:
-    result = Capture.from_collector(collector, options=opts.to_dict())
-    if out is not None:
-        result.save(out)
-    return result
+    with Session(
+        model_path, preset, model_family=model_family, n_ctx=n_ctx, n_threads=n_threads, seed=seed, **preset_options
+    ) as session:
+        emit("collector", session.collector)
+        emit("model", session.collector.model_card)
+        try:
+            for i, prompt in enumerate(prompt_list):
+                emit("trial_start", (i, prompt))
+                session.run(prompt, opts.max_tokens, opts.temperature, opts.seed, emit)
+        except KeyboardInterrupt as interrupt:
+            current = session.collector.current_trial
+            if current is not None:  # interrupted outside generation
+                emit("trial_end", session.collector.end_trial(current.response, interrupted=True))
+            interrupt.capture = session.capture(out, opts.to_dict())  # type: ignore[attr-defined]
+            raise
+        return session.capture(out, opts.to_dict())

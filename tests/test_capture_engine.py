@@ -268,3 +268,20 @@ def test_a_model_llama_cpp_refuses_gets_its_reason(tiny_llama: Path, tmp_path: P
         capture(cut, PROMPT, max_tokens=2)
     # llama-cpp-python's own logger is back: a good model still loads and captures
     assert capture(tiny_llama, PROMPT, max_tokens=2, n_ctx=64).summary()["steps"] >= 2
+
+
+def test_session_owns_model_and_callback(tiny_llama: Path, tmp_path: Path) -> None:
+    """The context manager: trials one by one, a capture at any point, the model freed on exit."""
+    from spectra_vis import Session
+
+    with Session(tiny_llama, preset="standard", n_ctx=128) as s:
+        first = s.run(PROMPT, max_tokens=3)
+        assert first.steps[0].phase == "prefill" and len(first.steps) >= 2
+        s.run("Second prompt", max_tokens=2)
+        cap = s.capture(out=tmp_path / "session.json")
+    assert s.model is None
+    with pytest.raises(RuntimeError, match="closed"):
+        s.run(PROMPT)
+    saved = load_capture(tmp_path / "session.json")
+    assert saved.summary() == cap.summary() and saved.summary()["trials"] == 2
+    assert [t["prompt"] for t in saved.trials] == [PROMPT, "Second prompt"]
