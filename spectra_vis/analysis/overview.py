@@ -1,0 +1,151 @@
+"""Capture-level payloads: summary, colours, flows, models, and the per-layer / per-category analysis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import interpret
+from ..capture_file import LEGACY_VERSION, Capture
+from ..profiles import CATEGORY_COLORS, FLOW_COLORS, flows_for, get_model_profile, get_supported_models
+from ._common import INTENSITY_SCALE, STATE_COLORS, TOP_TENSORS, ZONE_COLORS, InvalidArgument, _family, _finite, _trial
+
+
+# ----- capture-level ---------------------------------------------------------------------
+def summary(cap: Capture) -> dict[str, Any]:
+    """The capture's summary (``Capture.summary``) plus its trials, layers and attention layers."""
+    doc = cap.data
+    return {
+        **cap.summary(),
+        "version": LEGACY_VERSION if cap.legacy else doc["version"],
+        "trial_list": [
+            {
+                "id": i,
+                "prompt": t["prompt"],
+                "response": t["response"],
+                "n_tokens": len(t["tokens"]["ids"]),
+                "n_prompt": t["tokens"]["n_prompt"],
+                "n_steps": len(t["steps"]),
+            }
+            for i, t in enumerate(doc["trials"])
+        ],
+        "layers": sorted({t["layer"] for t in doc["tensors"]}),
+        "attention_layers": sorted(interpret.attention_tensors(doc)),
+        "stat_names": list(doc["stat_names"]),
+    }
+
+
+def colors() -> dict[str, Any]:
+    return {
+        "categories": dict(CATEGORY_COLORS),
+        "flows": dict(FLOW_COLORS),
+        "zones": dict(ZONE_COLORS),
+        "states": dict(STATE_COLORS),
+        "scale": list(INTENSITY_SCALE),
+    }
+
+
+def flows(family: str) -> dict[str, Any]:
+    """The data-flow edges between tensor types of a family, and the flow colours."""
+    if get_model_profile(family) is None:
+        raise InvalidArgument(f"unknown model family {family!r}; choose one of {', '.join(get_supported_models())}")
+    return {
+        "family": family,
+        "flows": {k: [list(e) for e in v] for k, v in flows_for(family).items()},
+        "colors": dict(FLOW_COLORS),
+    }
+
+
+def models() -> dict[str, Any]:
+    names = get_supported_models()
+    return {"models": names, "profiles": {n: get_model_profile(n) for n in names}}
+
+
+# ----- analyze ---------------------------------------------------------------------------
+def _mean_stats(cap: Capture, trials: list[dict[str, Any]]) -> dict[int, list[float | None]]:
+    """tensor id -> each statistic averaged over the steps that read it."""
+    n = len(cap.data["stat_names"])
+    sums: dict[int, list[float]] = {}
+    counts: dict[int, list[int]] = {}
+    for trial in trials:
+        for step in trial["steps"]:
+            for key, values in step["stats"].items():
+                s = sums.setdefault(int(key), [0.0] * n)
+                c = counts.setdefault(int(key), [0] * n)
+                for i, v in enumerate(values):
+                    f = _finite(v)
+                    if f is not None:
+                        s[i] += f
+                        c[i] += 1
+    return {k: [s / c if c else None for s, c in zip(sums[k], counts[k], strict=True)] for k in sums}
+
+
+def _group(
+    cap: Capture, members: list[dict[str, Any]], means: dict[int, list[float | None]], evals: list[int]
+) -> dict[str, Any]:
+    names = cap.data["stat_names"]
+    stats: dict[str, float | None] = {}
+    for i, name in enumerate(names):
+        vals = [means[t["id"]][i] for t in members if t["id"] in means and means[t["id"]][i] is not None]
+        stats[name] = sum(v for v in vals if v is not None) / len(vals) if vals else None
+    return {
+        "tensors": len(members),
+        "captured": sum(1 for t in members if t["captured"]),
+        "evaluations": sum(evals[t["id"]] for t in members),
+        "stats": stats,
+    }
+
+
+def analyze(cap: Capture, trial_id: int | None = None, model_family: str | None = None) -> dict[str, Any]:
+    """Per-layer and per-category analysis: counts, the mean of each statistic, top tensors.
+
+    Per tensor, each statistic is averaged over the selected steps that read it (all trials
+    when ``trial_id`` is None); a group's statistic is the mean over its tensors that have one.
+    """
+    doc = cap.data
+    family = _family(cap, model_family)
+    trials = [_trial(cap, trial_id)] if trial_id is not None else list(doc["trials"])
+    tensors = doc["tensors"]
+    evals = [0] * len(tensors)
+    for trial in trials:
+        for i, n in enumerate(trial["counts"][: len(tensors)]):
+            evals[i] += int(n)
+    means = _mean_stats(cap, trials)
+    layers = sorted({t["layer"] for t in tensors})
+    categories = list(dict.fromkeys(t["category"] for t in tensors))
+    l2 = list(doc["stat_names"]).index("l2")
+    l2_mean = {k: v[l2] for k, v in means.items() if v[l2] is not None}
+    ranked = sorted((t for t in tensors if t["id"] in l2_mean), key=lambda t: -float(l2_mean[t["id"]] or 0.0))
+    absmax = list(doc["stat_names"]).index("absmax")
+    return {
+        "model_family": family,
+        "profile": get_model_profile(family),
+        "trial_id": trial_id,
+        "stat_names": list(doc["stat_names"]),
+        "totals": {
+            "tensors": len(tensors),
+            "captured": sum(1 for t in tensors if t["captured"]),
+            "evaluations": sum(evals),
+            "steps": sum(len(t["steps"]) for t in trials),
+        },
+        "layers": [{"layer": L, **_group(cap, [t for t in tensors if t["layer"] == L], means, evals)} for L in layers],
+        "categories": [
+            {
+                "category": c,
+                "color": CATEGORY_COLORS.get(c, CATEGORY_COLORS["other"]),
+                **_group(cap, [t for t in tensors if t["category"] == c], means, evals),
+            }
+            for c in categories
+        ],
+        "top_tensors": [
+            {
+                "id": t["id"],
+                "name": t["name"],
+                "layer": t["layer"],
+                "type": t["type"],
+                "category": t["category"],
+                "l2": l2_mean[t["id"]],
+                "absmax": means[t["id"]][absmax],
+            }
+            for t in ranked[:TOP_TENSORS]
+        ],
+    }

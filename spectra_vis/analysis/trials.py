@@ -1,0 +1,100 @@
+"""Trials and steps: tokens with the step that evaluated each, and per-step detail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..capture_file import Capture
+from ._common import _step, _trial
+from .grid import (
+    _token_steps,
+)
+
+
+# ----- trials and steps ------------------------------------------------------------------
+def trial_detail(cap: Capture, trial_id: int) -> dict[str, Any]:
+    """A trial's tokens (with the step that evaluated each) and a summary of every step."""
+    trial = _trial(cap, trial_id)
+    tokens = trial["tokens"]
+    step_of = _token_steps(trial)
+    return {
+        "id": trial_id,
+        "prompt": trial["prompt"],
+        "response": trial["response"],
+        "n_prompt": tokens["n_prompt"],
+        "interrupted": trial["interrupted"],
+        "errors": list(trial["errors"]),
+        "timings": trial["timings"],
+        "tokens": [
+            {"pos": i, "id": tid, "text": text, "prompt": i < tokens["n_prompt"], "step": step_of.get(i)}
+            for i, (tid, text) in enumerate(zip(tokens["ids"], tokens["texts"], strict=False))
+        ],
+        "steps": [_step_summary(st) for st in trial["steps"]],
+    }
+
+
+def _step_summary(st: dict[str, Any]) -> dict[str, Any]:
+    logits = st.get("logits")
+    top = None
+    if logits and logits.get("ids"):
+        top = {"id": logits["ids"][0], "logit": logits["logits"][0]}
+    return {
+        "index": st["index"],
+        "phase": st["phase"],
+        "pos": st["pos"],
+        "n_tokens": st["n_tokens"],
+        "positions": list(range(st["pos"], st["pos"] + st["n_tokens"])),
+        "token_texts": st["token_texts"],
+        "ms": st.get("ms"),
+        "n_stats": len(st["stats"]),
+        "n_attention": len(st["attention"]),
+        "next_token": top,
+    }
+
+
+def step_detail(cap: Capture, trial_id: int, step: int) -> dict[str, Any]:
+    """Everything the capture holds for one step, with tensor names; attention summarised per layer."""
+    trial = _trial(cap, trial_id)
+    st = _step(trial, step)
+    catalogue = cap.data["tensors"]
+    tensors = []
+    for key in sorted(st["stats"], key=int):
+        t = catalogue[int(key)]
+        tensors.append(
+            {
+                "id": t["id"],
+                "name": t["name"],
+                "layer": t["layer"],
+                "type": t["type"],
+                "category": t["category"],
+                "stats": st["stats"][key],
+                "rows": st["rows"].get(key),
+            }
+        )
+    attention = []
+    for key in sorted(st["attention"], key=int):
+        att = st["attention"][key]
+        attention.append(
+            {
+                "layer": catalogue[int(key)]["layer"],
+                "tensor_id": int(key),
+                "n_kv": att["n_kv"],
+                "n_head": len(att["pos"]),
+                "mean_entropy": [sum(h) / len(h) if h else None for h in att["entropy"]],
+            }
+        )
+    return {
+        "trial_id": trial_id,
+        "index": st["index"],
+        "phase": st["phase"],
+        "pos": st["pos"],
+        "n_tokens": st["n_tokens"],
+        "positions": list(range(st["pos"], st["pos"] + st["n_tokens"])),
+        "token_ids": st["token_ids"],
+        "token_texts": st["token_texts"],
+        "ms": st.get("ms"),
+        "stat_names": list(cap.data["stat_names"]),
+        "tensors": tensors,
+        "attention": sorted(attention, key=lambda a: a["layer"]),
+        "logits": st.get("logits"),
+    }
