@@ -12,10 +12,11 @@ from typing import Any
 
 from .api import Session, capture
 from .capture_file import Capture, CaptureError, load_capture
-from .collector import TensorCollector, TrialData, create_callback
+from .collector import TensorCollector, create_callback
 from .naming import parse_name
 from .presets import PRESETS, Preset
 from .profiles import SUPPORTED_MODELS, ModelFileError, get_model_profile, get_supported_models, read_model_card
+from .records import TrialData
 
 __all__ = [
     "PRESETS",

@@ -6,15 +6,19 @@ its own beyond running trials in order and keeping what was captured on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .capture_file import Capture
-from .collector import TensorCollector, TrialData, create_callback
+from .collector import TensorCollector, create_callback
 from .presets import Preset
 from .profiles import check_gguf_file
+from .records import TrialData
 
 
 @dataclass
@@ -49,6 +53,32 @@ class RunOptions:
 # "model" (card), "trial_start" (index, prompt), "token" (trial, text), "trial_end" (TrialData);
 # lets a UI show progress without the library importing one.
 EventHook = Callable[[str, Any], None]
+
+
+@contextlib.contextmanager
+def _ctrl_c_after_decode(collector: TensorCollector) -> Iterator[None]:
+    """Ctrl-C during a trial asks the collector to stop after the current decode (a second
+    press raises at once). A KeyboardInterrupt raised by Python's default handler can land
+    inside a ctypes callback, where ctypes drops it and generation goes on; this makes the
+    stop land between decodes instead. Only in the main thread, and only when nobody else
+    (the wizard, a notebook) has installed a handler of their own."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        if collector.interrupt_requested:
+            raise KeyboardInterrupt
+        collector.interrupt_requested = True
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Session:
@@ -101,11 +131,14 @@ class Session:
         trial = collector.current_trial
         assert trial is not None
         try:
-            stream = self.model(prompt, max_tokens=opts.max_tokens, temperature=temperature, seed=seed, stream=True)
-            for chunk in stream:
-                text = chunk["choices"][0]["text"]
-                trial.response += text
-                emit("token", (trial.trial_id, text))
+            with _ctrl_c_after_decode(collector):
+                stream = self.model(prompt, max_tokens=opts.max_tokens, temperature=temperature, seed=seed, stream=True)
+                for chunk in stream:
+                    text = chunk["choices"][0]["text"]
+                    trial.response += text
+                    emit("token", (trial.trial_id, text))
+                if collector.interrupt_requested:  # Ctrl-C after the last decode
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             emit("trial_end", collector.end_trial(trial.response, interrupted=True))
             raise

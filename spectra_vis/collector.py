@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,114 +21,13 @@ import numpy as np
 from . import _ggml
 from .naming import EMBED_LAYER, FINAL_NORM_LAYER, parse_name, parse_weight, type_info, variant_type
 from .presets import Preset, make_preset
+from .records import Step, TensorInfo, TrialData
 from .stats import attention_summary, drop_future, rows_stats, tensor_stats, top_logits
 
 GRAPH_START_NAMES = (b"inp_embd", b"embd")
 MAX_ERRORS = 200
 LOGITS_TOP_K = 10
 ROW_AXIS_FROM_END = {"kq": 2, "kq_soft_max": 2, "kqv": 2}  # (head, token, kv) tensors
-
-
-@dataclass
-class TensorInfo:
-    """One graph node of the catalogue, keyed by position in the graph, not by name alone."""
-
-    id: int
-    key: str
-    name: str
-    op: str
-    dtype: str
-    shape: list[int]
-    layer: int
-    type: str
-    category: str
-    depth: int
-    order: int
-    view: bool
-    captured: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Step:
-    """One graph evaluation (a prefill batch or one decoded token)."""
-
-    index: int
-    phase: str
-    pos: int
-    n_tokens: int
-    token_ids: list[int] = field(default_factory=list)
-    token_texts: list[str] = field(default_factory=list)
-    ms: float | None = None
-    stats: dict[int, np.ndarray] = field(default_factory=dict)
-    rows: dict[int, np.ndarray] = field(default_factory=dict)
-    attention: dict[int, dict[str, Any]] = field(default_factory=dict)
-    logits: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "phase": self.phase,
-            "pos": self.pos,
-            "n_tokens": self.n_tokens,
-            "token_ids": self.token_ids,
-            "token_texts": self.token_texts,
-            "ms": self.ms,
-            "stats": {str(k): v for k, v in self.stats.items()},
-            "rows": {str(k): v for k, v in self.rows.items()},
-            "attention": {str(k): v for k, v in self.attention.items()},
-            "logits": self.logits,
-        }
-
-
-@dataclass
-class TrialData:
-    """One prompt run: its tokens, timings and steps. ``tensor_counts`` maps tensor key to count."""
-
-    trial_id: int
-    prompt: str = ""
-    response: str = ""
-    inference_time_ms: float = 0.0
-    steps: list[Step] = field(default_factory=list)
-    counts: dict[int, int] = field(default_factory=dict)
-    sampled: list[int] = field(default_factory=list)
-    token_ids: list[int] = field(default_factory=list)
-    token_texts: list[str] = field(default_factory=list)
-    n_prompt: int = 0
-    interrupted: bool = False
-    errors: list[str] = field(default_factory=list)
-    tensor_counts: dict[str, int] = field(default_factory=dict)
-
-    def timings(self) -> dict[str, float | None]:
-        pre = [s for s in self.steps if s.phase == "prefill"]
-        dec = [s for s in self.steps if s.phase == "decode"]
-        pre_ms = sum(s.ms or 0.0 for s in pre)
-        dec_ms = sum(s.ms or 0.0 for s in dec)
-        pre_tok = sum(s.n_tokens for s in pre)
-        return {
-            "total_ms": self.inference_time_ms,
-            "prefill_ms": pre_ms,
-            "decode_ms": dec_ms,
-            "prefill_tokens": pre_tok,
-            "decode_tokens": len(dec),
-            "prefill_tokens_per_s": pre_tok / pre_ms * 1000 if pre_ms > 0 else None,
-            "decode_tokens_per_s": len(dec) / dec_ms * 1000 if dec_ms > 0 else None,
-        }
-
-    def to_dict(self, n_tensors: int) -> dict[str, Any]:
-        return {
-            "id": self.trial_id,
-            "prompt": self.prompt,
-            "response": self.response,
-            "tokens": {"ids": self.token_ids, "texts": self.token_texts, "n_prompt": self.n_prompt},
-            "timings": self.timings(),
-            "counts": [self.counts.get(i, 0) for i in range(n_tensors)],
-            "interrupted": self.interrupted,
-            "errors": self.errors,
-            "steps": [s.to_dict() for s in self.steps],
-        }
 
 
 class _Graph:

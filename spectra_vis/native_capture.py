@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _ggml, _native
-from .collector import LOGITS_TOP_K, ROW_AXIS_FROM_END, Step, TensorCollector, TrialData, _next_key
+from .collector import LOGITS_TOP_K, ROW_AXIS_FROM_END, TensorCollector, _next_key
+from .records import Step, TrialData
 from .stats import drop_future
 
 PYTHON_HOOKS = ("record_tensor", "_on_ask", "_on_data", "_read_node")
