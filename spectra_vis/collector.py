@@ -86,7 +86,7 @@ class TensorCollector:
         self._trial_t0 = 0.0
         self._graph_t0 = 0.0
         self._sampled_any = False
-        self._texts: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()  # per model
+        self._texts: dict[int, str] = {}  # token id -> text, for the attached model
         self._native: Any = None  # native_capture.NativeCallback when the C callback drives this collector
         self.callback_kind = "python"
         _ggml.self_check()
@@ -97,6 +97,7 @@ class TensorCollector:
         from .profiles import read_model_card
 
         self._model_ref = weakref.ref(model)
+        self._texts = {}
         self.model_path = str(model.model_path)
         self.n_ctx = int(model.n_ctx())
         self.model_card = read_model_card(self.model_path, self.model_family)
@@ -194,17 +195,23 @@ class TensorCollector:
     # ----- the callback ---------------------------------------------------------------
     def record_tensor(self, ptr: int, ask: bool) -> bool:
         """Entry point from the C callback. Never raises; True in the data phase always."""
+        default = not ask  # read nothing when in doubt; never abort the data phase
+        if not self.enabled or self.current_trial is None:
+            return default
+        self.total_callbacks += 1
+        return self.guarded(default, self._on_ask if ask else self._on_data, ptr)
+
+    def guarded(self, default: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` for a caller in C: nothing propagates into llama.cpp. Ctrl-C is kept for
+        after the decode (``interrupt_requested``), any other error is recorded on the trial;
+        both give ``default``."""
         try:
-            if not self.enabled or self.current_trial is None:
-                return False if ask else True
-            self.total_callbacks += 1
-            return self._on_ask(ptr) if ask else self._on_data(ptr)
+            return fn(*args)
         except KeyboardInterrupt:
             self.interrupt_requested = True
-            return False if ask else True
         except BaseException as exc:  # noqa: BLE001 - nothing may propagate into C
             self._error(f"{type(exc).__name__}: {exc}")
-            return False if ask else True
+        return default
 
     def _on_ask(self, ptr: int) -> bool:
         t = _ggml.tensor(ptr)
@@ -377,16 +384,13 @@ class TensorCollector:
         model = self.model
         if model is None:
             return ""
-        cache = self._texts.get(model)
-        if cache is None:
-            cache = self._texts[model] = {}
-        text = cache.get(token)
+        text = self._texts.get(token)
         if text is None:
             try:
                 text = model.detokenize([token], special=True).decode("utf-8", "replace")
             except Exception:  # noqa: BLE001 - a special token with no text
                 text = ""
-            cache[token] = text
+            self._texts[token] = text
         return text
 
     def _finish_tokens(self, trial: TrialData) -> None:

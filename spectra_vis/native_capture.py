@@ -69,9 +69,11 @@ def native_callback(collector: TensorCollector, native: bool | None = None) -> A
 
 
 def _hook(ref: weakref.ref[NativeCallback], name: str, default: Any) -> Callable[..., Any]:
+    """What C calls: the engine's method ``name``, guarded by its collector (never raises)."""
+
     def call(*args: Any) -> Any:
         engine = ref()
-        return default if engine is None else getattr(engine, name)(*args)
+        return default if engine is None else engine.collector.guarded(default, getattr(engine, name), *args)
 
     return call
 
@@ -129,7 +131,7 @@ class NativeCallback:
                 step.rows[tid] = out.row_vals[first : first + n]
         if out.att_p is not None and out.att_pos is not None and out.att_ent is not None:
             # Views into the step's copied-out arrays, no Python list per tensor: this runs every token.
-            pos_all, p_all, ent_all, first = out.att_pos, out.att_p, out.att_ent, step.pos
+            pos_all, p_all, ent_all = out.att_pos, out.att_p, out.att_ent
             for tid, heads, rows, k, n_kv, po, eo in out.att_meta:
                 n = heads * rows * k
                 att = {
@@ -138,62 +140,43 @@ class NativeCallback:
                     "entropy": ent_all[eo : eo + heads * rows].reshape(heads, rows),
                     "n_kv": n_kv,
                 }
-                step.attention[tid] = drop_future(att, first) if first + 1 < k else att
+                step.attention[tid] = drop_future(att, step.pos)
             if out.att_lost:
                 c._check_lost_mass(max(out.att_lost))
         if out.logit_ids is not None:
             step.logits = {"ids": out.logit_ids, "logits": out.logit_vals}
 
-    # ----- called by C (through _hook); never raise ------------------------------------------
+    # ----- called by C (through _hook, which keeps anything from propagating into C) ----------
     def _on_graph(self, ptr: int) -> int:
         c = self.collector
-        try:
-            self.flush()
-            self._step, self._seen = None, 0
-            if not c.enabled or c.current_trial is None:
-                return 0
-            g = c._new_graph(_ggml.tensor(ptr))
-            assert g.step is not None
-            self._step = g.step
-            self.state.set_step(g.step.pos, g.step.n_tokens, c.preset.top_k)
-            return 1
-        except KeyboardInterrupt:
-            c.interrupt_requested = True
-        except BaseException as exc:  # noqa: BLE001 - nothing may propagate into C
-            c._error(f"{type(exc).__name__}: {exc}")
-        return 0
+        self.flush()
+        self._step, self._seen = None, 0
+        if not c.enabled or c.current_trial is None:
+            return 0
+        g = c._new_graph(_ggml.tensor(ptr))
+        assert g.step is not None
+        self._step = g.step
+        self.state.set_step(g.step.pos, g.step.n_tokens, c.preset.top_k)
+        return 1
 
     def _on_node(self, ptr: int, pos: int) -> int:
         c = self.collector
-        try:
-            g = c._graph
-            if g is None:
-                return -1
-            if self._seen < pos:
-                ptrs, tids = self.state.prefix(self._seen, pos)
-                for p, tid in zip(ptrs, tids, strict=True):
-                    _next_key(g, _ggml.tensor(p).name)
-                    g.ptr_tid[p] = tid
-            self._seen = pos + 1
-            t = _ggml.tensor(ptr)
-            tid = c._node_tid(ptr, t, t.name, g)
-            return tid | (self._flags(tid) << 32)
-        except KeyboardInterrupt:
-            c.interrupt_requested = True
-        except BaseException as exc:  # noqa: BLE001 - nothing may propagate into C
-            c._error(f"{type(exc).__name__}: {exc}")
-        self._seen = pos + 1
-        return -1
+        g = c._graph
+        if g is None:
+            return -1
+        seen, self._seen = self._seen, pos + 1  # past this node even if what follows fails
+        if seen < pos:
+            ptrs, tids = self.state.prefix(seen, pos)
+            for p, tid in zip(ptrs, tids, strict=True):
+                _next_key(g, _ggml.tensor(p).name)
+                g.ptr_tid[p] = tid
+        t = _ggml.tensor(ptr)
+        tid = c._node_tid(ptr, t, t.name, g)
+        return tid | (self._flags(tid) << 32)
 
     def _on_data(self, ptr: int, tid: int) -> None:
-        c = self.collector
-        try:
-            if self._step is not None:
-                c._read_node(ptr, tid, self._step)
-        except KeyboardInterrupt:
-            c.interrupt_requested = True
-        except BaseException as exc:  # noqa: BLE001 - nothing may propagate into C
-            c._error(f"{type(exc).__name__}: {exc}")
+        if self._step is not None:
+            self.collector._read_node(ptr, tid, self._step)
 
     def _flags(self, tid: int) -> int:
         c = self.collector

@@ -83,11 +83,12 @@ def drop_future(att: dict[str, Any], first_pos: int) -> dict[str, Any]:
     rows can be affected; when there are any, ``pos`` and ``p`` become lists (head) of
     rows (arrays), the short rows trimmed.
     """
-    pos = np.asarray(att["pos"])
-    k = pos.shape[-1] if pos.ndim == 3 else 0
-    n_short = min(max(k - 1 - first_pos, 0), pos.shape[1] if pos.ndim == 3 else 0)
-    if n_short == 0:
+    heads = att["pos"]  # [head][row][k], nested lists (Python path) or an array (native path)
+    k = len(heads[0][0]) if len(heads) and len(heads[0]) else 0
+    if first_pos + 1 >= k:  # every row sees at least k positions: the usual case, every decode step
         return att
+    pos = np.asarray(heads)
+    n_short = min(k - 1 - first_pos, pos.shape[1])
     p = np.asarray(att["p"], dtype=np.float32)
     pos_rows = [list(head) for head in pos]
     p_rows = [list(head) for head in p]
@@ -114,7 +115,9 @@ def top_k_desc(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     picks the same); NaN counts as -inf. O(n) per row: a partition, not a sort.
     """
     x = np.asarray(x)
-    x = np.where(np.isnan(x), -np.inf, x) if np.isnan(x).any() else x
+    nan = np.isnan(x)
+    if nan.any():
+        x = np.where(nan, -np.inf, x)
     n = x.shape[-1]
     k = min(k, n)
     if k == n:
