@@ -6,11 +6,10 @@ its own beyond running trials in order and keeping what was captured on Ctrl-C.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,30 +54,47 @@ class RunOptions:
 EventHook = Callable[[str, Any], None]
 
 
-@contextlib.contextmanager
-def _ctrl_c_after_decode(collector: TensorCollector) -> Iterator[None]:
-    """Ctrl-C during a trial asks the collector to stop after the current decode (a second
-    press raises at once). A KeyboardInterrupt raised by Python's default handler can land
-    inside a ctypes callback, where ctypes drops it and generation goes on; this makes the
-    stop land between decodes instead. Only in the main thread, and only when nobody else
-    (the wizard, a notebook) has installed a handler of their own."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
-        yield
-        return
+class StopAfterDecode:
+    """Ctrl-C, handled where a capture can stop cleanly.
 
-    def stop(signum: int, frame: Any) -> None:
-        if collector.interrupt_requested:
+    A KeyboardInterrupt raised by Python's default handler can land inside a ctypes
+    callback, where ctypes drops it and generation goes on. Inside this context the first
+    Ctrl-C only sets the collector's ``interrupt_requested``: ``spectra_vis.Llama`` raises
+    KeyboardInterrupt right after the current decode (every finished step stays whole), and
+    ``Session.run`` / ``capture`` raise it when no decode follows. A second Ctrl-C raises at
+    once; none does while ``saving`` (what was captured is being written). Installed only in
+    the main thread and only over Python's default handler, so an outer one (a notebook's,
+    or ``capture``'s around ``Session.run``) stays in charge.
+    """
+
+    def __init__(self, collector: TensorCollector) -> None:
+        self.collector = collector
+        self.saving = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopAfterDecode:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.saving:
+            return
+        if self.collector.interrupt_requested:
             raise KeyboardInterrupt
-        collector.interrupt_requested = True
+        self.collector.interrupt_requested = True
 
-    previous = signal.signal(signal.SIGINT, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    def check(self) -> None:
+        """Raise the Ctrl-C asked for, at a point between decodes."""
+        if self.collector.interrupt_requested:
+            raise KeyboardInterrupt
 
 
 class Session:
@@ -131,14 +147,13 @@ class Session:
         trial = collector.current_trial
         assert trial is not None
         try:
-            with _ctrl_c_after_decode(collector):
+            with StopAfterDecode(collector) as stop:
                 stream = self.model(prompt, max_tokens=opts.max_tokens, temperature=temperature, seed=seed, stream=True)
                 for chunk in stream:
                     text = chunk["choices"][0]["text"]
                     trial.response += text
                     emit("token", (trial.trial_id, text))
-                if collector.interrupt_requested:  # Ctrl-C after the last decode
-                    raise KeyboardInterrupt
+                stop.check()  # Ctrl-C after the last decode
         except KeyboardInterrupt:
             emit("trial_end", collector.end_trial(trial.response, interrupted=True))
             raise
@@ -189,16 +204,21 @@ def capture(
     if not prompt_list or not all(isinstance(p, str) and p for p in prompt_list):
         raise ValueError("give at least one non-empty prompt")
     emit = on_event or (lambda kind, payload: None)
-    with Session(
-        model_path, preset, model_family=model_family, n_ctx=n_ctx, n_threads=n_threads, seed=seed, **preset_options
-    ) as session:
+    with (
+        Session(
+            model_path, preset, model_family=model_family, n_ctx=n_ctx, n_threads=n_threads, seed=seed, **preset_options
+        ) as session,
+        StopAfterDecode(session.collector) as stop,
+    ):
         emit("collector", session.collector)
         emit("model", session.collector.model_card)
         try:
             for i, prompt in enumerate(prompt_list):
+                stop.check()  # Ctrl-C between trials
                 emit("trial_start", (i, prompt))
                 session.run(prompt, opts.max_tokens, opts.temperature, opts.seed, emit)
         except KeyboardInterrupt as interrupt:
+            stop.saving = True
             current = session.collector.current_trial
             if current is not None:  # interrupted outside generation
                 emit("trial_end", session.collector.end_trial(current.response, interrupted=True))

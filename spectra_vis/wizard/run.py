@@ -2,15 +2,14 @@
 
 The display follows the library's events (``collector``, ``trial_start``, ``token``,
 ``trial_end``): per trial the tokens generated, tokens/s, unique tensors seen, steps
-captured, and the response as it is generated. On Ctrl-C the library keeps and saves
-what was captured; this module says where and returns 130.
+captured, and the response as it is generated. On Ctrl-C the library (``StopAfterDecode``)
+stops after the current decode, keeps and saves what was captured; this module says where
+and returns 130.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,45 +43,6 @@ class _Row:
     steps: int = 0
 
 
-class StopOnCtrlC:
-    """Ctrl-C during a run, handled at safe points only.
-
-    The first Ctrl-C sets the collector's ``interrupt_requested``, which the library turns into
-    a KeyboardInterrupt right after the current ``llama_decode`` (so every finished step is
-    whole) and ``capture`` then saves what it has; the next event raises it too, in case no
-    decode follows. A KeyboardInterrupt raised wherever the signal happened to land could hit
-    a ctypes callback, where Python drops it. Before the model is loaded, or at a second
-    Ctrl-C, it is raised at once; while the interrupted capture is being saved, it is ignored.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.saving = False
-        self.collector: Any = None
-        self._previous: Any = None
-
-    def __enter__(self) -> StopOnCtrlC:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.saving:
-            return
-        if self.requested or self.collector is None:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.collector.interrupt_requested = True
-
-    def check(self) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-
-
 class Progress:
     """Live state of the run, fed by the library's events; renders itself for rich.Live."""
 
@@ -91,13 +51,10 @@ class Progress:
         self.rows = [_Row(p) for p in cfg.prompts]
         self.current = -1
         self.collector: Any = None
-        self.stop = StopOnCtrlC()
 
     def on_event(self, kind: str, payload: Any) -> None:
-        if kind != "trial_end":
-            self.stop.check()
         if kind == "collector":
-            self.collector = self.stop.collector = payload
+            self.collector = payload
         elif kind == "trial_start":
             self.current = payload[0]
             row = self.rows[self.current]
@@ -108,7 +65,6 @@ class Progress:
             self._finish(payload)
 
     def _finish(self, trial: Any) -> None:
-        self.stop.saving = trial.interrupted  # the library saves right after an interrupted trial ends
         row = self.rows[trial.trial_id]
         row.status = "interrupted" if trial.interrupted else "done"
         row.text = trial.response
@@ -167,7 +123,7 @@ def run(cfg: C.WizardConfig, console: Console, prog: str) -> int:
         "n_ctx": cfg.context_size(),
     }
     try:
-        with warnings.catch_warnings(), progress.stop:
+        with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(cfg)
             if cfg.quiet:
                 result = capture(cfg.model, cfg.prompts, **kwargs)
@@ -183,8 +139,6 @@ def run(cfg: C.WizardConfig, console: Console, prog: str) -> int:
         return fail(prog, f"{exc}", EXIT_USAGE)
     except OSError as exc:
         return fail(prog, f"could not save the capture to {out}: {exc}", EXIT_ERROR)
-    if progress.stop.requested:  # Ctrl-C came after the last decode: the run is complete and saved
-        return _interrupted(result, out, console, cfg.quiet)
     if cfg.quiet:
         print(out, flush=True)
         return EXIT_OK
