@@ -148,8 +148,8 @@ class Session:
         assert trial is not None
         try:
             with StopAfterDecode(collector) as stop:
-                stream = self.model(prompt, max_tokens=opts.max_tokens, temperature=temperature, seed=seed, stream=True)
-                for chunk in stream:
+                settings = {"max_tokens": opts.max_tokens, "temperature": opts.temperature, "seed": opts.seed}
+                for chunk in self.model(prompt, stream=True, **settings):
                     text = chunk["choices"][0]["text"]
                     trial.response += text
                     emit("token", (trial.trial_id, text))

@@ -25,14 +25,13 @@ def clean_path(text: str) -> Path:
     s = text.strip()
     if s.startswith("& "):  # PowerShell pastes a dropped file as a call: & 'C:\path'
         s = s[2:].strip()
-    if len(s) >= 2 and s[0] == s[-1] and s[0] in _QUOTES:
+    quoted = len(s) >= 2 and s[0] == s[-1] and s[0] in _QUOTES
+    if quoted:
         s = s[1:-1]
-    elif s.lower().startswith("file://"):
-        s = _from_file_url(s)
-    elif os.sep == "/" and "\\" in s:
-        s = re.sub(r"\\(.)", r"\1", s)  # shell escapes: '/a\ b' -> '/a b' (not on Windows: \ is the separator)
     if s.lower().startswith("file://"):
         s = _from_file_url(s)
+    elif not quoted and os.sep == "/" and "\\" in s:
+        s = re.sub(r"\\(.)", r"\1", s)  # shell escapes: '/a\ b' -> '/a b' (not on Windows: \ is the separator)
     return Path(os.path.expanduser(s))
 
 
