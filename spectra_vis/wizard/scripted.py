@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from ..presets import PRESET_HELP
+from ..presets import PRESET_HELP, PRESETS
 from ..profiles import SUPPORTED_MODELS
 from . import config as C
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PRESET_CHOICES = ("observe", "standard", "full")
+PRESET_CHOICES = tuple(p for p in PRESETS if p != "custom")  # custom needs patterns: the Python API
 FAMILY_CHOICES = ("auto", *SUPPORTED_MODELS)
 
 
@@ -29,34 +30,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(parse: Callable[[str], float], kind: str, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """A converter for flags and answers: ``parse(text)`` within [low, high], else a one-line reason."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}") from None
+        if value < low or (high is not None and value > high):
+            limits = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, got {text}")
+        return value
+
+    return convert
 
 
-def temperature_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 10, got {text}")
-    return value
-
-
-def seed_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+positive_int = _number(int, "whole number", 1)
+seed_value = _number(int, "whole number", 0)
+temperature_value = _number(float, "number", 0, 10)
 
 
 def build_parser(prog: str = "capture_tensors.py") -> argparse.ArgumentParser:
