@@ -27,7 +27,6 @@ import platform
 import resource
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -155,9 +154,7 @@ def capture_size(collector: Any) -> int:
     """Bytes of the saved capture of what ``collector`` holds."""
     from .capture_file import Capture
 
-    with tempfile.TemporaryDirectory() as d:
-        path = Capture.from_collector(collector).save(Path(d) / "bench.json")
-        return path.stat().st_size
+    return len(Capture.from_collector(collector).to_bytes())
 
 
 def prompt_tokens(model: Any, n: int) -> list[int]:
@@ -248,7 +245,7 @@ def summarize(modes: list[Mode], samples: dict[str, list[Sample]], kinds: dict[s
 
 def memory_run(model_path: str, n_decode: int, n_prompt: int, threads: int) -> dict[str, Any]:
     """A standard capture of ``n_decode`` generated tokens: RAM growth, bytes on disk, bytes per step."""
-    import orjson
+    from .capture_file import _dumps
 
     mode = Mode("standard", "standard", "native")
     r = Runner(mode, model_path, n_prompt + n_decode + 16, threads)
@@ -267,7 +264,7 @@ def memory_run(model_path: str, n_decode: int, n_prompt: int, threads: int) -> d
         held, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rss1, maxrss1 = _rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        step_bytes = [len(orjson.dumps(s.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)) for s in trial.steps]
+        step_bytes = [len(_dumps(s.to_dict())) for s in trial.steps]  # as the capture file writes them
         decode = step_bytes[1:]
         size = capture_size(c)
         return {
@@ -481,8 +478,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory, {memory['tokens']} tokens standard: file {_mib(memory['file_bytes'])}, "
               f"python heap {_mib(memory['python_heap_held'])}, RSS growth {_mib(memory['rss_growth'])}")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(markdown(results, memory, args))
+        from .capture_file import atomic_write
+
+        atomic_write(Path(args.out), markdown(results, memory, args).encode())
         print(f"wrote {args.out}")
     return 0
 
