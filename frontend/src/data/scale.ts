@@ -81,8 +81,8 @@ export function makeScale(kind: ScaleKind, values: Iterable<MaybeNumber>): Value
       position(v) {
         if (!finite(v) || n === 0) return null;
         if (min === max) return 0.5;
-        const below = lowerBound(vals, v);
-        const equal = upperBound(vals, v) - below;
+        const below = bisect(vals, v);
+        const equal = bisect(vals, v, true) - below;
         const rank = equal > 0 ? below + (equal - 1) / 2 : below - 0.5;
         return clamp01(rank / (n - 1));
       },
@@ -135,25 +135,13 @@ function withTicks(s: Omit<ValueScale, "ticks">, at: number[]): ValueScale {
   };
 }
 
-/** First index with a[i] >= v (a sorted ascending). */
-function lowerBound(a: number[], v: number): number {
+/** First index with a[i] >= v (a[i] > v when ``after``), a sorted ascending. */
+function bisect(a: number[], v: number, after = false): number {
   let lo = 0;
   let hi = a.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (a[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** First index with a[i] > v (a sorted ascending). */
-function upperBound(a: number[], v: number): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (a[mid] <= v) lo = mid + 1;
+    if (a[mid] < v || (after && a[mid] === v)) lo = mid + 1;
     else hi = mid;
   }
   return lo;

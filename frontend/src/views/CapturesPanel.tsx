@@ -40,34 +40,30 @@ export function CapturesPanel({ capture, trialId, onLoaded, onTrial, refreshKey,
   const [notice, setNotice] = useState<string | null>(null);
   const [over, setOver] = useState(false);
 
-  const load = async (f: FileInfo) => {
-    setBusy(`Loading ${f.name}…`);
+  /** One request at a time: a progress line while it runs, its error shown (never swallowed). */
+  const attempt = async (progress: string, failure: string, work: () => Promise<void>) => {
+    setBusy(progress);
     setError(null);
     setNotice(null);
     try {
-      onLoaded(await api.load(f.path));
+      await work();
     } catch (e) {
-      setError(`Could not load ${f.name}: ${(e as Error).message}`);
+      setError(`${failure}: ${(e as Error).message}`);
     } finally {
       setBusy(null);
     }
   };
 
-  const upload = async (file: File) => {
-    setBusy(`Uploading ${file.name}…`);
-    setError(null);
-    setNotice(null);
-    try {
+  const load = (f: FileInfo) =>
+    attempt(`Loading ${f.name}…`, `Could not load ${f.name}`, async () => onLoaded(await api.load(f.path)));
+
+  const upload = (file: File) =>
+    attempt(`Uploading ${file.name}…`, `Upload of ${file.name} failed`, async () => {
       const out = await api.upload(file);
       setNotice(`Uploaded ${file.name} as ${out.saved_as}`);
       onLoaded(out);
       onRefresh();
-    } catch (e) {
-      setError(`Upload of ${file.name} failed: ${(e as Error).message}`);
-    } finally {
-      setBusy(null);
-    }
-  };
+    });
 
   const onDrop = (e: DragEvent) => {
     e.preventDefault();

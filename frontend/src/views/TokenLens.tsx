@@ -131,6 +131,7 @@ function ZoneBar({ dist, colors }: { dist: Record<string, number>; colors: Recor
   );
 }
 
+const ARC_COLOR = { out: "#f0f921", in: "#38bdf8" }; // what the token attends to / what attends to it
 const STRIP_Y = 80;
 const TOKEN_H = 20;
 
@@ -151,18 +152,15 @@ function Strip({ trial, links, focus, pinned, zoneColor, onHover, onPin }: {
   return (
     <div className="lens-strip">
       <svg width={width} height={STRIP_Y * 2 + TOKEN_H} data-testid="lens-strip" onMouseLeave={() => onHover(null)}>
-        {links?.out.map((l) => (
-          <path key={`o${l.to}`} className="arc arc-out" d={arc(l, "out")} data-from={l.from} data-to={l.to} data-p={l.p}
-            fill="none" stroke="#f0f921" strokeOpacity={0.25 + 0.75 * l.p} strokeWidth={0.5 + 5 * l.p}>
-            <title>{`${l.from} → ${l.to}: p ${fmt(l.p)}`}</title>
-          </path>
-        ))}
-        {links?.in.map((l) => (
-          <path key={`i${l.from}`} className="arc arc-in" d={arc(l, "in")} data-from={l.from} data-to={l.to} data-p={l.p}
-            fill="none" stroke="#38bdf8" strokeOpacity={0.25 + 0.75 * l.p} strokeWidth={0.5 + 5 * l.p}>
-            <title>{`${l.from} → ${l.to}: p ${fmt(l.p)}`}</title>
-          </path>
-        ))}
+        {(["out", "in"] as const).map((dir) =>
+          links?.[dir].map((l) => (
+            <path key={`${dir}${dir === "out" ? l.to : l.from}`} className={`arc arc-${dir}`} d={arc(l, dir)}
+              data-from={l.from} data-to={l.to} data-p={l.p} fill="none" stroke={ARC_COLOR[dir]}
+              strokeOpacity={0.25 + 0.75 * l.p} strokeWidth={0.5 + 5 * l.p}>
+              <title>{`${l.from} → ${l.to}: p ${fmt(l.p)}`}</title>
+            </path>
+          )),
+        )}
         {trial.tokens.map((t, i) => {
           const b = boxes[i];
           const zc = zoneColor(t.pos);
