@@ -6,6 +6,7 @@ Depends on ``naming`` for the tensor-type table; imports no UI or web package.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -227,6 +228,7 @@ def read_model_card(path: str | os.PathLike[str], family: str = "auto") -> Model
 LONG_ARRAY = 4096  # arrays longer than this (the vocabulary) are skipped, not parsed item by item
 
 
+@functools.cache
 def _metadata_reader(gguf: Any) -> type:
     """``gguf.GGUFReader`` that steps over long metadata arrays instead of parsing each item.
 
