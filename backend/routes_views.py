@@ -14,7 +14,7 @@ from spectra_vis.trace import export_trial
 
 from . import schemas as S
 from .deps import OrjsonResponse, StoreDep
-from .store import Loaded, StoreError
+from .store import Loaded
 
 router = APIRouter(prefix="/api", tags=["views"])
 
@@ -104,10 +104,8 @@ def trace(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = Non
     """The trial as a JSONL trace (header, tokens, steps with fingerprints, metrics; docs/ATTENTION.md).
     Uploading the file (POST /api/upload) turns it back into a one-trial capture."""
     loaded = store.get(capture_id)
-    analysis.trial_detail(loaded.capture, trial_id)  # 404 for an unknown trial
-    if loaded.capture.legacy:
-        raise StoreError("a version 1.0 capture has no steps to export as a trace; capture the model again", 422)
-    body = export_trial(loaded.capture.data, trial_id)
+    analysis.trial_exists(loaded.capture, trial_id)  # 404 for an unknown trial
+    body = export_trial(loaded.capture.data, trial_id)  # 422 for a version 1.0 capture
     stem = loaded.name.removesuffix(".json")
     return Response(
         body,

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from .capture_file import FORMAT, VERSION, Capture, CaptureError, atomic_write, load_capture
+from .capture_file import FORMAT, LEGACY_VERSION, VERSION, Capture, CaptureError, atomic_write, load_capture
 from .interpret import cognitive_states, token_attention, token_zones, zone_distribution
 
 TRACE_FORMAT = "spectra-vis-trace"
@@ -29,7 +29,14 @@ _TRIAL_FIELDS = ("prompt", "response", "timings", "counts", "interrupted", "erro
 
 
 def export_trial(doc: dict[str, Any], trial_id: int) -> bytes:
-    """The trial as JSONL bytes (header, tokens, steps, metrics)."""
+    """The trial as JSONL bytes (header, tokens, steps, metrics).
+
+    KeyError for a trial the capture does not have; CaptureError for a version 1.0 capture,
+    which has no steps to export."""
+    if doc["tool"].get("version") == LEGACY_VERSION:
+        raise CaptureError("a version 1.0 capture has no steps to export as a trace; capture the model again")
+    if not 0 <= trial_id < len(doc["trials"]):
+        raise KeyError(f"no trial {trial_id}; this capture has {len(doc['trials'])}")
     trial = doc["trials"][trial_id]
     header = {
         "record_type": "header",
@@ -127,9 +134,6 @@ def main(argv: list[str] | None = None, prog: str = "spectra-vis trace") -> int:
     try:
         if args.action == "export":
             cap = load_capture(args.capture)
-            if cap.legacy:
-                raise CaptureError(f"{args.capture} is a version 1.0 capture: it has no steps to export")
-            cap.trial(args.trial)
             src = Path(args.capture)
             out = Path(args.out or src.with_name(f"{src.stem}_trial{args.trial}.jsonl"))
             atomic_write(out, export_trial(cap.data, args.trial))
