@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The viewer's tests: install chromium when missing, npm ci (from the npm cache when it can),
-# generated types up to date, typecheck, Vitest, build, then the browser tests (real backend,
+# The viewer's tests: install chromium when missing, npm ci and build (scripts/build_frontend.sh, from
+# the npm cache when it can), generated types up to date, typecheck, Vitest, then the browser tests (real backend,
 # real captures of a tiny GGUF, Debian chromium through playwright-core). Saves docs/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,15 +10,9 @@ if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+echo "== install and build"; scripts/build_frontend.sh   # npm ci and vite build, each only when needed
 cd frontend
-lock_hash=$(sha256sum package.json package-lock.json | sha256sum | cut -d' ' -f1)
-if [ ! -f node_modules/.spectra-lock-hash ] || [ "$(cat node_modules/.spectra-lock-hash)" != "$lock_hash" ]; then
-  echo "== npm ci"
-  npm ci --no-audit --no-fund --prefer-offline --loglevel=error
-  echo "$lock_hash" > node_modules/.spectra-lock-hash
-fi
 echo "== generated types"; node scripts/gen-types.mjs --check
 echo "== tsc"; npx tsc --noEmit
 echo "== vitest"; npx vitest run
-echo "== build"; ../scripts/build_frontend.sh
 echo "== browser (chromium)"; node --test --test-concurrency=1 --test-reporter=spec e2e/*.test.mjs
