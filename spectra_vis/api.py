@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .capture_file import Capture
+from .chat import ChatMode, FormattedPrompt, check_mode, format_prompt, template_marks
 from .collector import TensorCollector, create_callback
 from .presets import Preset
 from .profiles import check_gguf_file
@@ -134,31 +135,60 @@ class Session:
         )
         self.n_threads = n_threads
 
-    def run(
-        self, prompt: str, max_tokens: int = 32, temperature: float = 0.0, seed: int = 0, emit: EventHook | None = None
-    ) -> TrialData:
-        """One trial: ``prompt`` and its generated continuation, streamed; returns the TrialData."""
+    def format(self, prompt: str, chat: ChatMode = "auto") -> FormattedPrompt:
+        """``prompt`` as ``run`` would send it (see ``spectra_vis.chat.format_prompt``); ValueError
+        (one line) when ``chat=True`` and the model has no template, or the template fails."""
         if self.model is None:
             raise RuntimeError("this session is closed")
+        return format_prompt(self.model, prompt, chat)
+
+    def run(
+        self,
+        prompt: str,
+        max_tokens: int = 32,
+        temperature: float = 0.0,
+        seed: int = 0,
+        emit: EventHook | None = None,
+        *,
+        chat: ChatMode | FormattedPrompt = "auto",
+    ) -> TrialData:
+        """One trial: ``prompt`` and its generated continuation, streamed; returns the TrialData.
+
+        ``chat="auto"`` sends the prompt as a one-message user conversation in the model's chat
+        template when its GGUF has one, else raw; True requires a template, False sends it raw
+        (or pass what ``format`` returned). Generation stops at the template's end-of-turn token.
+        """
+        sent = chat if isinstance(chat, FormattedPrompt) else self.format(prompt, chat)
         opts = RunOptions(max_tokens=max_tokens, temperature=temperature, seed=seed)
         emit = emit or (lambda kind, payload: None)
         collector = self.collector
         collector.start_trial(prompt)
         trial = collector.current_trial
         assert trial is not None
+        trial.chat, trial.prompt_text = sent.chat, sent.text
         try:
             with StopAfterDecode(collector) as stop:
                 settings = {"max_tokens": opts.max_tokens, "temperature": opts.temperature, "seed": opts.seed}
-                for chunk in self.model(prompt, stream=True, **settings):
+                for chunk in self.model(sent.prompt_input(), stream=True, **settings, **sent.generation_kwargs()):
                     text = chunk["choices"][0]["text"]
                     trial.response += text
                     emit("token", (trial.trial_id, text))
                 stop.check()  # Ctrl-C after the last decode
         except KeyboardInterrupt:
-            emit("trial_end", collector.end_trial(trial.response, interrupted=True))
+            emit("trial_end", self.end_trial(sent, interrupted=True))
             raise
-        done = collector.end_trial(trial.response)
+        done = self.end_trial(sent)
         emit("trial_end", done)
+        return done
+
+    def end_trial(self, sent: FormattedPrompt, interrupted: bool = False) -> TrialData:
+        """End the collector's current trial and mark its prompt tokens (template or the user's)."""
+        current = self.collector.current_trial
+        done = self.collector.end_trial(current.response if current else "", interrupted=interrupted)
+        try:
+            done.template = template_marks(self.model, sent, done.token_ids[: done.n_prompt])
+        except Exception as exc:  # noqa: BLE001 - the marks are extra; never lose a captured trial over them
+            done.errors.append(f"template marks: {type(exc).__name__}: {exc}")
         return done
 
     def capture(self, out: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None) -> Capture:
@@ -191,15 +221,19 @@ def capture(
     seed: int = 0,
     n_ctx: int = 512,
     n_threads: int | None = None,
+    chat: ChatMode = "auto",
     on_event: EventHook | None = None,
     **preset_options: Any,
 ) -> Capture:
     """Capture ``prompts`` on the model at ``model_path``; save to ``out`` when given.
 
-    On KeyboardInterrupt the trials and steps captured so far are kept, saved to
-    ``out`` (if given) and the interrupt is re-raised with ``.capture`` attached.
+    ``chat`` as in ``Session.run`` ("auto": the model's chat template when it has one). Every
+    prompt is formatted before the first trial runs, so a template error stops the capture
+    before anything is captured. On KeyboardInterrupt the trials and steps captured so far are
+    kept, saved to ``out`` (if given) and the interrupt is re-raised with ``.capture`` attached.
     """
     opts = RunOptions(max_tokens=max_tokens, temperature=temperature, seed=seed, n_ctx=n_ctx, n_threads=n_threads)
+    options = {**opts.to_dict(), "chat": check_mode(chat)}
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompt_list or not all(isinstance(p, str) and p for p in prompt_list):
         raise ValueError("give at least one non-empty prompt")
@@ -210,18 +244,19 @@ def capture(
         ) as session,
         StopAfterDecode(session.collector) as stop,
     ):
+        sent = [session.format(p, chat) for p in prompt_list]
         emit("collector", session.collector)
         emit("model", session.collector.model_card)
+        i = 0
         try:
             for i, prompt in enumerate(prompt_list):
                 stop.check()  # Ctrl-C between trials
                 emit("trial_start", (i, prompt))
-                session.run(prompt, opts.max_tokens, opts.temperature, opts.seed, emit)
+                session.run(prompt, opts.max_tokens, opts.temperature, opts.seed, emit, chat=sent[i])
         except KeyboardInterrupt as interrupt:
             stop.saving = True
-            current = session.collector.current_trial
-            if current is not None:  # interrupted outside generation
-                emit("trial_end", session.collector.end_trial(current.response, interrupted=True))
-            interrupt.capture = session.capture(out, opts.to_dict())  # type: ignore[attr-defined]
+            if session.collector.current_trial is not None:  # interrupted outside generation
+                emit("trial_end", session.end_trial(sent[i], interrupted=True))
+            interrupt.capture = session.capture(out, options)  # type: ignore[attr-defined]
             raise
-        return session.capture(out, opts.to_dict())
+        return session.capture(out, options)

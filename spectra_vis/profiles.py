@@ -161,6 +161,7 @@ class ModelCard:
     file_type: str
     family_forced: bool = False
     family_warning: str | None = None
+    chat_template: bool = False  # the GGUF carries tokenizer.chat_template
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,6 +222,7 @@ def read_model_card(path: str | os.PathLike[str], family: str = "auto") -> Model
         n_ctx_train=int(field(f"{arch}.context_length", 0)),
         n_vocab=int(tokens.parts[4][0]) if tokens is not None else 0,  # key length, key, type, item type, count
         file_type=_file_type_name(field("general.file_type")),
+        chat_template=bool(field("tokenizer.chat_template")),
     )
     return force_family(card, family)
 

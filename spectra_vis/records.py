@@ -69,10 +69,18 @@ class Step:
 
 @dataclass
 class TrialData:
-    """One prompt run: its tokens, timings and steps. ``tensor_counts`` maps tensor key to count."""
+    """One prompt run: its tokens, timings and steps. ``tensor_counts`` maps tensor key to count.
+
+    ``chat`` says whether the prompt was formatted with the model's chat template, ``prompt_text``
+    is the exact text sent (None: ``prompt`` itself) and ``template``, when known, marks each prompt
+    token True when the template or tokenizer added it rather than the user's text.
+    """
 
     trial_id: int
     prompt: str = ""
+    chat: bool = False
+    prompt_text: str | None = None
+    template: list[bool] | None = None
     response: str = ""
     inference_time_ms: float = 0.0
     steps: list[Step] = field(default_factory=list)
@@ -102,11 +110,16 @@ class TrialData:
         }
 
     def to_dict(self, n_tensors: int) -> dict[str, Any]:
+        tokens: dict[str, Any] = {"ids": self.token_ids, "texts": self.token_texts, "n_prompt": self.n_prompt}
+        if self.template is not None:
+            tokens["template"] = self.template
         return {
             "id": self.trial_id,
             "prompt": self.prompt,
+            "chat": self.chat,
+            "prompt_text": self.prompt if self.prompt_text is None else self.prompt_text,
             "response": self.response,
-            "tokens": {"ids": self.token_ids, "texts": self.token_texts, "n_prompt": self.n_prompt},
+            "tokens": tokens,
             "timings": self.timings(),
             "counts": [self.counts.get(i, 0) for i in range(n_tensors)],
             "interrupted": self.interrupted,

@@ -10,6 +10,12 @@ tensor names, the shapes and the attention are those of a real model of that arc
 
 ``n_embd`` and ``n_layer`` scale it: ``n_embd=2048, n_layer=16, n_ff=5632`` gives a model of
 about 1B parameters for benchmarks (write it with ``weight_type="f16"`` to halve the file).
+
+``chat_template=CHAT_TEMPLATE`` makes it look like an instruct model: the Jinja template in
+``tokenizer.chat_template`` and ``<|end|>`` as its end-of-turn token (``tokenizer.ggml.eot_token_id``).
+``prefer_token="<|end|>"`` makes greedy decoding pick that token at every step (one embedding
+dimension dominates the normed residual stream and the token's output row reads only it), which
+is how an instruct model answers a bare prompt: its end-of-turn token first.
 """
 
 from __future__ import annotations
@@ -32,6 +38,15 @@ _WORDS = (
 SPACE = "\u2581"  # SentencePiece's word-start marker
 
 CHAT_TOKENS = ("<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>")
+END_OF_TURN = "<|end|>"
+# A small phi-style template over the vocabulary's chat markers, the way instruct GGUFs carry theirs.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>\n"
+    "{{ message['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+PREFERRED_LOGIT_WEIGHT = 20.0  # the preferred token's output row on the dominant dimension
+DOMINANT_EMBEDDING = 50.0  # that dimension's value in every token embedding
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_BYTE = 1, 2, 3, 6
 
 
@@ -183,11 +198,16 @@ def write_tiny_model(
     seed: int = 0,
     name: str | None = None,
     weight_type: str = "f32",
+    chat_template: str | None = None,
+    prefer_token: str | None = None,
 ) -> Path:
     """Write a tiny random-weight GGUF model of architecture ``arch`` to ``path``; returns the path.
 
     The file appears atomically (written next to it, then renamed). ``weight_type`` is
     ``"f32"`` or ``"f16"`` for the matrices; norms and biases stay F32, as in real files.
+    ``chat_template`` is stored as ``tokenizer.chat_template``, with ``<|end|>`` as the
+    end-of-turn token; ``prefer_token`` (a token of the vocabulary, on an architecture with its
+    own output matrix) is what greedy decoding then generates at every step.
     """
     import gguf  # the writer is only needed here
 
@@ -199,6 +219,7 @@ def write_tiny_model(
         raise ValueError("n_embd must be a multiple of n_head, and n_head a multiple of n_head_kv")
     spec = ARCHS[arch]
     tokens, scores, types = vocabulary()
+    preferred = _preferred_id(tokens, prefer_token, spec.output)
     d = Dims(n_layer, n_embd, n_head, n_head_kv, n_ff, len(tokens))
     rng = np.random.default_rng(seed)
     out = Path(path)
@@ -230,6 +251,9 @@ def write_tiny_model(
         w.add_eos_token_id(2)
         w.add_add_bos_token(True)
         w.add_add_eos_token(False)
+        if chat_template is not None:
+            w.add_chat_template(chat_template)
+            w.add_eot_token_id(tokens.index(END_OF_TURN))
 
         def add(tname: str, shape: tuple[int, ...], kind: str) -> None:
             if kind == "norm":
@@ -240,6 +264,11 @@ def write_tiny_model(
                 data = (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
                 if weight_type == "f16":
                     data = data.astype(np.float16)
+            if preferred is not None and tname == "token_embd.weight":
+                data[:, 0] = DOMINANT_EMBEDDING
+            elif preferred is not None and tname == "output.weight":
+                data[preferred] = 0
+                data[preferred, 0] = PREFERRED_LOGIT_WEIGHT
             w.add_tensor(tname, data)
 
         add("token_embd.weight", (d.n_vocab, n_embd), "w")
@@ -257,3 +286,13 @@ def write_tiny_model(
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def _preferred_id(tokens: list[str], prefer_token: str | None, has_output: bool) -> int | None:
+    if prefer_token is None:
+        return None
+    if prefer_token not in tokens:
+        raise ValueError(f"prefer_token {prefer_token!r} is not in the tiny vocabulary")
+    if not has_output:
+        raise ValueError("prefer_token needs an architecture with its own output matrix (not tied embeddings)")
+    return tokens.index(prefer_token)

@@ -12,11 +12,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..chat import ChatMode
+
 DEFAULT_PRESET = "standard"
 DEFAULT_MAX_TOKENS = 32
 DEFAULT_TEMPERATURE = 0.0
 DEFAULT_SEED = 0
 MIN_CTX = 512
+DEFAULT_CHAT: ChatMode = "auto"  # the model's chat template when its GGUF has one
+CHAT_TEMPLATE_ROOM = 256  # tokens a chat template may add around a prompt (markers, a short system prompt)
 
 # Chosen to exercise different behaviour: recall a fact, arithmetic, code, free text, a list.
 SAMPLE_PROMPTS = (
@@ -34,7 +38,8 @@ DEMO_WORDS = ("demo",)
 
 @dataclass
 class WizardConfig:
-    """One capture run. ``family`` is "auto" or a family name; ``out`` None means the default name."""
+    """One capture run. ``family`` is "auto" or a family name; ``out`` None means the default name;
+    ``chat`` "auto" (the model's chat template when it has one), True (required) or False (raw)."""
 
     model: Path
     prompts: list[str]
@@ -44,16 +49,19 @@ class WizardConfig:
     temperature: float = DEFAULT_TEMPERATURE
     seed: int = DEFAULT_SEED
     n_ctx: int | None = None
+    chat: ChatMode = DEFAULT_CHAT
     out: Path | None = None
     quiet: bool = False
     family_warning_shown: bool = False  # the questions already said the family contradicts the file
 
     def context_size(self) -> int:
-        """``n_ctx``, or one that holds the longest prompt plus ``max_tokens`` (a token is at least one char)."""
+        """``n_ctx``, or one that holds the longest prompt plus ``max_tokens`` (a token is at least one
+        byte), plus room for a chat template's markers unless prompts are sent raw."""
         if self.n_ctx is not None:
             return self.n_ctx
         longest = max((len(p.encode("utf-8")) for p in self.prompts), default=0)
-        return max(MIN_CTX, longest + self.max_tokens + 16)
+        template = 0 if self.chat is False else CHAT_TEMPLATE_ROOM
+        return max(MIN_CTX, longest + template + self.max_tokens + 16)
 
     def output_path(self) -> Path:
         return self.out if self.out is not None else default_output(self.model)

@@ -18,6 +18,7 @@ import questionary
 from rich.console import Console
 from rich.table import Table
 
+from ..chat import ChatMode
 from ..presets import PRESET_HELP
 from ..profiles import SUPPORTED_MODELS, ModelCard, ModelFileError, force_family, read_model_card
 from . import config as C
@@ -79,6 +80,7 @@ def show_card(console: Console, card: ModelCard) -> None:
         ("embedding size", str(card.n_embd)),
         ("context length", str(card.n_ctx_train)),
         ("quantization", card.file_type),
+        ("chat template", "yes" if card.chat_template else "none (prompts are sent as raw text)"),
     ]
     for key, value in rows:
         table.add_row(key, value)
@@ -115,6 +117,18 @@ def ask_preset(card: ModelCard) -> str:
         choices.append(questionary.Choice(f"{name:9} ~{size}/token  {PRESET_HELP[name]}", value=name))
     default = choices[scripted.PRESET_CHOICES.index(C.DEFAULT_PRESET)]
     return questionary.select("Preset (what to read):", choices=choices, default=default).unsafe_ask()
+
+
+def ask_chat(card: ModelCard) -> ChatMode:
+    """How prompts are sent: asked only when the file has a chat template (else raw, "auto")."""
+    if not card.chat_template:
+        return C.DEFAULT_CHAT
+    choices = [
+        questionary.Choice("chat   the model's chat template, as a user message (instruct models)", value="auto"),
+        questionary.Choice("raw    the prompt text as it is", value="raw"),
+    ]
+    answer = questionary.select("Prompt format:", choices=choices, default=choices[0]).unsafe_ask()
+    return C.DEFAULT_CHAT if answer == "auto" else False
 
 
 def ask_prompts(console: Console) -> list[str]:
@@ -166,6 +180,7 @@ def wizard(console: Console) -> C.WizardConfig:
     family = ask_family(card)
     warned = warn_family(console, card, family)
     preset = ask_preset(card)
+    chat = ask_chat(card)
     prompts = ask_prompts(console)
     max_tokens, temperature, seed = ask_generation()
     return C.WizardConfig(
@@ -176,6 +191,7 @@ def wizard(console: Console) -> C.WizardConfig:
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        chat=chat,
         family_warning_shown=warned,
     )
 

@@ -80,6 +80,7 @@ def _from_flags(args: argparse.Namespace, console: Any, questions: ModuleType | 
         temperature=args.temperature,
         seed=args.seed,
         n_ctx=args.n_ctx,
+        chat=args.chat,
         out=out,
         quiet=args.quiet,
     )

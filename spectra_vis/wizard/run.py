@@ -121,6 +121,7 @@ def run(cfg: C.WizardConfig, console: Console, prog: str) -> int:
         "temperature": cfg.temperature,
         "seed": cfg.seed,
         "n_ctx": cfg.context_size(),
+        "chat": cfg.chat,
     }
     try:
         with warnings.catch_warnings():

@@ -113,6 +113,23 @@ def build_parser(prog: str = "capture_tensors.py") -> argparse.ArgumentParser:
         metavar="N",
         help=f"context size (default: enough for the longest prompt plus --max-tokens, at least {C.MIN_CTX})",
     )
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--chat",
+        dest="chat",
+        action="store_const",
+        const=True,
+        default=C.DEFAULT_CHAT,
+        help="send each prompt as a one-message user conversation in the model's chat template "
+        "(an error if the GGUF has none). Default: the template when the GGUF has one, else the raw text",
+    )
+    fmt.add_argument(
+        "--raw",
+        dest="chat",
+        action="store_const",
+        const=False,
+        help="send each prompt as it is, without the model's chat template",
+    )
     p.add_argument(
         "--out",
         metavar="FILE",
