@@ -102,6 +102,7 @@ class FilesOut(BaseModel):
 class TrialBrief(BaseModel):
     id: int
     prompt: str
+    chat: bool = Field(description="the prompt was sent in the model's chat template")
     response: str
     n_tokens: int
     n_prompt: int
@@ -250,6 +251,7 @@ class TokenOut(BaseModel):
     id: int
     text: str
     prompt: bool
+    template: bool = Field(description="a prompt token the chat template or the tokenizer added, not the user's text")
     step: int | None
 
 
@@ -275,6 +277,8 @@ class TrialOut(BaseModel):
     capture_id: str
     id: int
     prompt: str
+    chat: bool = Field(description="the prompt was sent as a user message in the model's chat template")
+    prompt_text: str = Field(description="the exact text sent to the model (the rendered template, or the prompt)")
     response: str
     n_prompt: int
     interrupted: bool

@@ -2,8 +2,9 @@
 
 One JSON object per line, each with ``record_type``:
 - ``header``: format, version, model card, preset, stat names, tensor catalogue, trial
-  id, prompt, response, timings, counts, n_prompt, interrupted, errors
-- ``token``: index, id, text, prompt (bool)
+  id, prompt, response, timings, counts, n_prompt, interrupted, errors; chat and prompt_text
+  when the capture has them
+- ``token``: index, id, text, prompt (bool); template (bool) when the capture marks it
 - ``step``: the whole capture step (stats, rows, attention, logits) plus, per captured
   layer, the fingerprint (20 numbers averaged over heads) and zone of each token
 - ``metrics``: zone distribution, dominant zone, mean normalised entropy, labels per step
@@ -26,6 +27,7 @@ from .interpret import cognitive_states, token_attention, token_zones, zone_dist
 
 TRACE_FORMAT = "spectra-vis-trace"
 _TRIAL_FIELDS = ("prompt", "response", "timings", "counts", "interrupted", "errors")
+_OPTIONAL_TRIAL_FIELDS = ("chat", "prompt_text")  # absent in captures older than chat formatting
 
 
 def export_trial(doc: dict[str, Any], trial_id: int) -> bytes:
@@ -52,11 +54,16 @@ def export_trial(doc: dict[str, Any], trial_id: int) -> bytes:
         "trial_id": trial_id,
         "n_prompt": trial["tokens"]["n_prompt"],
         **{k: trial[k] for k in _TRIAL_FIELDS},
+        **{k: trial[k] for k in _OPTIONAL_TRIAL_FIELDS if k in trial},
     }
     lines = [header]
     n_prompt = trial["tokens"]["n_prompt"]
+    marks = trial["tokens"].get("template")
     for i, (tid, text) in enumerate(zip(trial["tokens"]["ids"], trial["tokens"]["texts"], strict=True)):
-        lines.append({"record_type": "token", "index": i, "id": tid, "text": text, "prompt": i < n_prompt})
+        token = {"record_type": "token", "index": i, "id": tid, "text": text, "prompt": i < n_prompt}
+        if marks is not None and i < len(marks):
+            token["template"] = marks[i]
+        lines.append(token)
     layers = sorted({t["layer"] for t in doc["tensors"] if t["type"] == "kq_soft_max"})
     for step in trial["steps"]:
         fingerprints = {}
@@ -103,7 +110,10 @@ def import_trial(raw: bytes, name: str = "trace") -> Capture:
         },
         "steps": steps,
         **{k: header[k] for k in _TRIAL_FIELDS},
+        **{k: header[k] for k in _OPTIONAL_TRIAL_FIELDS if k in header},
     }
+    if any("template" in t for t in tokens):
+        trial["tokens"]["template"] = [bool(t["template"]) for t in tokens if "template" in t]
     doc = {
         "format": FORMAT,
         "version": VERSION,

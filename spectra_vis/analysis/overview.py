@@ -21,6 +21,7 @@ def summary(cap: Capture) -> dict[str, Any]:
             {
                 "id": i,
                 "prompt": t["prompt"],
+                "chat": bool(t.get("chat", False)),
                 "response": t["response"],
                 "n_tokens": len(t["tokens"]["ids"]),
                 "n_prompt": t["tokens"]["n_prompt"],

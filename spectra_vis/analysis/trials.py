@@ -13,24 +13,46 @@ from .grid import (
 
 # ----- trials and steps ------------------------------------------------------------------
 def trial_detail(cap: Capture, trial_id: int) -> dict[str, Any]:
-    """A trial's tokens (with the step that evaluated each) and a summary of every step."""
+    """A trial's tokens (with the step that evaluated each) and a summary of every step.
+
+    ``chat`` and ``prompt_text`` say how the prompt was sent (older captures: raw, the prompt);
+    each token's ``template`` is true for a prompt token the chat template or tokenizer added.
+    """
     trial = _trial(cap, trial_id)
     tokens = trial["tokens"]
     step_of = _token_steps(trial)
+    template = token_template_marks(trial)
     return {
         "id": trial_id,
         "prompt": trial["prompt"],
+        "chat": bool(trial.get("chat", False)),
+        "prompt_text": trial.get("prompt_text", trial["prompt"]),
         "response": trial["response"],
         "n_prompt": tokens["n_prompt"],
         "interrupted": trial["interrupted"],
         "errors": list(trial["errors"]),
         "timings": trial["timings"],
         "tokens": [
-            {"pos": i, "id": tid, "text": text, "prompt": i < tokens["n_prompt"], "step": step_of.get(i)}
+            {
+                "pos": i,
+                "id": tid,
+                "text": text,
+                "prompt": i < tokens["n_prompt"],
+                "template": template[i],
+                "step": step_of.get(i),
+            }
             for i, (tid, text) in enumerate(zip(tokens["ids"], tokens["texts"], strict=False))
         ],
         "steps": [_step_summary(st) for st in trial["steps"]],
     }
+
+
+def token_template_marks(trial: dict[str, Any]) -> list[bool]:
+    """One mark per token of the trial: the capture's ``tokens.template`` for prompt tokens,
+    false for generated ones and wherever a capture has no marks (older files)."""
+    tokens = trial["tokens"]
+    marks = [bool(m) for m in tokens.get("template", [])][: tokens["n_prompt"]]
+    return marks + [False] * (len(tokens["ids"]) - len(marks))
 
 
 def _step_summary(st: dict[str, Any]) -> dict[str, Any]:
