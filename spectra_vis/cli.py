@@ -33,9 +33,16 @@ def _trace(argv: list[str], prog: str) -> int:
     return main(argv, prog=prog)
 
 
+def _doctor(argv: list[str], prog: str) -> int:
+    from .doctor import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Runner]] = {
     "capture": ("capture tensors of a GGUF model: a wizard, or flags (spectra-vis capture --help)", _capture),
     "trace": ("export a trial as a JSONL trace, or import one (spectra-vis trace --help)", _trace),
+    "doctor": ("can captures run here? versions, build, probe, native callback, demo, frontend", _doctor),
     "bench": ("capture overhead against plain llama-cpp-python (spectra-vis bench --help)", _bench),
 }
 

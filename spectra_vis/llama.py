@@ -4,9 +4,10 @@ Stock llama-cpp-python swallows unknown keyword arguments, so ``cb_eval`` would 
 silently ignored. ``Llama.__init__`` reads its context parameters from
 ``llama_cpp.llama_cpp.llama_context_default_params()``; we wrap that function for
 the duration of the constructor so the params it returns carry the callback, and
-always restore it.  When the callback comes from ``create_callback``, the model also
-reports each decode batch and each sampled token to its collector (tokens, texts,
-positions and timings of every step).
+always restore it.  Before the first model loads with a llama.cpp build, ``spectra_vis.probe``
+checks in a child process that the build does not crash on this CPU.  When the callback comes
+from ``create_callback``, the model also reports each decode batch and each sampled token to
+its collector (tokens, texts, positions and timings of every step).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import llama_cpp.llama_cpp as llama_lib
 
 from ._ggml import llama_cpp_version
 from .collector import collector_of
+from .probe import check_build
 from .profiles import ModelFileError
 
 GGML_LOG_LEVEL_WARN = 3  # ggml's enum: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
@@ -85,6 +87,10 @@ def _params_with_callback(cb_eval: Any, user_data: Any) -> Iterator[None]:
 
 class Llama(llama_cpp.Llama):
     """Exactly ``llama_cpp.Llama``, plus ``cb_eval`` / ``cb_eval_user_data`` that work."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Llama:
+        check_build()  # a build that crashes on this CPU is explained here, before it can crash
+        return super().__new__(cls)
 
     def __init__(self, *args: Any, cb_eval: Any = None, cb_eval_user_data: Any = None, **kwargs: Any) -> None:
         self._spectra_cb = cb_eval  # a strong reference for the life of the context
