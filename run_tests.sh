@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 scripts/setup.sh cli,server,demo,test
 . .venv/bin/activate
 echo "== ruff"; ruff check .
-echo "== mypy"; mypy spectra_vis
+echo "== mypy"; mypy spectra_vis scripts/llama_build.py
 echo "== pytest"
 set +e
 python -m pytest -q "$@"
