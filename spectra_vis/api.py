@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .capture_file import Capture
-from .chat import ChatMode, FormattedPrompt, check_mode, format_prompt, template_marks
+from .chat import ChatMode, FormattedPrompt, check_mode, deferred_template_errors, format_prompt, template_marks
 from .collector import TensorCollector, create_callback
 from .presets import Preset
 from .profiles import check_gguf_file
@@ -130,9 +130,10 @@ class Session:
         path = str(check_gguf_file(model_path))
         self.collector = TensorCollector(model_family=model_family, preset=preset, **preset_options)
         self._callback = create_callback(self.collector)
-        self.model: Any = Llama(
-            model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, cb_eval=self._callback, verbose=False
-        )
+        with deferred_template_errors():  # a broken chat template must not stop raw prompts
+            self.model: Any = Llama(
+                model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, cb_eval=self._callback, verbose=False
+            )
         self.n_threads = n_threads
 
     def format(self, prompt: str, chat: ChatMode = "auto") -> FormattedPrompt:

@@ -14,7 +14,9 @@ ValueErrors saying what is wrong and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,6 +90,40 @@ def format_prompt(model: Any, prompt: str, chat: ChatMode = "auto") -> Formatted
         stop=[s for s in stop if s],
         stopping_criteria=response.stopping_criteria,
     )
+
+
+@contextlib.contextmanager
+def deferred_template_errors() -> Iterator[None]:
+    """While a model loads: a chat template that does not compile is kept, not fatal.
+
+    ``Llama.__init__`` compiles every GGUF chat template, so one with a syntax error or an
+    unknown filter makes the whole load fail, raw prompts included. Inside this context such a
+    template becomes a formatter that raises only when used; ``format_prompt`` then reports it
+    in one line (and ``chat=False`` works). The module attribute is restored afterwards.
+    """
+    import jinja2
+    from llama_cpp import llama_chat_format
+
+    original = llama_chat_format.Jinja2ChatFormatter
+
+    class Deferred(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.error: jinja2.TemplateError | None = None
+            try:
+                super().__init__(*args, **kwargs)
+            except jinja2.TemplateError as exc:
+                self.error = exc
+
+        def __call__(self, **kwargs: Any) -> Any:
+            if self.error is not None:
+                raise self.error
+            return super().__call__(**kwargs)
+
+    llama_chat_format.Jinja2ChatFormatter = Deferred  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        llama_chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
 
 
 def _formatter(model: Any, template: str) -> Any:

