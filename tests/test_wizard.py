@@ -339,3 +339,84 @@ def test_windows_launcher_runs_the_wizard_in_the_venv() -> None:
     assert ".venv\\Scripts\\python.exe capture_tensors.py %*" in raw
     assert raw.rstrip().splitlines()[-2:] == ["pause", "exit /b %RC%"]
     assert raw.count("\r\n") == raw.count("\n")  # cmd.exe wants CRLF line ends
+
+
+# ----- chat templates ------------------------------------------------------------------------------
+
+
+def test_default_capture_on_an_instruct_model_uses_its_template(tiny_chat_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "chat.json"
+    result = run("--model", str(tiny_chat_model), "--prompt", "What is the capital of France?", "--quiet",
+                 "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (trial,) = load_capture(out).trials
+    assert trial["chat"] is True and "<|assistant|>" in trial["prompt_text"]
+    assert trial["response"].strip() and sum(s["phase"] == "decode" for s in trial["steps"]) >= 3
+
+
+@pytest.mark.parametrize("flag, chat", [("--chat", True), ("--raw", False)])
+def test_chat_and_raw_flags(flag: str, chat: bool, tiny_chat_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "flag.json"
+    prompt = "hello world"
+    result = run("--model", str(tiny_chat_model), "--prompt", prompt, flag, "--max-tokens", "2", "--quiet",
+                 "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cap = load_capture(out)
+    (trial,) = cap.trials
+    assert trial["chat"] is chat and cap.data["options"]["chat"] is chat
+    assert (trial["prompt_text"] == prompt) is not chat and prompt in trial["prompt_text"]
+
+
+def test_chat_errors_exit_2_with_one_line(tiny_llama: Path, tmp_path: Path) -> None:
+    from spectra_vis.testing.tiny_gguf import write_tiny_model
+
+    broken = write_tiny_model(tmp_path / "broken.gguf", chat_template="{{ messages[0]['content'] | shout }}")
+    data = tmp_path / "data"
+    cases = [
+        (["--model", str(tiny_llama), "--chat"], "no chat template"),
+        (["--model", str(broken)], "shout"),
+        (["--model", str(broken), "--chat"], "shout"),
+        (["--model", str(tiny_llama), "--chat", "--raw"], "not allowed with"),
+    ]
+    for args, expected in cases:
+        result = run(*args, "--prompt", "hi", "--max-tokens", "2", env={"SPECTRA_DATA_DIR": str(data)})
+        lines = result.stderr.splitlines()
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("capture_tensors.py: error: "), (args, result.stderr)
+        assert expected in lines[0], (args, lines[0])
+        assert "--raw" in lines[0] or "not allowed" in expected
+    assert not data.exists()  # nothing was captured
+    ok = run("--model", str(broken), "--prompt", "hi", "--raw", "--max-tokens", "2", "--quiet",
+             env={"SPECTRA_DATA_DIR": str(data)})  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    (saved,) = data.iterdir()
+    assert load_capture(saved).trials[0]["chat"] is False
+
+
+def test_interactive_wizard_asks_the_prompt_format_of_a_templated_model(tiny_chat_model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    child = spawn([], data)
+    child.expect("GGUF model file:")
+    child.send(str(tiny_chat_model) + ENTER)
+    child.expect("chat template")
+    child.expect("Model family:")
+    child.send(ENTER)
+    child.expect(r"Preset \(what to read\):")
+    child.send(ENTER)
+    child.expect("Prompt format:")
+    child.send(DOWN + ENTER)  # chat (default) -> raw
+    child.expect("Prompt 1:")
+    child.send("hello world" + ENTER)
+    child.expect("Prompt 2:")
+    child.send(ENTER)
+    child.expect("Max tokens")
+    child.send("\b" * 4 + "2" + ENTER)
+    child.expect("Temperature")
+    child.send(ENTER)
+    child.expect("Seed")
+    child.send(ENTER)
+    child.expect("Capture summary")
+    assert finish(child) == 0
+    (saved,) = data.iterdir()
+    (trial,) = load_capture(saved).trials
+    assert trial["chat"] is False and trial["prompt_text"] == "hello world"
