@@ -678,3 +678,27 @@ class TestConfiguredApps:
         out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                              env={**os.environ, "SPECTRA_DATA_DIR": str(tmp_path)})  # fmt: skip
         assert out.stdout.strip() == str(tmp_path.resolve())
+
+
+class TestChatCapture:
+    def test_trial_payload_carries_chat_prompt_text_and_template_marks(
+        self, chat_capture_path: Path, tmp_path: Path
+    ) -> None:
+        """A capture of a templated tiny model over real HTTP: the fields and marks are the capture's."""
+        from backend.server import create_app
+
+        shutil.copy(chat_capture_path, tmp_path / "chat.json")
+        raw = orjson.loads(chat_capture_path.read_bytes())
+        trial = raw["trials"][0]
+        with serve(create_app(tmp_path)) as client:
+            loaded = ok(client.post("/api/load", json={"filepath": "chat.json"}), S.LoadOut)
+            body = ok(client.get("/api/trials/0", params={"capture_id": loaded["capture_id"]}), S.TrialOut)
+        assert loaded["model"]["chat_template"] is True and loaded["trial_list"][0]["chat"] is True
+        assert body["chat"] is True and body["prompt_text"] == trial["prompt_text"] != trial["prompt"]
+        n = trial["tokens"]["n_prompt"]
+        marks = [t["template"] for t in body["tokens"]]
+        assert marks[:n] == trial["tokens"]["template"] and not any(marks[n:])
+        assert len(marks) == len(trial["tokens"]["ids"]) > n
+        user = [t["text"] for t in body["tokens"] if t["prompt"] and not t["template"]]
+        assert "".join(user) == trial["prompt"]  # the user's tokens spell the user's message
+        assert {"<s>", "<|user|>", "<|end|>", "<|assistant|>"} <= {t["text"] for t in body["tokens"] if t["template"]}

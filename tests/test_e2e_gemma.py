@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spectra_vis import Llama, TensorCollector, create_callback, load_capture
+from spectra_vis import Llama, Session, TensorCollector, create_callback, load_capture
 
 
 def test_readme_snippet_on_gemma(gemma_path: Path, tmp_path: Path) -> None:
@@ -33,3 +33,16 @@ def test_readme_snippet_on_gemma(gemma_path: Path, tmp_path: Path) -> None:
     assert len(norms) == 18 and all(n and n > 0 for n in norms)
     assert len({round(n, 3) for n in norms}) == 18
     assert "Paris" in trial.response
+    # This GGUF has no chat template: the default (chat="auto") sends prompts raw.
+    assert cap.model["chat_template"] is False and "tokenizer.chat_template" not in model.metadata
+    assert cap.trial(0)["chat"] is False and cap.trial(0)["prompt_text"] == "What is the capital of France?"
+
+
+def test_gemma_without_a_chat_template_stays_raw(gemma_path: Path) -> None:
+    prompt = "What is the capital of France?"
+    with Session(gemma_path, preset="observe", n_threads=2) as s:
+        trial = s.run(prompt, max_tokens=4)
+        expected = s.model.tokenize(prompt.encode(), add_bos=True, special=True)
+    assert trial.chat is False and trial.prompt_text == prompt
+    assert trial.token_ids[: trial.n_prompt] == expected
+    assert trial.template is not None and not any(trial.template[1:])  # only the BOS is not the user's
