@@ -71,11 +71,12 @@ describe("EmptyState and InfoPanel", () => {
 });
 
 const trial = {
-  capture_id: "c1", id: 0, prompt: "Hi", response: "!", n_prompt: 2, interrupted: false, errors: [], timings: {},
+  capture_id: "c1", id: 0, prompt: "Hi", chat: false, prompt_text: "Hi", response: "!", n_prompt: 2, interrupted: false,
+  errors: [], timings: {},
   tokens: [
-    { pos: 0, id: 1, text: "<s>", prompt: true, step: 0 },
-    { pos: 1, id: 5, text: "Hi", prompt: true, step: 0 },
-    { pos: 2, id: 9, text: "!", prompt: false, step: 1 },
+    { pos: 0, id: 1, text: "<s>", prompt: true, template: true, step: 0 },
+    { pos: 1, id: 5, text: "Hi", prompt: true, template: false, step: 0 },
+    { pos: 2, id: 9, text: "!", prompt: false, template: false, step: 1 },
   ],
   steps: [
     { index: 0, phase: "prefill", pos: 0, n_tokens: 2, positions: [0, 1], token_texts: ["<s>", "Hi"], ms: 1, n_stats: 1, n_attention: 0, next_token: null },
@@ -90,6 +91,12 @@ describe("TokenTimeline", () => {
     fireEvent.click(container.querySelector('.token[data-pos="2"]')!);
     expect(onToken).toHaveBeenCalledWith(2, 1);
     expect(container.querySelectorAll(".token.active")).toHaveLength(2);
+  });
+  it("greys the template's tokens, not the user's or the generated ones", () => {
+    const { container } = render(<TokenTimeline trial={trial} step={0} token={null} onStep={() => {}} onToken={() => {}} />);
+    const greyed = [...container.querySelectorAll(".token.template")].map((e) => Number(e.getAttribute("data-pos")));
+    expect(greyed).toEqual(trial.tokens.filter((t) => t.template).map((t) => t.pos));
+    expect(container.querySelector('.token[data-pos="1"]')!.className).not.toContain("template");
   });
 });
 

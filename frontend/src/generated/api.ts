@@ -968,6 +968,11 @@ export interface components {
             text: string;
             /** Prompt */
             prompt: boolean;
+            /**
+             * Template
+             * @description a prompt token the chat template or the tokenizer added, not the user's text
+             */
+            template: boolean;
             /** Step */
             step: number | null;
         };
@@ -1005,6 +1010,11 @@ export interface components {
             id: number;
             /** Prompt */
             prompt: string;
+            /**
+             * Chat
+             * @description the prompt was sent in the model's chat template
+             */
+            chat: boolean;
             /** Response */
             response: string;
             /** N Tokens */
@@ -1022,6 +1032,16 @@ export interface components {
             id: number;
             /** Prompt */
             prompt: string;
+            /**
+             * Chat
+             * @description the prompt was sent as a user message in the model's chat template
+             */
+            chat: boolean;
+            /**
+             * Prompt Text
+             * @description the exact text sent to the model (the rendered template, or the prompt)
+             */
+            prompt_text: string;
             /** Response */
             response: string;
             /** N Prompt */

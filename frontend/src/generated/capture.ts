@@ -58,6 +58,10 @@ n_vocab: number
 file_type: string
 family_forced?: boolean
 family_warning?: (string | null)
+/**
+ * The GGUF carries a chat template (tokenizer.chat_template)
+ */
+chat_template?: boolean
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema
@@ -126,11 +130,23 @@ captured: boolean
 export interface Trial {
 id: number
 prompt: string
+/**
+ * The prompt was formatted with the model's chat template (tokenizer.chat_template) as a one-message user conversation; absent in older files: false
+ */
+chat?: boolean
+/**
+ * The exact text sent to the model: the rendered chat template, or the prompt itself; absent in older files: the prompt
+ */
+prompt_text?: string
 response: string
 tokens: {
 ids: number[]
 texts: string[]
 n_prompt: number
+/**
+ * One mark per prompt token (the first n_prompt ids): true when the chat template or the tokenizer added it (markers, BOS), false when it is the user's own text; absent when unknown
+ */
+template?: boolean[]
 }
 timings: {
 total_ms?: number

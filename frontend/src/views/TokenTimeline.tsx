@@ -4,6 +4,7 @@
 import { useEffect, useState, type ReactNode } from "react";
 import type { TrialOut } from "../api/client";
 import { tokenLabel } from "../data/format";
+import { roleLabel, tokenClasses, tokenRole } from "../data/tokens";
 
 interface Props {
   trial: TrialOut;
@@ -61,14 +62,16 @@ export function TokenTimeline({ trial, step, token, onStep, onToken, zoneColor, 
           const s = t.step ?? last;
           const active = s === step;
           const zc = zoneColor?.(t.pos);
+          const role = tokenRole(t);
           return (
             <button
               type="button"
               key={t.pos}
-              className={`token${t.prompt ? " prompt" : " generated"}${active ? " active" : ""}${token === t.pos ? " chosen" : ""}`}
+              className={["token", ...tokenClasses(t), active ? "active" : "", token === t.pos ? "chosen" : ""].filter(Boolean).join(" ")}
               data-pos={t.pos}
               data-step={s}
-              title={`pos ${t.pos} · id ${t.id} · ${t.prompt ? "prompt" : "generated"} · step ${s}`}
+              data-role={role}
+              title={`pos ${t.pos} · id ${t.id} · ${roleLabel(role)} · step ${s}`}
               style={zc ? { borderBottom: `3px solid ${zc}` } : undefined}
               onClick={() => onToken(t.pos, s)}
               onMouseEnter={() => onHoverToken?.(t.pos)}
