@@ -1,6 +1,7 @@
 /** The REST API client (docs/API.md). Types come from src/generated/api.ts, generated from the
  * backend's OpenAPI schema; nothing here retypes a payload. Every failure becomes an ApiError with
- * the server's one-line message, which the views show to the user. */
+ * the server's one-line message, which the views show to the user. No cache here: api/queries.ts
+ * owns the one cache and every cache key. */
 import type { components } from "../generated/api";
 
 type S = components["schemas"];
@@ -12,6 +13,7 @@ export type UploadOut = S["UploadOut"];
 export type TrialBrief = S["TrialBrief"];
 export type ColorsOut = S["ColorsOut"];
 export type FlowsOut = S["FlowsOut"];
+export type ModelsOut = S["ModelsOut"];
 export type GridOut = S["GridOut"];
 export type GridCell = S["GridCell"];
 export type HeatmapOut = S["HeatmapOut"];
@@ -24,6 +26,10 @@ export type TokenAttention = S["TokenAttention"];
 export type InterpretationOut = S["InterpretationOut"];
 export type StepState = S["StepState"];
 export type Metric = S["GridRequest"]["metric"] & string;
+
+export type GridQuery = { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number };
+export type HeatmapQuery = { capture_id: string; trial_id: number; metric: Metric; axis: "types" | "tokens"; step?: number; type?: string };
+export type AttentionQuery = { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number };
 
 export class ApiError extends Error {
   constructor(
@@ -69,18 +75,6 @@ const json = (body: unknown): RequestInit => ({
   body: JSON.stringify(body),
 });
 
-// Responses of GETs/POSTs with the same key are cached: captures are immutable once loaded.
-const cache = new Map<string, Promise<unknown>>();
-function cached<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  let p = cache.get(key) as Promise<T> | undefined;
-  if (!p) {
-    p = fn();
-    cache.set(key, p);
-    p.catch(() => cache.delete(key));
-  }
-  return p;
-}
-
 export const api = {
   files: () => request<FilesOut>("/api/files"),
   captures: () => request<CapturesOut>("/api/captures"),
@@ -90,22 +84,15 @@ export const api = {
     form.append("file", file, file.name);
     return request<UploadOut>("/api/upload", { method: "POST", body: form });
   },
-  colors: () => cached("colors", () => request<ColorsOut>("/api/colors")),
-  flows: (capture_id: string) => cached(`flows:${capture_id}`, () => request<FlowsOut>(`/api/flows${qs({ capture_id })}`)),
-  grid: (b: { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number }) =>
-    cached(`grid:${JSON.stringify(b)}`, () => request<GridOut>("/api/tensor-grid", json(b))),
-  heatmap: (q: { capture_id: string; trial_id: number; metric: Metric; axis: "types" | "tokens"; step?: number; type?: string }) =>
-    cached(`heat:${JSON.stringify(q)}`, () => request<HeatmapOut>(`/api/heatmap${qs(q)}`)),
-  trial: (capture_id: string, trial_id: number) =>
-    cached(`trial:${capture_id}:${trial_id}`, () => request<TrialOut>(`/api/trials/${trial_id}${qs({ capture_id })}`)),
+  colors: () => request<ColorsOut>("/api/colors"),
+  models: () => request<ModelsOut>("/api/models"),
+  flows: (model_family: string | null) => request<FlowsOut>(`/api/flows${qs({ model_family })}`),
+  grid: (b: GridQuery) => request<GridOut>("/api/tensor-grid", json(b)),
+  heatmap: (q: HeatmapQuery) => request<HeatmapOut>(`/api/heatmap${qs(q)}`),
+  trial: (capture_id: string, trial_id: number) => request<TrialOut>(`/api/trials/${trial_id}${qs({ capture_id })}`),
   step: (capture_id: string, trial_id: number, n: number) =>
-    cached(`step:${capture_id}:${trial_id}:${n}`, () =>
-      request<StepOut>(`/api/trials/${trial_id}/steps/${n}${qs({ capture_id })}`),
-    ),
-  attention: (q: { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number }) =>
-    cached(`attn:${JSON.stringify(q)}`, () => request<AttentionOut>(`/api/attention${qs(q)}`)),
+    request<StepOut>(`/api/trials/${trial_id}/steps/${n}${qs({ capture_id })}`),
+  attention: (q: AttentionQuery) => request<AttentionOut>(`/api/attention${qs(q)}`),
   interpretation: (capture_id: string, trial_id: number) =>
-    cached(`interp:${capture_id}:${trial_id}`, () =>
-      request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id })}`),
-    ),
+    request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id })}`),
 };

@@ -1,18 +1,11 @@
 /** Captures panel: the capture files in the data directory, upload by drag-and-drop (or a file
  * picker), load; the loaded capture's model card and a trial picker with prompt and response. */
 import { useState, type DragEvent } from "react";
-import { api, type FileInfo, type LoadOut } from "../api/client";
-import { useApi } from "../api/useApi";
+import { useQueryClient } from "@tanstack/react-query";
+import type { FileInfo, LoadOut } from "../api/client";
+import { loadCapture, uploadCapture, useFiles } from "../api/queries";
 import { fmt } from "../data/format";
-
-interface Props {
-  capture: LoadOut | null;
-  trialId: number;
-  onLoaded: (c: LoadOut) => void;
-  onTrial: (id: number) => void;
-  refreshKey: number;
-  onRefresh: () => void;
-}
+import { useCurrent } from "./current";
 
 export const CAPTURE_COMMAND = "python capture_tensors.py";
 
@@ -33,8 +26,13 @@ export function EmptyState({ dataDir }: { dataDir?: string }) {
   );
 }
 
-export function CapturesPanel({ capture, trialId, onLoaded, onTrial, refreshKey, onRefresh }: Props) {
-  const files = useApi(`files:${refreshKey}`, api.files);
+export function CapturesPanel() {
+  const { state, dispatch, capture } = useCurrent();
+  const trialId = state.trialId;
+  const qc = useQueryClient();
+  const files = useFiles();
+  const onLoaded = (c: LoadOut) => dispatch({ type: "loaded", path: c.path });
+  const onTrial = (id: number) => dispatch({ type: "trial", trialId: id });
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -55,14 +53,13 @@ export function CapturesPanel({ capture, trialId, onLoaded, onTrial, refreshKey,
   };
 
   const load = (f: FileInfo) =>
-    attempt(`Loading ${f.name}…`, `Could not load ${f.name}`, async () => onLoaded(await api.load(f.path)));
+    attempt(`Loading ${f.name}…`, `Could not load ${f.name}`, async () => onLoaded(await loadCapture(qc, f.path)));
 
   const upload = (file: File) =>
     attempt(`Uploading ${file.name}…`, `Upload of ${file.name} failed`, async () => {
-      const out = await api.upload(file);
+      const out = await uploadCapture(qc, file); // the file list is read again
       setNotice(`Uploaded ${file.name} as ${out.saved_as}`);
       onLoaded(out);
-      onRefresh();
     });
 
   const onDrop = (e: DragEvent) => {

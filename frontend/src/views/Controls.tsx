@@ -1,6 +1,12 @@
+/** The metric, value-scale and depth selectors, and the top bar that wires them to the store. */
+import { useMemo } from "react";
 import type { Metric } from "../api/client";
+import { useColors } from "../api/queries";
 import { DEPTH_LABELS, METRICS, explanations } from "../data/explain";
-import { SCALE_KINDS, SCALE_LABELS, type ScaleKind } from "../data/scale";
+import { SCALE_KINDS, SCALE_LABELS, makeScale, type ScaleKind } from "../data/scale";
+import { useCurrent, useCursorGrid } from "./current";
+import { Legend } from "./InfoPanel";
+import { ErrorBox } from "./Status";
 
 const SCALE_HELP =
   "How values map to colour (heat maps) and height/glow (grid). linear: as they are; log: sign·log10(1 + |v|/floor), " +
@@ -31,5 +37,21 @@ export function Controls({ metric, scale, depth, onMetric, onScale, onDepth }: {
         </select>
       </label>
     </div>
+  );
+}
+
+/** The top bar's controls and legend, wired to the store; the legend's height scale is the grid's. */
+export function Toolbar() {
+  const { state, dispatch } = useCurrent();
+  const colors = useColors();
+  const grid = useCursorGrid(state.depth);
+  const gridScale = useMemo(() => makeScale(state.scale, grid.data?.cells.map((c) => c.value) ?? []), [state.scale, grid.data]);
+  return (
+    <>
+      <Controls metric={state.metric} scale={state.scale} depth={state.depth} onMetric={(m) => dispatch({ type: "metric", metric: m })}
+        onScale={(sc) => dispatch({ type: "scale", scale: sc })} onDepth={(d) => dispatch({ type: "depth", depth: d })} />
+      {colors.data && <Legend colors={colors.data} scale={gridScale} metric={state.metric} />}
+      <ErrorBox error={colors.error} what="colours" />
+    </>
   );
 }

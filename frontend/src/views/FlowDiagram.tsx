@@ -4,10 +4,12 @@
 import type { FlowsOut, GridCell, GridOut } from "../api/client";
 import { blockFlow } from "../data/flow";
 import { fmt, shortLayer } from "../data/format";
+import { blockLayers, isBlock, type SpecialLayers } from "../data/layers";
 
 interface Props {
   flows: FlowsOut;
   grid: GridOut; // depth 4 grid at the current step
+  special: SpecialLayers; // from the API's model profile
   layer: number;
   onLayer: (layer: number) => void;
   onSelect: (cell: GridCell) => void;
@@ -53,15 +55,15 @@ function Node({ x, y, w, label, cell, color, onClick, testType, layer }: {
   );
 }
 
-export function FlowDiagram({ flows, grid, layer, onLayer, onSelect }: Props) {
+export function FlowDiagram({ flows, grid, special, layer, onLayer, onSelect }: Props) {
   const colors = flows.colors;
-  const blocks = grid.layers.filter((l) => l >= 0 && l < 998);
+  const blocks = blockLayers(grid.layers, special);
   // Overview row: the whole model.
   const overview: { layer: number; type: string; label: string }[] = [
-    { layer: -1, type: "embd", label: "embedding" },
+    { layer: special.embedding, type: "embd", label: "embedding" },
     ...blocks.map((l) => ({ layer: l, type: "l_out", label: shortLayer(l) })),
-    { layer: 998, type: "result_norm", label: "final norm" },
-    { layer: 999, type: "result_output", label: "logits" },
+    { layer: special.final_norm, type: "result_norm", label: "final norm" },
+    { layer: special.output, type: "result_output", label: "logits" },
   ];
   const ow = Math.max(46, Math.min(90, Math.floor(1000 / overview.length) - 8));
   const { nodes, edges } = blockFlow(flows.flows);
@@ -69,25 +71,25 @@ export function FlowDiagram({ flows, grid, layer, onLayer, onSelect }: Props) {
   const colW = 118;
   const pos = new Map(nodes.map((n) => [n.id, { x: 10 + n.col * colW, y: 20 + n.row * 52 }]));
   const height = 40 + Math.max(...nodes.map((n) => n.row + 1)) * 52;
-  const nodeLayer = (id: string) => (id === "l_out.prev" ? (blocks[blocks.indexOf(layer) - 1] ?? -1) : layer);
+  const nodeLayer = (id: string) => (id === "l_out.prev" ? (blocks[blocks.indexOf(layer) - 1] ?? special.embedding) : layer);
   const nodeCell = (id: string) =>
-    id === "l_out.prev" && blocks.indexOf(layer) === 0 ? cellFor(grid, -1, "embd") : cellFor(grid, nodeLayer(id), id.replace(/\.prev$/, ""));
+    id === "l_out.prev" && blocks.indexOf(layer) === 0 ? cellFor(grid, special.embedding, "embd") : cellFor(grid, nodeLayer(id), id.replace(/\.prev$/, ""));
   return (
     <div className="flow" data-testid="flow-diagram" data-capture-id={grid.capture_id} data-step={grid.step}>
       <svg width={overview.length * (ow + 14) + 10} height={56} className="flow-overview">
         {overview.map((o, i) => {
           const cell = cellFor(grid, o.layer, o.type);
-          const isBlock = o.layer >= 0 && o.layer < 998;
+          const block = isBlock(o.layer, special);
           return (
             <g key={`${o.layer}`}>
               {i > 0 && (
                 <line x1={10 + i * (ow + 14) - 14} y1={27} x2={10 + i * (ow + 14)} y2={27} stroke={colors.layer_flow ?? "#fff"}
                   strokeWidth={1 + 3 * (cell?.intensity ?? 0)} />
               )}
-              <g className={isBlock && o.layer === layer ? "flow-current" : undefined}>
+              <g className={block && o.layer === layer ? "flow-current" : undefined}>
                 <Node x={10 + i * (ow + 14)} y={10} w={ow} label={o.label} cell={cell} layer={o.layer} testType={`overview:${o.type}`}
-                  color={isBlock && o.layer === layer ? "#ffffff" : cell ? categoryStroke(cell) : "#64748b"}
-                  onClick={isBlock ? () => onLayer(o.layer) : cell ? () => onSelect(cell) : undefined} />
+                  color={block && o.layer === layer ? "#ffffff" : cell ? categoryStroke(cell) : "#64748b"}
+                  onClick={block ? () => onLayer(o.layer) : cell ? () => onSelect(cell) : undefined} />
               </g>
             </g>
           );

@@ -3,6 +3,9 @@
 import type { ColorsOut } from "../api/client";
 import { explainType, explanations } from "../data/explain";
 import type { ValueScale } from "../data/scale";
+import { cellById } from "../state/selection";
+import { useHoverType } from "../state/store";
+import { DEPTH_ALL, useCurrent, useCursorGrid } from "./current";
 import { ScaleBar } from "./ScaleBar";
 
 export function Legend({ colors, scale, metric }: { colors: ColorsOut; scale: ValueScale; metric: string }) {
@@ -59,4 +62,13 @@ export function InfoPanel({ type, metric }: { type: string | null; metric: strin
       </details>
     </section>
   );
+}
+
+/** The info panel for the tensor type under the pointer, else the selected tensor's. */
+export function Info() {
+  const { state } = useCurrent();
+  const [hovered] = useHoverType();
+  const full = useCursorGrid(DEPTH_ALL);
+  const selected = cellById(full.data, state.selected);
+  return <InfoPanel type={hovered ?? selected?.type ?? null} metric={state.metric} />;
 }

@@ -4,8 +4,8 @@
  * cognitive-state label and the delta bar of the current step. Numbers come from /api/attention
  * and /api/trials/{id}/interpretation unchanged (docs/ATTENTION.md). */
 import { useEffect, useMemo, useState, type ReactNode } from "react";
-import { api, type ColorsOut, type StepState, type TrialOut } from "../api/client";
-import { useApi } from "../api/useApi";
+import type { ColorsOut, StepState, TrialOut } from "../api/client";
+import { useAttention, useInterpretation } from "../api/queries";
 import { fmt, tokenLabel } from "../data/format";
 import { focusLinks, stripLayout, type Link } from "../data/lens";
 import { rampColor } from "../data/colors";
@@ -34,11 +34,9 @@ export function TokenLens({ captureId, trial, attentionLayers, colors, step, tok
   const [head, setHead] = useState<number | null>(null);
   useEffect(() => setLayer(attentionLayers[0] ?? null), [attentionLayers]);
   const focus = hover ?? pinned ?? token;
-  const interp = useApi(`${captureId}:${trial.id}`, () => api.interpretation(captureId, trial.id));
-  const att = useApi(layer === null ? null : `${captureId}:${trial.id}:${layer}`, () =>
-    api.attention({ capture_id: captureId, trial_id: trial.id, layer: layer! }));
-  const focusAtt = useApi(focus === null || layer === null ? null : `${captureId}:${trial.id}:tok${focus}`, () =>
-    api.attention({ capture_id: captureId, trial_id: trial.id, token: focus! }));
+  const interp = useInterpretation(captureId, trial.id);
+  const att = useAttention(layer === null ? null : { capture_id: captureId, trial_id: trial.id, layer });
+  const focusAtt = useAttention(focus === null || layer === null ? null : { capture_id: captureId, trial_id: trial.id, token: focus });
   const zoneOf = useMemo(() => new Map((interp.data?.zones ?? []).map((z) => [z.pos, z.zone])), [interp.data]);
   const zoneColor = (pos: number) => {
     const z = zoneOf.get(pos);

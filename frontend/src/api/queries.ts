@@ -1,0 +1,174 @@
+/** The viewer's data layer: one hook per API resource over one TanStack Query cache. Every cache key
+ * is built here, once (`keys`), so two views asking for the same resource share one request and one
+ * copy. Captures do not change once loaded: nothing goes stale, and a failure is shown at once (no
+ * retry). Hooks take what they need as arguments (null: nothing to load) and never read the store. */
+import {
+  QueryClient, keepPreviousData, queryOptions, useQueries, useQuery, useQueryClient, type UseQueryResult,
+} from "@tanstack/react-query";
+import {
+  api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LoadOut, type StepOut,
+} from "./client";
+import { specialLayers, type SpecialLayers } from "../data/layers";
+
+export function makeQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      queries: { staleTime: Infinity, retry: false, refetchOnWindowFocus: false, refetchOnReconnect: false },
+    },
+  });
+}
+
+export const keys = {
+  files: ["files"] as const,
+  captures: ["captures"] as const,
+  colors: ["colors"] as const,
+  models: ["models"] as const,
+  startup: ["startup"] as const,
+  capture: (path: string) => ["capture", path] as const,
+  flows: (family: string | null) => ["flows", family] as const,
+  grid: (q: GridQuery) => ["grid", q.capture_id, q.trial_id, q.step, q.metric, q.depth] as const,
+  heatmap: (q: HeatmapQuery) => ["heatmap", q] as const,
+  trial: (cid: string, tid: number) => ["trial", cid, tid] as const,
+  step: (cid: string, tid: number, n: number) => ["step", cid, tid, n] as const,
+  attention: (q: AttentionQuery) => ["attention", q] as const,
+  interpretation: (cid: string, tid: number) => ["interpretation", cid, tid] as const,
+};
+
+/** What a view reads of a query: its data (kept from the previous key while the next one loads),
+ * its one-line error, and whether a request is running. Disabled (nothing to load): all empty. */
+export interface Async<T> {
+  data: T | null;
+  error: string | null;
+  loading: boolean;
+}
+
+function asAsync<T>(q: UseQueryResult<T, Error>, enabled: boolean): Async<T> {
+  if (!enabled) return { data: null, error: null, loading: false };
+  return { data: q.error ? null : (q.data ?? null), error: q.error?.message ?? null, loading: q.isFetching };
+}
+
+// ----- options (shared by the hooks, the startup query and the tests) ----------------------
+const filesOptions = () => queryOptions({ queryKey: keys.files, queryFn: api.files });
+const capturesOptions = () => queryOptions({ queryKey: keys.captures, queryFn: api.captures });
+const modelsOptions = () => queryOptions({ queryKey: keys.models, queryFn: api.models });
+const captureOptions = (path: string) => queryOptions({ queryKey: keys.capture(path), queryFn: () => api.load(path) });
+const stepOptions = (cid: string, tid: number, n: number) =>
+  queryOptions({ queryKey: keys.step(cid, tid, n), queryFn: () => api.step(cid, tid, n), placeholderData: keepPreviousData });
+
+// ----- hooks -----------------------------------------------------------------------------
+export const useFiles = () => asAsync(useQuery(filesOptions()), true);
+
+export const useColors = () => asAsync(useQuery({ queryKey: keys.colors, queryFn: api.colors }), true);
+
+/** The loaded capture (POST /api/load once per file; the captures panel and startup seed it). */
+export function useCapture(path: string | null): Async<LoadOut> {
+  const q = useQuery({ ...captureOptions(path ?? ""), enabled: path !== null });
+  return asAsync(q, path !== null);
+}
+
+/** The special layers of a family, from the model profiles the API sends. */
+export function useSpecialLayers(family: string | null): Async<SpecialLayers> {
+  const a = asAsync(useQuery({ ...modelsOptions(), select: (m) => specialLayers(m, family) }), true);
+  if (a.data !== null || a.error || a.loading) return { ...a, data: a.data };
+  return { data: null, error: "the API sent no special layers", loading: false };
+}
+
+export function useFlows(family: string | null, enabled: boolean) {
+  const q = useQuery({ queryKey: keys.flows(family), queryFn: () => api.flows(family), enabled });
+  return asAsync(q, enabled);
+}
+
+export function useGrid(q: GridQuery | null) {
+  const r = useQuery({
+    queryKey: q ? keys.grid(q) : ["grid", null], queryFn: () => api.grid(q!), enabled: q !== null, placeholderData: keepPreviousData,
+  });
+  return asAsync(r, q !== null);
+}
+
+export function useHeatmap(q: HeatmapQuery | null) {
+  const r = useQuery({
+    queryKey: q ? keys.heatmap(q) : ["heatmap", null], queryFn: () => api.heatmap(q!), enabled: q !== null,
+    placeholderData: keepPreviousData,
+  });
+  return asAsync(r, q !== null);
+}
+
+export function useTrial(cid: string | null, tid: number) {
+  const q = useQuery({
+    queryKey: keys.trial(cid ?? "", tid), queryFn: () => api.trial(cid!, tid), enabled: cid !== null, placeholderData: keepPreviousData,
+  });
+  return asAsync(q, cid !== null);
+}
+
+export function useStep(cid: string | null, tid: number, n: number) {
+  const q = useQuery({ ...stepOptions(cid ?? "", tid, n), enabled: cid !== null });
+  return asAsync(q, cid !== null);
+}
+
+/** Every step of a trial (n of them; 0: nothing to load), each under its own step key. */
+export function useAllSteps(cid: string | null, tid: number, n: number): Async<StepOut[]> {
+  const enabled = cid !== null && n > 0;
+  return useQueries({
+    queries: Array.from({ length: enabled ? n : 0 }, (_, i) => stepOptions(cid!, tid, i)),
+    combine: combineSteps,
+  });
+}
+
+// Module-level, so TanStack Query runs it only when a step's result changes.
+function combineSteps(rs: UseQueryResult<StepOut, Error>[]): Async<StepOut[]> {
+  if (rs.length === 0) return { data: null, error: null, loading: false };
+  const failed = rs.find((r) => r.error);
+  const done = rs.every((r) => r.data !== undefined && !r.isPlaceholderData);
+  return {
+    data: failed || !done ? null : rs.map((r) => r.data!),
+    error: failed?.error?.message ?? null,
+    loading: rs.some((r) => r.isFetching),
+  };
+}
+
+export function useAttention(q: AttentionQuery | null) {
+  const r = useQuery({
+    queryKey: q ? keys.attention(q) : ["attention", null], queryFn: () => api.attention(q!), enabled: q !== null,
+    placeholderData: keepPreviousData,
+  });
+  return asAsync(r, q !== null);
+}
+
+export function useInterpretation(cid: string, tid: number) {
+  const q = useQuery({
+    queryKey: keys.interpretation(cid, tid), queryFn: () => api.interpretation(cid, tid), placeholderData: keepPreviousData,
+  });
+  return asAsync(q, true);
+}
+
+// ----- startup, load and upload ----------------------------------------------------------
+export type Startup = { path: string } | { path: null; dataDir: string };
+
+/** The capture to open first (`choose`: the selection's rule), loaded before this resolves; the
+ * file list it reads is the captures panel's, fetched once. */
+export function useStartup(choose: (caps: CapturesOut, files: FilesOut) => string | null) {
+  const qc = useQueryClient();
+  return useQuery({
+    queryKey: keys.startup,
+    queryFn: async (): Promise<Startup> => {
+      const [caps, files] = await Promise.all([qc.fetchQuery(capturesOptions()), qc.fetchQuery(filesOptions())]);
+      const path = choose(caps, files);
+      if (path === null) return { path: null, dataDir: files.data_dir };
+      await qc.fetchQuery(captureOptions(path));
+      return { path };
+    },
+  });
+}
+
+/** Load a capture file (always asks the server, which makes it current) into the cache. */
+export async function loadCapture(qc: QueryClient, path: string): Promise<LoadOut> {
+  return qc.fetchQuery({ ...captureOptions(path), staleTime: 0 });
+}
+
+/** Upload a capture or trace: the server saves and loads it; the file list is read again. */
+export async function uploadCapture(qc: QueryClient, file: File) {
+  const out = await api.upload(file);
+  qc.setQueryData(keys.capture(out.path), out);
+  void qc.invalidateQueries({ queryKey: keys.files });
+  return out;
+}
