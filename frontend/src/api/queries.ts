@@ -144,14 +144,17 @@ export function useInterpretation(cid: string, tid: number) {
 // ----- startup, load and upload ----------------------------------------------------------
 export type Startup = { path: string } | { path: null; dataDir: string };
 
-/** The capture to open first (`choose`: the selection's rule), loaded before this resolves; the
- * file list it reads is the captures panel's, fetched once. */
+/** The capture to open first (`choose`: the selection's rule), loaded before this resolves, with the
+ * model profiles (the special layers every view labels by); the file list it reads is the captures
+ * panel's, fetched once. A failed profile request is shown by the views that need it. */
 export function useStartup(choose: (caps: CapturesOut, files: FilesOut) => string | null) {
   const qc = useQueryClient();
   return useQuery({
     queryKey: keys.startup,
     queryFn: async (): Promise<Startup> => {
-      const [caps, files] = await Promise.all([qc.fetchQuery(capturesOptions()), qc.fetchQuery(filesOptions())]);
+      const [caps, files] = await Promise.all([
+        qc.fetchQuery(capturesOptions()), qc.fetchQuery(filesOptions()), qc.prefetchQuery(modelsOptions()),
+      ]);
       const path = choose(caps, files);
       if (path === null) return { path: null, dataDir: files.data_dir };
       await qc.fetchQuery(captureOptions(path));

@@ -1,4 +1,6 @@
-/** Number formatting shared by every view (so tests can compare displayed text with the API). */
+/** Number and label formatting shared by every view (so tests can compare displayed text with the API). */
+import type { SpecialLayers } from "./layers";
+
 export function fmt(v: number | null | undefined): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return "—";
   const a = Math.abs(v);
@@ -6,17 +8,12 @@ export function fmt(v: number | null | undefined): string {
   return String(Number(v.toPrecision(4)));
 }
 
-export function layerName(layer: number): string {
-  if (layer === -1) return "embedding (-1)";
-  if (layer === 998) return "final norm (998)";
-  if (layer === 999) return "logits (999)";
-  return `layer ${layer}`;
-}
-
-export function shortLayer(layer: number): string {
-  if (layer === -1) return "emb";
-  if (layer === 998) return "norm";
-  if (layer === 999) return "logits";
+/** A layer's short label: a special layer (as the API's model profile numbers them) by its role,
+ * any other layer as a block (L<n>; also every layer while the special layers are not known). */
+export function shortLayer(layer: number, special: SpecialLayers | null): string {
+  if (layer === special?.embedding) return "emb";
+  if (layer === special?.final_norm) return "norm";
+  if (layer === special?.output) return "logits";
   return `L${layer}`;
 }
 

@@ -8,6 +8,7 @@ import * as THREE from "three";
 import type { GridCell, GridOut } from "../api/client";
 import { MAX_HEIGHT, SPACING, gridCenter, layoutGrid } from "../data/gridLayout";
 import { fmt, shortLayer } from "../data/format";
+import type { SpecialLayers } from "../data/layers";
 import type { ValueScale } from "../data/scale";
 
 declare global {
@@ -27,6 +28,7 @@ interface Props {
   onSelect: (cell: GridCell) => void;
   onHover?: (cell: GridCell | null) => void;
   stats?: { names: string[]; byId: Map<number, (number | null)[]> };
+  special: SpecialLayers | null; // layer labels: the API's special layers
 }
 
 const tmp = new THREE.Object3D();
@@ -133,10 +135,10 @@ interface Anchor {
 }
 
 /** Axis label anchors: one per layer row (left of the grid) and one per type column (in front). */
-function axisAnchors(grid: GridOut): Anchor[] {
+function axisAnchors(grid: GridOut, special: SpecialLayers | null): Anchor[] {
   const [cx, cz] = gridCenter(grid);
   return [
-    ...grid.layers.map((l, i): Anchor => ({ key: `l${l}`, text: shortLayer(l), cls: "layer-label", pos: [-cx - 1.1, 0, i * SPACING - cz], rotate: false })),
+    ...grid.layers.map((l, i): Anchor => ({ key: `l${l}`, text: shortLayer(l, special), cls: "layer-label", pos: [-cx - 1.1, 0, i * SPACING - cz], rotate: false })),
     ...grid.types.map((t, i): Anchor => ({ key: `t${t}`, text: t, cls: "type-label", pos: [i * SPACING - cx, 0, cz + 1.0], rotate: true })),
   ];
 }
@@ -167,7 +169,7 @@ interface Tip {
 export function TensorGrid(props: Props) {
   const [tip, setTip] = useState<Tip | null>(null);
   const { grid } = props;
-  const anchors = useMemo(() => axisAnchors(grid), [grid]);
+  const anchors = useMemo(() => axisAnchors(grid, props.special), [grid, props.special]);
   const labelRefs = useRef<(HTMLDivElement | null)[]>([]);
   return (
     <div className="grid-canvas" data-cell-count={grid.cells.length} data-scale={props.valueScale?.kind ?? "linear"} data-testid="tensor-grid" data-capture-id={grid.capture_id} data-step={grid.step} style={{ position: "relative" }}>

@@ -61,7 +61,7 @@ export function FlowDiagram({ flows, grid, special, layer, onLayer, onSelect }: 
   // Overview row: the whole model.
   const overview: { layer: number; type: string; label: string }[] = [
     { layer: special.embedding, type: "embd", label: "embedding" },
-    ...blocks.map((l) => ({ layer: l, type: "l_out", label: shortLayer(l) })),
+    ...blocks.map((l) => ({ layer: l, type: "l_out", label: shortLayer(l, special) })),
     { layer: special.final_norm, type: "result_norm", label: "final norm" },
     { layer: special.output, type: "result_output", label: "logits" },
   ];

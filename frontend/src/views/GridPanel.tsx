@@ -32,7 +32,7 @@ export function GridPanel() {
         <div className="grid-box">
           <ErrorBox error={grid.error} what="the tensor grid" />
           {grid.loading && !grid.data && <Loading what="the tensor grid" />}
-          {grid.data && <TensorGrid grid={grid.data} valueScale={gridScale} selected={state.selected} onSelect={select} onHover={onHover} stats={stats} />}
+          {grid.data && <TensorGrid grid={grid.data} valueScale={gridScale} selected={state.selected} onSelect={select} onHover={onHover} stats={stats} special={special.data} />}
         </div>
         <div className="detail-box" id="view-detail" data-testid="view-detail">
           <h2>Tensor detail</h2>

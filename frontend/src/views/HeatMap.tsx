@@ -6,6 +6,7 @@ import { useMemo, useState } from "react";
 import type { HeatmapOut } from "../api/client";
 import { rampColor } from "../data/colors";
 import { fmt, shortLayer, tokenLabel } from "../data/format";
+import type { SpecialLayers } from "../data/layers";
 import { makeScale, type ScaleKind, type ValueScale } from "../data/scale";
 import { ScaleBar } from "./ScaleBar";
 
@@ -14,6 +15,7 @@ interface Props {
   scale: string[]; // the colour ramp
   scaleKind?: ScaleKind; // how values map onto it (default linear)
   highlightCol?: number | null;
+  special?: SpecialLayers | null; // row labels: the API's special layers (none: every row is L<n>)
   onCell: (row: number, colIndex: number) => void;
   testId: string;
 }
@@ -22,7 +24,7 @@ const CELL_H = 16;
 const LABEL_W = 44;
 const HEAD_H = 70;
 
-export function HeatMap({ data, scale, scaleKind = "linear", highlightCol, onCell, testId }: Props) {
+export function HeatMap({ data, scale, scaleKind = "linear", highlightCol, special = null, onCell, testId }: Props) {
   const [hover, setHover] = useState<{ r: number; c: number } | null>(null);
   const vs = useMemo(() => makeScale(scaleKind, data.values.flat()), [scaleKind, data.values]);
   const cellW = Math.max(10, Math.min(28, Math.floor(900 / Math.max(1, data.cols.length))));
@@ -34,7 +36,7 @@ export function HeatMap({ data, scale, scaleKind = "linear", highlightCol, onCel
     <div className="heatmap" data-testid={testId} data-scale={scaleKind} data-capture-id={data.capture_id} data-step={data.step ?? ""} data-type={data.type ?? ""}>
       <div className="heatmap-readout" data-testid={`${testId}-readout`}>
         {hover && hc
-          ? `${shortLayer(data.rows[hover.r])} · ${data.axis === "tokens" ? `token ${hc.index} “${tokenLabel(hc.text ?? hc.label)}”` : hc.label} · ${data.metric} = ${fmt(hv ?? null)}`
+          ? `${shortLayer(data.rows[hover.r], special)} · ${data.axis === "tokens" ? `token ${hc.index} “${tokenLabel(hc.text ?? hc.label)}”` : hc.label} · ${data.metric} = ${fmt(hv ?? null)}`
           : "Hover a cell for its value; click to open that tensor."}
       </div>
       <div className="heatmap-scroll">
@@ -52,7 +54,7 @@ export function HeatMap({ data, scale, scaleKind = "linear", highlightCol, onCel
           {data.rows.map((layer, i) => (
             <g key={`r${layer}`}>
               <text x={LABEL_W - 4} y={HEAD_H + i * CELL_H + CELL_H * 0.72} textAnchor="end" fontSize={10} className="heat-row-label">
-                {shortLayer(layer)}
+                {shortLayer(layer, special)}
               </text>
               {data.cols.map((c, j) => {
                 const v = data.values[i]?.[j] ?? null;
@@ -75,7 +77,7 @@ export function HeatMap({ data, scale, scaleKind = "linear", highlightCol, onCel
                     onMouseLeave={() => setHover(null)}
                     onClick={() => onCell(i, j)}
                   >
-                    <title>{`${shortLayer(layer)} ${c.label}: ${fmt(v)}`}</title>
+                    <title>{`${shortLayer(layer, special)} ${c.label}: ${fmt(v)}`}</title>
                   </rect>
                 );
               })}

@@ -24,7 +24,7 @@ export function HeatMapsPanel() {
       <ErrorBox error={heatTypes.error} what="the heat map" />
       {heatTypes.loading && !heatTypes.data && <Loading what="the heat map" />}
       {heatTypes.data && colors.data && (
-        <HeatMap data={heatTypes.data} scale={colors.data.scale} scaleKind={state.scale} testId="heatmap-types" onCell={(r, c) => {
+        <HeatMap data={heatTypes.data} scale={colors.data.scale} scaleKind={state.scale} testId="heatmap-types" special={special.data} onCell={(r, c) => {
           const h = heatTypes.data!;
           select(h.rows[r], h.cols[c].type ?? "", true);
         }} />
@@ -39,7 +39,7 @@ export function HeatMapsPanel() {
       <ErrorBox error={heatTokens.error} what="the token heat map" />
       {heatTokens.loading && !heatTokens.data && <Loading what="the token heat map" />}
       {tokenMetric && heatTokens.data && colors.data && (
-        <HeatMap data={heatTokens.data} scale={colors.data.scale} scaleKind={state.scale} testId="heatmap-tokens" highlightCol={state.token} onCell={(r, c) => {
+        <HeatMap data={heatTokens.data} scale={colors.data.scale} scaleKind={state.scale} testId="heatmap-tokens" highlightCol={state.token} special={special.data} onCell={(r, c) => {
           const h = heatTokens.data!;
           const col = h.cols[c];
           select(h.rows[r], h.type ?? "", false);
