@@ -24,7 +24,7 @@ if errorlevel 1 (
   .venv\Scripts\python.exe -m pip install -e ".[cli,demo]"
 )
 if errorlevel 1 goto failed
-.venv\Scripts\python.exe scripts\llama_build.py verify -- .venv\Scripts\python.exe -m spectra_vis.probe
+.venv\Scripts\python.exe scripts\llama_build.py verify -- .venv\Scripts\python.exe -m spectra_vis.capturing.probe
 if errorlevel 1 goto failed
 .venv\Scripts\python.exe capture_tensors.py %*
 set RC=%ERRORLEVEL%

@@ -8,7 +8,7 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from .store import CaptureStore
+from backend.store import CaptureStore
 
 
 class OrjsonResponse(JSONResponse):

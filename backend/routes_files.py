@@ -7,12 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Path, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from backend import schemas as S
+from backend.deps import OrjsonResponse, StoreDep
+from backend.store import Loaded, StoreError
 from spectra_vis import analysis
-from spectra_vis.capture_file import tool_version
-
-from . import schemas as S
-from .deps import OrjsonResponse, StoreDep
-from .store import Loaded, StoreError
+from spectra_vis.store.capture_file import tool_version
 
 router = APIRouter(prefix="/api", tags=["captures"])
 

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from spectra_vis import analysis, interpret
-from spectra_vis.trace import export_trial
-
-from . import schemas as S
-from .deps import OrjsonResponse, StoreDep
-from .store import Loaded
+from backend import schemas as S
+from backend.deps import OrjsonResponse, StoreDep
+from backend.store import Loaded
+from spectra_vis import analysis
+from spectra_vis.analysis import interpret
+from spectra_vis.analysis.trace import export_trial
 
 router = APIRouter(prefix="/api", tags=["views"])
 

@@ -41,7 +41,7 @@ from backend.store import (  # noqa: E402
     StoreError,
 )
 from spectra_vis.analysis import InvalidArgument, NotFound  # noqa: E402
-from spectra_vis.capture_file import CaptureError, tool_version  # noqa: E402
+from spectra_vis.store.capture_file import CaptureError, tool_version  # noqa: E402
 
 log = logging.getLogger("spectra_vis.backend")
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from spectra_vis.capture_file import FORMAT, LEGACY_VERSION, Capture, CaptureError, atomic_write
-from spectra_vis.trace import import_trial
+from spectra_vis.analysis.trace import import_trial
+from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, CaptureError, atomic_write
 
 MB = 1024 * 1024
 DEFAULT_MAX_UPLOAD = 200 * MB

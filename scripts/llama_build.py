@@ -44,7 +44,7 @@ AMX = ("amx_tile", "amx_int8", "amx_bf16")
 NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 STAMP = "spectra-llama-build.json"
 CRASHED = "CRASHED"  # marker in a wheel's cache folder: the probe died with this build
-EXIT_PROBE_CRASHED = 3  # what ``python -m spectra_vis.probe`` exits with when its child died by a signal
+EXIT_PROBE_CRASHED = 3  # what ``python -m spectra_vis.capturing.probe`` exits with when its child died by a signal
 # Which CPU feature (as /proc/cpuinfo spells it) each portable GGML option needs.
 PORTABLE_OPTIONS = (
     ("GGML_SSE42", "sse4_2"),
@@ -289,7 +289,7 @@ def reproduce(target: Target) -> str:
 
 def _load_died_by_signal() -> Any:
     """``spectra_vis/_proc.py``'s rule, loaded by path: the package is not installed yet."""
-    path = Path(__file__).resolve().parent.parent / "spectra_vis" / "_proc.py"
+    path = Path(__file__).resolve().parent.parent / "spectra_vis" / "capturing" / "_proc.py"
     spec = importlib.util.spec_from_file_location("spectra_vis_proc", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

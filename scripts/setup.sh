@@ -29,7 +29,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
-.venv/bin/python scripts/llama_build.py verify -- .venv/bin/python -m spectra_vis.probe
+.venv/bin/python scripts/llama_build.py verify -- .venv/bin/python -m spectra_vis.capturing.probe
 # Build the native capture callback now rather than at the first capture (cached in ~/.cache/spectra-vis;
 # without a C compiler captures still work, with the slower Python callback).
-.venv/bin/python -m spectra_vis._native >/dev/null || echo "note: the native capture callback could not be built; captures will use the Python callback"
+.venv/bin/python -m spectra_vis.capturing._native >/dev/null || echo "note: the native capture callback could not be built; captures will use the Python callback"

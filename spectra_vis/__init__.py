@@ -1,22 +1,35 @@
 """Spectra Vis: capture what llama.cpp computes while a GGUF model runs, and show it.
 
-Pipeline (imports point upstream only): ``_ggml`` (ctypes bindings) -> ``collector``
-(eval callback) -> ``naming``/``profiles`` -> ``capture`` (schema and store) ->
-analysis -> backend -> frontend.  ``Llama`` is imported lazily so that reading
-captures never needs llama.cpp loaded.
+The package reads the way data flows through it; each stage imports only the stages below it
+(checked by import-linter, see ``[tool.importlinter]`` in pyproject.toml):
+
+- ``capturing``: bindings, native callback, recorder and engines, ``Llama``, ``Session``;
+- ``analysis``: every payload the viewer and the REST API show, computed from a capture;
+- ``store``: the capture file (schema, load, validate, atomic save, version 1.0 read-only);
+- ``record``: names, model profiles, presets, statistics, trial records;
+- ``errors``, ``constants``, ``testing`` (tiny GGUF writer): below everything.
+
+The tools (``cli``, ``wizard``, ``bench``, ``doctor``) sit on top. ``Llama`` is imported lazily so
+that reading captures never needs llama.cpp loaded.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .api import Session, capture
-from .capture_file import Capture, CaptureError, load_capture
-from .collector import TensorCollector, create_callback
-from .naming import parse_name
-from .presets import PRESETS, Preset
-from .profiles import SUPPORTED_MODELS, ModelFileError, get_model_profile, get_supported_models, read_model_card
-from .records import TrialData
+from spectra_vis.capturing.collector import TensorCollector, create_callback
+from spectra_vis.capturing.session import Session, capture
+from spectra_vis.record.naming import parse_name
+from spectra_vis.record.presets import PRESETS, Preset
+from spectra_vis.record.profiles import (
+    SUPPORTED_MODELS,
+    ModelFileError,
+    get_model_profile,
+    get_supported_models,
+    read_model_card,
+)
+from spectra_vis.record.records import TrialData
+from spectra_vis.store.capture_file import Capture, CaptureError, load_capture
 
 __all__ = [
     "PRESETS",
@@ -38,7 +51,7 @@ __all__ = [
     "read_model_card",
 ]
 
-_LAZY = {"Llama": ("llama", "Llama")}
+_LAZY = {"Llama": ("capturing.llama", "Llama")}
 
 
 def __getattr__(name: str) -> Any:

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _native
-from ._ggml import llama_cpp_version
+from spectra_vis.capturing import _native
+from spectra_vis.capturing._ggml import llama_cpp_version
 
 PROMPT_TEXT = (
     "The history of astronomy is a long story of patient observation. Ancient people watched the sky "
@@ -95,8 +95,8 @@ class Runner:
     def __init__(self, mode: Mode, model_path: str, n_ctx: int, threads: int) -> None:
         import llama_cpp
 
-        from .collector import TensorCollector, create_callback
-        from .llama import Llama
+        from spectra_vis.capturing.collector import TensorCollector, create_callback
+        from spectra_vis.capturing.llama import Llama
 
         self.mode = mode
         self.collector: TensorCollector | None = None
@@ -152,7 +152,7 @@ class Runner:
 
 def capture_size(collector: Any) -> int:
     """Bytes of the saved capture of what ``collector`` holds."""
-    from .capture_file import Capture
+    from spectra_vis.store.capture_file import Capture
 
     return len(Capture.from_collector(collector).to_bytes())
 
@@ -245,7 +245,7 @@ def summarize(modes: list[Mode], samples: dict[str, list[Sample]], kinds: dict[s
 
 def memory_run(model_path: str, n_decode: int, n_prompt: int, threads: int) -> dict[str, Any]:
     """A standard capture of ``n_decode`` generated tokens: RAM growth, bytes on disk, bytes per step."""
-    from .capture_file import _dumps
+    from spectra_vis.store.capture_file import _dumps
 
     mode = Mode("standard", "standard", "native")
     r = Runner(mode, model_path, n_prompt + n_decode + 16, threads)
@@ -423,7 +423,7 @@ def default_model() -> str:
 
 def big_model(cache: str | None) -> str:
     """The ~1B-parameter random llama, written once (q8_0, or f16 where q8_0 is not supported)."""
-    from .testing.tiny_gguf import write_tiny_model
+    from spectra_vis.testing.tiny_gguf import write_tiny_model
 
     folder = Path(cache) if cache else _native.cache_dir() / "models"
     folder.mkdir(parents=True, exist_ok=True)
@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory, {memory['tokens']} tokens standard: file {_mib(memory['file_bytes'])}, "
               f"python heap {_mib(memory['python_heap_held'])}, RSS growth {_mib(memory['rss_growth'])}")
     if args.out:
-        from .capture_file import atomic_write
+        from spectra_vis.store.capture_file import atomic_write
 
         atomic_write(Path(args.out), markdown(results, memory, args).encode())
         print(f"wrote {args.out}")

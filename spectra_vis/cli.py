@@ -16,25 +16,25 @@ Runner = Callable[[list[str], str], int]
 
 
 def _capture(argv: list[str], prog: str) -> int:
-    from .wizard import main
+    from spectra_vis.wizard import main
 
     return main(argv, prog=prog)
 
 
 def _bench(argv: list[str], prog: str) -> int:
-    from .bench import main
+    from spectra_vis.bench import main
 
     return main(argv)
 
 
 def _trace(argv: list[str], prog: str) -> int:
-    from .trace import main
+    from spectra_vis.analysis.trace import main
 
     return main(argv, prog=prog)
 
 
 def _doctor(argv: list[str], prog: str) -> int:
-    from .doctor import main
+    from spectra_vis.doctor import main
 
     return main(argv)
 
@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, Runner]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .capture_file import tool_version
+    from spectra_vis.store.capture_file import tool_version
 
     parser = argparse.ArgumentParser(
         prog="spectra-vis",

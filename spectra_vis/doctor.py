@@ -34,7 +34,7 @@ class Check:
 
 
 def _versions() -> list[Check]:
-    from ._ggml import ggml_version, llama_cpp_version
+    from spectra_vis.capturing._ggml import ggml_version, llama_cpp_version
 
     checks = [Check("Python", True, f"{platform.python_version()} ({sys.executable})")]
     if importlib.util.find_spec("llama_cpp") is None:
@@ -62,8 +62,8 @@ def _build() -> Check:
 
 
 def _probe() -> Check:
-    from . import probe
-    from .errors import ProbeUnavailable
+    from spectra_vis.capturing import probe
+    from spectra_vis.errors import ProbeUnavailable
 
     if not probe.enabled():
         return Check("probe", True, f"skipped ({probe.ENV}=0)", required=True)
@@ -75,7 +75,7 @@ def _probe() -> Check:
 
 
 def _native() -> Check:
-    from . import _native
+    from spectra_vis.capturing import _native
 
     reason = _native.available()
     if reason is None:

@@ -28,7 +28,7 @@ import orjson
 import pytest
 
 from backend import schemas as S
-from spectra_vis import interpret
+from spectra_vis.analysis import interpret
 
 REPO = Path(__file__).resolve().parent.parent
 STATS = ["l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite"]
@@ -438,7 +438,7 @@ class TestServerProcess:
             assert all(d["name"] == names[d["id"]] for d in mine["delta"])
 
     def test_models_colors_flows(self, server: httpx.Client, tiny_id: str) -> None:
-        from spectra_vis.profiles import CATEGORY_COLORS, SUPPORTED_MODELS, flows_for
+        from spectra_vis.record.profiles import CATEGORY_COLORS, SUPPORTED_MODELS, flows_for
 
         models = ok(server.get("/api/models"), S.ModelsOut)
         assert models["models"] == SUPPORTED_MODELS and models["profiles"]["gemma"]["post_norms"] is True

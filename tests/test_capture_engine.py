@@ -20,8 +20,9 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from spectra_vis import Capture, Llama, TensorCollector, _ggml, capture, create_callback, load_capture
-from spectra_vis.capture_file import validate
+from spectra_vis import Capture, Llama, TensorCollector, capture, create_callback, load_capture
+from spectra_vis.capturing import _ggml
+from spectra_vis.store.capture_file import validate
 from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS
 from tests.conftest import patched_llama
 from tests.test_stats import reference_stats
@@ -248,7 +249,7 @@ def test_a_model_llama_cpp_refuses_gets_its_reason(tiny_llama: Path, tmp_path: P
     """An unsupported architecture and a truncated file: llama.cpp's own reason, in one line."""
     import gguf
 
-    from spectra_vis.profiles import ModelFileError
+    from spectra_vis.record.profiles import ModelFileError
 
     unknown = tmp_path / "foo.gguf"
     w = gguf.GGUFWriter(str(unknown), "foo")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spectra_vis import Capture, CaptureError, load_capture
-from spectra_vis.capture_file import atomic_write, schema
+from spectra_vis.store.capture_file import atomic_write, schema
 
 V1 = {
     "version": "1.0",

@@ -19,8 +19,8 @@ import pytest
 
 from spectra_vis import Session, capture, load_capture
 from spectra_vis.analysis import trial_detail
-from spectra_vis.capture_file import Capture
-from spectra_vis.chat import format_prompt, marks_from_pieces
+from spectra_vis.capturing.chat import format_prompt, marks_from_pieces
+from spectra_vis.store.capture_file import Capture
 from spectra_vis.testing.tiny_gguf import CHAT_TEMPLATE, END_OF_TURN, vocabulary, write_tiny_model
 
 PROMPT = "What is the capital of France?"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spectra_vis import probe
+from spectra_vis.capturing import probe
 
 ITEMS = ("Python", "llama-cpp-python", "llama.cpp", "system info", "build", "probe", "native callback",
          "demo model", "frontend", "C compiler", "Node", "chromium")

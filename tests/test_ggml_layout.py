@@ -8,7 +8,7 @@ import ctypes
 import llama_cpp
 import pytest
 
-from spectra_vis import _ggml
+from spectra_vis.capturing import _ggml
 
 
 def test_installed_layout_passes() -> None:

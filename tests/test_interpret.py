@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spectra_vis import capture, load_capture
-from spectra_vis.interpret import (
+from spectra_vis.analysis.interpret import (
     FINGERPRINT_NAMES,
     STATES,
     ZONES,
@@ -119,7 +119,7 @@ def test_zones_and_states_of_a_real_capture(real: dict) -> None:
 
 
 def test_jsonl_export_then_import_gives_the_same_trial(real: dict) -> None:
-    from spectra_vis.trace import export_trial, import_trial
+    from spectra_vis.analysis.trace import export_trial, import_trial
 
     raw = export_trial(real, 0)
     kinds = [line.split(b'"record_type":"')[1].split(b'"')[0] for line in raw.splitlines()]
@@ -133,8 +133,8 @@ def test_jsonl_export_then_import_gives_the_same_trial(real: dict) -> None:
 
 
 def test_bad_trace_is_refused(tmp_path: Path) -> None:
-    from spectra_vis.capture_file import CaptureError
-    from spectra_vis.trace import import_trial
+    from spectra_vis.analysis.trace import import_trial
+    from spectra_vis.store.capture_file import CaptureError
 
     with pytest.raises(CaptureError, match="not a Spectra Vis trace"):
         import_trial(b'{"record_type": "token"}\n')

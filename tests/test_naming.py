@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spectra_vis.naming import (
+from spectra_vis.record.naming import (
     FINAL_NORM_LAYER,
     OUTPUT_LAYER,
     parse_name,

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from spectra_vis import Capture, Llama, TensorCollector, _ggml, _native, create_callback, native_capture
-from spectra_vis.stats import top_k_desc
+from spectra_vis import Capture, Llama, TensorCollector, create_callback
+from spectra_vis.capturing import _ggml, _native
+from spectra_vis.capturing import native_engine as native_capture
+from spectra_vis.record.stats import top_k_desc
 from tests.conftest import patched_llama
 from tests.test_stats import reference_stats
 

@@ -1,4 +1,4 @@
-"""spectra_vis.probe: a real decode in a child process before the first model load, cached per
+"""spectra_vis.capturing.probe: a real decode in a child process before the first model load, cached per
 llama.cpp build, and the one-line error instead of a native crash.
 
 The crash itself cannot be made on a CPU without AMX, so a child that kills itself with SIGSEGV
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spectra_vis import probe
+from spectra_vis.capturing import probe
 from spectra_vis.errors import LlamaBuildError, ProbeUnavailable
 
 SELF_KILL = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
@@ -24,7 +24,7 @@ SELF_KILL = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), sign
 @pytest.fixture
 def probe_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A cache folder of its own (the native callback's cache too), and a fresh per-process memo."""
-    from spectra_vis import _native
+    from spectra_vis.capturing import _native
 
     real = _native.cache_dir()
     cache = tmp_path / "cache"
@@ -114,9 +114,9 @@ def test_probe_off_skips_the_check(probe_cache: Path, tiny_llama: Path, monkeypa
 
 def test_module_cli_exit_codes(probe_cache: Path) -> None:
     env_run = {"env": {**__import__("os").environ}, "capture_output": True, "text": True}
-    ok = subprocess.run([sys.executable, "-m", "spectra_vis.probe"], **env_run)
+    ok = subprocess.run([sys.executable, "-m", "spectra_vis.capturing.probe"], **env_run)
     assert ok.returncode == 0 and "a real decode passed" in ok.stdout
     _record_crash(probe_cache)
-    crashed = subprocess.run([sys.executable, "-m", "spectra_vis.probe"], **env_run)
+    crashed = subprocess.run([sys.executable, "-m", "spectra_vis.capturing.probe"], **env_run)
     assert crashed.returncode == probe.EXIT_CRASHED
     assert "died with SIGSEGV" in crashed.stderr and len(crashed.stderr.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import gguf
 import numpy as np
 import pytest
 
-from spectra_vis.profiles import LONG_ARRAY, ModelFileError, read_model_card
+from spectra_vis.record.profiles import LONG_ARRAY, ModelFileError, read_model_card
 
 
 def write_metadata_only(path: Path, n_vocab: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spectra_vis.stats import STAT_NAMES, attention_summary, rows_stats, tensor_stats, top_logits
+from spectra_vis.record.stats import STAT_NAMES, attention_summary, rows_stats, tensor_stats, top_logits
 
 
 def reference_stats(x: np.ndarray) -> list[float]:

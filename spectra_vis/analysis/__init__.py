@@ -12,7 +12,7 @@ Lookups of things a capture does not have (trial, step, layer, head, token) rais
 ``NotFound``; invalid arguments raise ``InvalidArgument`` (a ValueError). Messages are one line.
 """
 
-from ._common import (
+from spectra_vis.analysis._common import (
     HEATMAP_AXES,
     INTENSITY_SCALE,
     MAX_DEPTH,
@@ -25,10 +25,10 @@ from ._common import (
     NotFound,
     trial_exists,
 )
-from .attention import attention, interpretation
-from .grid import heatmap, tensor_grid
-from .overview import analyze, colors, flows, models, summary
-from .trials import step_detail, trial_detail
+from spectra_vis.analysis.attention import attention, interpretation
+from spectra_vis.analysis.grid import heatmap, tensor_grid
+from spectra_vis.analysis.overview import analyze, colors, flows, models, summary
+from spectra_vis.analysis.trials import step_detail, trial_detail
 
 __all__ = [
     "HEATMAP_AXES",

@@ -6,8 +6,8 @@ import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from ..capture_file import Capture
-from ..profiles import get_model_profile, get_supported_models
+from spectra_vis.record.profiles import get_model_profile, get_supported_models
+from spectra_vis.store.capture_file import Capture
 
 METRICS = ("l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite", "count")
 HEATMAP_AXES = ("types", "tokens")

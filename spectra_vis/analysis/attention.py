@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import interpret
-from ..capture_file import Capture
-from ._common import NotFound, _step, _trial
+from spectra_vis.analysis import interpret
+from spectra_vis.analysis._common import NotFound, _step, _trial
+from spectra_vis.store.capture_file import Capture
 
 
 # ----- attention and interpretation ------------------------------------------------------

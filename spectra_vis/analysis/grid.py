@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..capture_file import Capture
-from ..profiles import CATEGORY_COLORS
-from ._common import (
+from spectra_vis.analysis._common import (
     HEATMAP_AXES,
     MAX_DEPTH,
     InvalidArgument,
@@ -19,6 +17,8 @@ from ._common import (
     _step,
     _trial,
 )
+from spectra_vis.record.profiles import CATEGORY_COLORS
+from spectra_vis.store.capture_file import Capture
 
 
 # ----- tensor grid and heat maps ---------------------------------------------------------

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import interpret
-from ..capture_file import LEGACY_VERSION, Capture
-from ..profiles import CATEGORY_COLORS, FLOW_COLORS, flows_for, get_model_profile, get_supported_models
-from ._common import INTENSITY_SCALE, STATE_COLORS, TOP_TENSORS, ZONE_COLORS, InvalidArgument, _family, _finite, _trial
+from spectra_vis.analysis import interpret
+from spectra_vis.analysis._common import (
+    INTENSITY_SCALE,
+    STATE_COLORS,
+    TOP_TENSORS,
+    ZONE_COLORS,
+    InvalidArgument,
+    _family,
+    _finite,
+    _trial,
+)
+from spectra_vis.record.profiles import CATEGORY_COLORS, FLOW_COLORS, flows_for, get_model_profile, get_supported_models
+from spectra_vis.store.capture_file import LEGACY_VERSION, Capture
 
 
 # ----- capture-level ---------------------------------------------------------------------

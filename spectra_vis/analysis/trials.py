@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..capture_file import Capture
-from ._common import _step, _trial
-from .grid import (
+from spectra_vis.analysis._common import _step, _trial
+from spectra_vis.analysis.grid import (
     _token_steps,
 )
+from spectra_vis.store.capture_file import Capture
 
 
 # ----- trials and steps ------------------------------------------------------------------

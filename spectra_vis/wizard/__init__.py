@@ -9,6 +9,6 @@ name), ``estimate`` (capture size per token), ``scripted`` (flags), ``interactiv
 
 from __future__ import annotations
 
-from .main import main
+from spectra_vis.wizard.main import main
 
 __all__ = ["main"]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chat import ChatMode
+from spectra_vis.capturing.chat import ChatMode
 
 DEFAULT_PRESET = "standard"
 DEFAULT_MAX_TOKENS = 32

@@ -18,12 +18,12 @@ import questionary
 from rich.console import Console
 from rich.table import Table
 
-from ..chat import ChatMode
-from ..presets import PRESET_HELP
-from ..profiles import SUPPORTED_MODELS, ModelCard, ModelFileError, force_family, read_model_card
-from . import config as C
-from . import estimate, scripted
-from .paths import check_model
+from spectra_vis.capturing.chat import ChatMode
+from spectra_vis.record.presets import PRESET_HELP
+from spectra_vis.record.profiles import SUPPORTED_MODELS, ModelCard, ModelFileError, force_family, read_model_card
+from spectra_vis.wizard import config as C
+from spectra_vis.wizard import estimate, scripted
+from spectra_vis.wizard.paths import check_model
 
 FAMILY_TITLES = {
     "llama": "Llama",

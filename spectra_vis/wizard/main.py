@@ -12,10 +12,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..profiles import ModelFileError
-from . import config as C
-from .paths import check_model
-from .scripted import EXIT_INTERRUPTED, UsageError, check_out, fail, parse, read_prompts
+from spectra_vis.record.profiles import ModelFileError
+from spectra_vis.wizard import config as C
+from spectra_vis.wizard.paths import check_model
+from spectra_vis.wizard.scripted import EXIT_INTERRUPTED, UsageError, check_out, fail, parse, read_prompts
 
 NO_TTY = "stdin is not a terminal, so nothing can be asked"
 
@@ -48,7 +48,7 @@ def _load_ui() -> tuple[Any, ModuleType, ModuleType]:
     try:
         from rich.console import Console
 
-        from . import interactive, run
+        from spectra_vis.wizard import interactive, run
     except ImportError as exc:
         raise UsageError(
             f"the wizard needs rich and questionary ({exc.name} is missing); run: pip install -e .[cli]"

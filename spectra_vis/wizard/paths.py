@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..profiles import ModelFileError, check_gguf_file
+from spectra_vis.record.profiles import ModelFileError, check_gguf_file
 
 __all__ = ["ModelFileError", "check_model", "clean_path"]
 

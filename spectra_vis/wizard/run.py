@@ -22,11 +22,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..api import capture
-from ..capture_file import Capture
-from . import config as C
-from .estimate import human_size
-from .scripted import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from spectra_vis.capturing.session import capture
+from spectra_vis.store.capture_file import Capture
+from spectra_vis.wizard import config as C
+from spectra_vis.wizard.estimate import human_size
+from spectra_vis.wizard.scripted import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
 
 RESPONSE_TAIL = 600  # characters of the running response shown
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..presets import PRESET_HELP, PRESETS
-from ..profiles import SUPPORTED_MODELS
-from . import config as C
+from spectra_vis.record.presets import PRESET_HELP, PRESETS
+from spectra_vis.record.profiles import SUPPORTED_MODELS
+from spectra_vis.wizard import config as C
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PRESET_CHOICES = tuple(p for p in PRESETS if p != "custom")  # custom needs patterns: the Python API

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .naming import CATEGORIES, TENSOR_TYPES, type_info
+from spectra_vis.record.naming import CATEGORIES, TENSOR_TYPES, type_info
 
 GGUF_MAGIC = b"GGUF"
 

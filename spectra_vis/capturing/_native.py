@@ -4,7 +4,7 @@ The C file is compiled lazily, on first use, with the system C compiler (``$CC``
 ``cc``, ``gcc`` or ``clang``) into a cache directory (``$SPECTRA_VIS_CACHE``, else
 ``$XDG_CACHE_HOME/spectra-vis`` or ``~/.cache/spectra-vis``), one file per hash of the
 source, compiler and flags, written atomically so parallel processes can share it.
-``python -m spectra_vis._native`` builds it ahead of time (e.g. in a setup script).
+``python -m spectra_vis.capturing._native`` builds it ahead of time (e.g. in a setup script).
 ``SPECTRA_VIS_NATIVE=0`` disables it. Failing any of this raises ``NativeUnavailable``
 with a one-line reason; the capture stage then uses the pure-Python callback.
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _ggml
+from spectra_vis.capturing import _ggml
 
 SOURCE = Path(__file__).parent / "native" / "spectra_native.c"
 BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-fvisibility=hidden")
@@ -375,7 +375,7 @@ def top_k(x: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
     return idx[:n].tolist(), val[:n]
 
 
-if __name__ == "__main__":  # python -m spectra_vis._native: build ahead of time
+if __name__ == "__main__":  # python -m spectra_vis.capturing._native: build ahead of time
     try:
         lib()
         cc = find_compiler()

@@ -13,12 +13,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture_file import Capture
-from .chat import ChatMode, FormattedPrompt, check_mode, deferred_template_errors, format_prompt, template_marks
-from .collector import TensorCollector, create_callback
-from .presets import Preset
-from .profiles import check_gguf_file
-from .records import TrialData
+from spectra_vis.capturing.chat import (
+    ChatMode,
+    FormattedPrompt,
+    check_mode,
+    deferred_template_errors,
+    format_prompt,
+    template_marks,
+)
+from spectra_vis.capturing.collector import TensorCollector, create_callback
+from spectra_vis.record.presets import Preset
+from spectra_vis.record.profiles import check_gguf_file
+from spectra_vis.record.records import TrialData
+from spectra_vis.store.capture_file import Capture
 
 
 @dataclass
@@ -124,7 +131,7 @@ class Session:
         seed: int = 0,
         **preset_options: Any,
     ) -> None:
-        from .llama import Llama
+        from spectra_vis.capturing.llama import Llama
 
         RunOptions(n_ctx=n_ctx)  # validates n_ctx before anything loads
         path = str(check_gguf_file(model_path))
@@ -137,7 +144,7 @@ class Session:
         self.n_threads = n_threads
 
     def format(self, prompt: str, chat: ChatMode = "auto") -> FormattedPrompt:
-        """``prompt`` as ``run`` would send it (see ``spectra_vis.chat.format_prompt``); ValueError
+        """``prompt`` as ``run`` would send it (see ``spectra_vis.capturing.chat.format_prompt``); ValueError
         (one line) when ``chat=True`` and the model has no template, or the template fails."""
         if self.model is None:
             raise RuntimeError("this session is closed")

@@ -22,8 +22,16 @@ from typing import Any
 
 import orjson
 
-from .capture_file import FORMAT, LEGACY_VERSION, VERSION, Capture, CaptureError, atomic_write, load_capture
-from .interpret import cognitive_states, token_attention, token_zones, zone_distribution
+from spectra_vis.analysis.interpret import cognitive_states, token_attention, token_zones, zone_distribution
+from spectra_vis.store.capture_file import (
+    FORMAT,
+    LEGACY_VERSION,
+    VERSION,
+    Capture,
+    CaptureError,
+    atomic_write,
+    load_capture,
+)
 
 TRACE_FORMAT = "spectra-vis-trace"
 _TRIAL_FIELDS = ("prompt", "response", "timings", "counts", "interrupted", "errors")

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .stats import STAT_NAMES
+from spectra_vis.record.stats import STAT_NAMES
 
 if TYPE_CHECKING:
-    from .collector import TensorCollector
+    from spectra_vis.capturing.collector import TensorCollector
 
 FORMAT = "spectra-vis-capture"
 VERSION = "2.0"
@@ -36,7 +36,7 @@ class CaptureError(ValueError):
 @functools.cache
 def schema() -> dict[str, Any]:
     """The capture JSON Schema (draft 2020-12) shipped in the package."""
-    text = resources.files("spectra_vis").joinpath("schema", SCHEMA_FILE).read_text(encoding="utf-8")
+    text = resources.files("spectra_vis.store").joinpath("schema", SCHEMA_FILE).read_text(encoding="utf-8")
     return json.loads(text)
 
 
@@ -91,7 +91,7 @@ class Capture:
     # ----- construction ---------------------------------------------------------------
     @classmethod
     def from_collector(cls, collector: TensorCollector, options: dict[str, Any] | None = None) -> Capture:
-        from ._ggml import llama_cpp_version
+        from spectra_vis.capturing._ggml import llama_cpp_version
 
         n = len(collector.tensors)
         card = collector.model_card.to_dict() if collector.model_card is not None else _unknown_card(collector)

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _ggml
-from .naming import EMBED_LAYER, FINAL_NORM_LAYER, parse_name, parse_weight, type_info, variant_type
-from .presets import Preset, make_preset
-from .records import Step, TensorInfo, TrialData
-from .stats import attention_summary, drop_future, rows_stats, tensor_stats, top_logits
+from spectra_vis.capturing import _ggml
+from spectra_vis.record.naming import EMBED_LAYER, FINAL_NORM_LAYER, parse_name, parse_weight, type_info, variant_type
+from spectra_vis.record.presets import Preset, make_preset
+from spectra_vis.record.records import Step, TensorInfo, TrialData
+from spectra_vis.record.stats import attention_summary, drop_future, rows_stats, tensor_stats, top_logits
 
 GRAPH_START_NAMES = (b"inp_embd", b"embd")
 MAX_ERRORS = 200
@@ -94,7 +94,7 @@ class TensorCollector:
     # ----- lifecycle -------------------------------------------------------------
     def attach(self, model: Any) -> None:
         """Bind to a spectra_vis.Llama: tokens, texts, resets and the model card come from it."""
-        from .profiles import read_model_card
+        from spectra_vis.record.profiles import read_model_card
 
         self._model_ref = weakref.ref(model)
         self._texts = {}
@@ -157,7 +157,7 @@ class TensorCollector:
 
     def save_to_json(self, filepath: str) -> str:
         """Write the capture (format v2) atomically; returns the path written."""
-        from .capture_file import Capture
+        from spectra_vis.store.capture_file import Capture
 
         return str(Capture.from_collector(self).save(filepath))
 
@@ -451,7 +451,7 @@ def create_callback(collector: TensorCollector, native: bool | None = None) -> A
     """
     from llama_cpp import llama_cpp
 
-    from .native_capture import native_callback
+    from spectra_vis.capturing.native_engine import native_callback
 
     callback: Any = native_callback(collector, native)
     if callback is None:

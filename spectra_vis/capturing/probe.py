@@ -14,8 +14,8 @@ kernels), loads it with stock ``llama_cpp.Llama`` on every core and decodes a fe
 
 Stage: capture (before a model loads). Depends on llama-cpp-python and the tiny-model writer only.
 
-    python -m spectra_vis.probe          # probe (or the cached result); exit 0 ok, 3 crashed, 4 could not run
-    python -m spectra_vis.probe --fresh  # ignore the cached result
+    python -m spectra_vis.capturing.probe          # probe (or the cached result); exit 0 ok, 3 crashed, 4 could not run
+    python -m spectra_vis.capturing.probe --fresh  # ignore the cached result
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ._ggml import llama_cpp_version, llama_lib_dir
-from ._native import cache_dir
-from ._proc import died_by_signal
-from .errors import LlamaBuildError, ProbeUnavailable
+from spectra_vis.capturing._ggml import llama_cpp_version, llama_lib_dir
+from spectra_vis.capturing._native import cache_dir
+from spectra_vis.capturing._proc import died_by_signal
+from spectra_vis.errors import LlamaBuildError, ProbeUnavailable
 
 ENV = "SPECTRA_VIS_PROBE"
 MODEL_VERSION = 1  # bump when the probe model changes
@@ -83,7 +83,7 @@ def library_hash() -> str:
 
 
 def child_command() -> list[str]:
-    return [sys.executable, "-m", "spectra_vis.probe", "--child"]
+    return [sys.executable, "-m", "spectra_vis.capturing.probe", "--child"]
 
 
 def run_probe(cmd: Sequence[str] | None = None, timeout: float = TIMEOUT_S) -> ProbeResult:
@@ -179,7 +179,7 @@ def probe_model() -> Path:
 
     import llama_cpp
 
-    from .testing.tiny_gguf import write_tiny_model
+    from spectra_vis.testing.tiny_gguf import write_tiny_model
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:

@@ -4,7 +4,7 @@ Stock llama-cpp-python swallows unknown keyword arguments, so ``cb_eval`` would 
 silently ignored. ``Llama.__init__`` reads its context parameters from
 ``llama_cpp.llama_cpp.llama_context_default_params()``; we wrap that function for
 the duration of the constructor so the params it returns carry the callback, and
-always restore it.  Before the first model loads with a llama.cpp build, ``spectra_vis.probe``
+always restore it.  Before the first model loads with a llama.cpp build, ``spectra_vis.capturing.probe``
 checks in a child process that the build does not crash on this CPU.  When the callback comes
 from ``create_callback``, the model also reports each decode batch and each sampled token to
 its collector (tokens, texts, positions and timings of every step).
@@ -21,10 +21,10 @@ from typing import Any
 import llama_cpp
 import llama_cpp.llama_cpp as llama_lib
 
-from ._ggml import llama_cpp_version
-from .collector import collector_of
-from .probe import check_build
-from .profiles import ModelFileError
+from spectra_vis.capturing._ggml import llama_cpp_version
+from spectra_vis.capturing.collector import collector_of
+from spectra_vis.capturing.probe import check_build
+from spectra_vis.record.profiles import ModelFileError
 
 GGML_LOG_LEVEL_WARN = 3  # ggml's enum: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 

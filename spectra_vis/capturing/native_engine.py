@@ -23,10 +23,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _ggml, _native
-from .collector import LOGITS_TOP_K, ROW_AXIS_FROM_END, TensorCollector, _next_key
-from .records import Step, TrialData
-from .stats import drop_future
+from spectra_vis.capturing import _ggml, _native
+from spectra_vis.capturing.collector import LOGITS_TOP_K, ROW_AXIS_FROM_END, TensorCollector, _next_key
+from spectra_vis.record.records import Step, TrialData
+from spectra_vis.record.stats import drop_future
 
 PYTHON_HOOKS = ("record_tensor", "_on_ask", "_on_data", "_read_node")
 _warned: list[str] = []
