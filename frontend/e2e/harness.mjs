@@ -16,20 +16,25 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 export const STANDARD = "capture_tiny_standard.json";
 export const FULL = "capture_tiny_full.json";
+export const CHAT = "capture_tiny_chat.json";
 
-/** Two captures of one tiny llama GGUF: `standard` (2 trials) and `full` (every node read). */
+/** Two captures of one tiny llama GGUF: `standard` (2 trials) and `full` (every node read); and `chat`, a
+ * tiny llama with a chat template, its prompt sent in the template (template tokens marked). */
 export function makeCaptures(dataDir) {
   const code = `
 import sys
 from spectra_vis import capture
-from spectra_vis.testing.tiny_gguf import write_tiny_model
+from spectra_vis.testing.tiny_gguf import CHAT_TEMPLATE, write_tiny_model
 d = sys.argv[1]
 model = str(write_tiny_model(d + "/tiny.gguf"))
+chat = str(write_tiny_model(d + "/tiny-chat.gguf", chat_template=CHAT_TEMPLATE))
+capture(chat, ["What is the capital of France?"], preset="standard", max_tokens=4, out=d + "/${CHAT}")
 capture(model, ["What is the capital of France?", "Say hi"], preset="standard", max_tokens=6, out=d + "/${STANDARD}")
 capture(model, ["Hello there, how are you?"], preset="full", max_tokens=4, out=d + "/${FULL}")
 `;
   execFileSync(PYTHON, ["-c", code, dataDir], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
   rmSync(join(dataDir, "tiny.gguf"));
+  rmSync(join(dataDir, "tiny-chat.gguf"));
 }
 
 export function freePort() {

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  FULL, STANDARD, getJSON, launchBrowser, makeCaptures, postJSON, shoot, startBackend, tempDir,
+  CHAT, FULL, STANDARD, getJSON, launchBrowser, makeCaptures, postJSON, shoot, startBackend, tempDir,
 } from "./harness.mjs";
 
 const fmt = (v) => (v === null ? "—" : Math.abs(v) !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3) ? v.toExponential(3) : String(Number(v.toPrecision(4))));
@@ -277,6 +277,27 @@ describe("viewer", () => {
     await page.mouse.move(5, 5);
   });
 
+  test("the timeline greys the chat template's tokens, as the API marks them", async () => {
+    const cid = await loadCapture(CHAT);
+    const trial = await getJSON(`${backend.url}/api/trials/0?capture_id=${cid}`);
+    assert.equal(trial.chat, true);
+    assert.equal(trial.prompt_text, captureJSON(CHAT).cap.trials[0].prompt_text);
+    const marked = trial.tokens.filter((t) => t.template).map((t) => t.pos);
+    const users = trial.tokens.filter((t) => t.prompt && !t.template);
+    assert.ok(marked.length > 0 && users.length > 0);
+    assert.equal(users.map((t) => t.text).join(""), trial.prompt);
+    const strip = page.locator("[data-testid=token-strip]");
+    await strip.locator(".token").nth(trial.tokens.length - 1).waitFor();
+    const greyed = await strip.locator(".token.template").evaluateAll((els) => els.map((e) => Number(e.dataset.pos)));
+    assert.deepEqual(greyed, marked);
+    const colour = (pos) => strip.locator(`.token[data-pos="${pos}"]`).evaluate((e) => getComputedStyle(e).color);
+    const grey = await colour(marked[0]);
+    assert.notEqual(grey, await colour(users[0].pos)); // the user's own tokens are not greyed
+    const generated = trial.tokens.find((t) => !t.prompt);
+    assert.ok(generated);
+    assert.notEqual(grey, await colour(generated.pos)); // nor generated ones
+  });
+
   test("uploading a bad file shows the server's error", async () => {
     const bad = Buffer.from('{"format": "spectra-vis-capture", "version": "2.0", "trials": [');
     const form = new FormData();
@@ -296,7 +317,7 @@ describe("viewer", () => {
     });
     await alert.filter({ hasText: "Upload of notes.json failed:" }).waitFor();
     const files = await getJSON(`${backend.url}/api/files`);
-    assert.deepEqual(files.files.map((f) => f.name).sort(), [FULL, STANDARD].sort());
+    assert.deepEqual(files.files.map((f) => f.name).sort(), [CHAT, FULL, STANDARD].sort());
     await shoot(page.locator("[data-testid=captures-panel]"), "captures");
   });
 

@@ -24,7 +24,8 @@ describe("token roles", () => {
       expect(cls.includes("prompt")).toBe(t.prompt);
       expect(cls.includes("generated")).toBe(!t.prompt);
     }
-    expect(roleLabel("template")).toBe("chat template");
-    expect(roleLabel("generated")).toBe("generated");
+    expect(roleLabel("template", true)).toBe("chat template");
+    expect(roleLabel("template", false)).toBe("added by the tokenizer");
+    expect(roleLabel("generated", true)).toBe("generated");
   });
 });

@@ -17,7 +17,9 @@ export function tokenClasses(t: Pick<TokenOut, "prompt" | "template">): string[]
   return role === "template" ? ["prompt", "template"] : [role];
 }
 
-/** What the token's tooltip says it is. */
-export function roleLabel(role: TokenRole): string {
-  return role === "template" ? "chat template" : role;
+/** What the token's tooltip says it is: a marked token of a raw prompt (BOS, a space prefix) was
+ * added by the tokenizer, not by a chat template. */
+export function roleLabel(role: TokenRole, chat: boolean): string {
+  if (role !== "template") return role;
+  return chat ? "chat template" : "added by the tokenizer";
 }

@@ -71,7 +71,7 @@ export function TokenTimeline({ trial, step, token, onStep, onToken, zoneColor, 
               data-pos={t.pos}
               data-step={s}
               data-role={role}
-              title={`pos ${t.pos} · id ${t.id} · ${roleLabel(role)} · step ${s}`}
+              title={`pos ${t.pos} · id ${t.id} · ${roleLabel(role, trial.chat)} · step ${s}`}
               style={zc ? { borderBottom: `3px solid ${zc}` } : undefined}
               onClick={() => onToken(t.pos, s)}
               onMouseEnter={() => onHoverToken?.(t.pos)}
