@@ -1,5 +1,5 @@
 // The info panel and docs/TENSOR_GUIDE.md carry the same explanations, and every tensor type the
-// library knows (spectra_vis/naming.py) has one.
+// library knows (spectra_vis/record/naming.py) has one.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -19,8 +19,8 @@ describe("tensor guide", () => {
     }
   });
 
-  it("every tensor type of spectra_vis/naming.py is explained", () => {
-    const naming = readFileSync(resolve(__dirname, "../../spectra_vis/naming.py"), "utf8");
+  it("every tensor type of spectra_vis/record/naming.py is explained", () => {
+    const naming = readFileSync(resolve(__dirname, "../../spectra_vis/record/naming.py"), "utf8");
     const table = naming.slice(naming.indexOf("TENSOR_TYPES"), naming.indexOf("WEIGHT_TYPES"));
     const types = [...table.matchAll(/^\s+"([A-Za-z_]+)": \("(\w+)"/gm)].map((m) => [m[1], m[2]]);
     expect(types.length).toBeGreaterThan(30);
