@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 scripts/setup.sh cli,server,demo,test
 . .venv/bin/activate
 echo "== ruff"; ruff check .
-echo "== mypy"; mypy spectra_vis scripts/llama_build.py
+echo "== mypy"; mypy spectra_vis backend scripts/llama_build.py
+echo "== import layers"; lint-imports --no-cache
 echo "== pytest"
 set +e
 python -m pytest -q "$@"

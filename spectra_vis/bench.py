@@ -152,9 +152,8 @@ class Runner:
 
 def capture_size(collector: Any) -> int:
     """Bytes of the saved capture of what ``collector`` holds."""
-    from spectra_vis.store.capture_file import Capture
 
-    return len(Capture.from_collector(collector).to_bytes())
+    return len(collector.to_capture().to_bytes())
 
 
 def prompt_tokens(model: Any, n: int) -> list[int]:

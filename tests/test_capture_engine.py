@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from spectra_vis import Capture, Llama, TensorCollector, capture, create_callback, load_capture
-from spectra_vis.capturing import _ggml
 from spectra_vis.store.capture_file import validate
 from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS
 from tests.conftest import patched_llama
@@ -33,19 +32,14 @@ SPECIAL = {-1, 998, 999}
 
 
 class KeepingCollector(TensorCollector):
-    """Our own seam: also keeps a copy of every tensor read, for independent recomputation."""
+    """Keeps a copy of every tensor read (the public ``on_tensor`` hook), for independent recomputation."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         self.kept: dict[tuple[int, int], np.ndarray] = {}
+        super().__init__(*args, on_tensor=self._keep, **kwargs)
 
-    def _on_data(self, ptr: int) -> bool:
-        g = self._graph
-        if g is not None and g.step is not None and ptr in g.ptr_tid:
-            arr = _ggml.read_array(ptr, _ggml.tensor(ptr), copy=True)
-            if arr is not None:
-                self.kept[(g.step.index, g.ptr_tid[ptr])] = arr
-        return super()._on_data(ptr)
+    def _keep(self, info: Any, arr: np.ndarray, step: Any) -> None:
+        self.kept[(step.index, info.id)] = arr.copy()
 
 
 def run(path: Path, collector: TensorCollector, prompt: str = PROMPT, max_tokens: int = 5) -> tuple[Any, Any]:
@@ -166,13 +160,13 @@ def test_capture_does_not_change_what_the_model_generates(tiny_model) -> None:
 
 
 def test_error_inside_the_callback_is_recorded_and_inference_goes_on(tiny_llama: Path) -> None:
-    class Broken(TensorCollector):
-        def _attention(self, arr: np.ndarray, step: Any) -> dict[str, Any]:
+    def boom(info: Any, arr: np.ndarray, step: Any) -> None:
+        if info.type == "kq_soft_max":
             raise RuntimeError("boom")
 
     reference = TensorCollector(preset="observe")
     _, ok = run(tiny_llama, reference)
-    broken = Broken(preset="standard")
+    broken = TensorCollector(preset="standard", on_tensor=boom)
     _, trial = run(tiny_llama, broken)
     assert trial.response == ok.response
     assert trial.errors and "boom" in trial.errors[0]

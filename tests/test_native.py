@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from spectra_vis import Capture, Llama, TensorCollector, create_callback
+from spectra_vis import Llama, TensorCollector, create_callback
 from spectra_vis.capturing import _ggml, _native
 from spectra_vis.capturing import native_engine as native_capture
+from spectra_vis.capturing.engines import PythonEngine
 from spectra_vis.record.stats import top_k_desc
 from tests.conftest import patched_llama
 from tests.test_stats import reference_stats
@@ -155,7 +156,7 @@ class SyntheticRun:
         for i, (names, n_tokens, shift) in enumerate(plan):
             self.graph(names, n_tokens, seed=i, shift=shift)
         self.collector.end_trial("")
-        doc = Capture.from_collector(self.collector).data
+        doc = self.collector.to_capture().data
         for trial in doc["trials"]:
             trial.pop("timings")
             for step in trial["steps"]:
@@ -229,7 +230,7 @@ def assert_same_step(gs: dict[str, Any], ws: dict[str, Any]) -> None:
 @needs_native
 def test_python_is_only_called_for_nodes_new_at_their_place() -> None:
     run = SyntheticRun("standard", native=True)
-    engine = run.collector._native
+    engine = run.collector.engine
     calls: list[int] = []
     original = engine._on_node
 
@@ -261,7 +262,7 @@ def real_run(path: Path, preset: str, native: bool, prompts: list[str], **option
     for prompt in prompts:
         collector.start_trial(prompt)
         collector.end_trial(model(prompt, max_tokens=4, temperature=0.0))
-    return Capture.from_collector(collector).data
+    return collector.to_capture().data
 
 
 @needs_native
@@ -328,23 +329,35 @@ def test_environment_switch_selects_the_python_callback(monkeypatch: pytest.Monk
     monkeypatch.setenv("SPECTRA_VIS_NATIVE", "0")
     collector = TensorCollector(preset="standard")
     create_callback(collector)
-    assert collector.callback_kind == "python" and collector._native is None
+    assert collector.callback_kind == "python" and isinstance(collector.engine, PythonEngine)
 
 
 @needs_native
-def test_a_collector_with_its_own_python_hooks_keeps_the_python_callback() -> None:
-    class Mine(TensorCollector):
-        def _on_data(self, ptr: int) -> bool:
-            return super()._on_data(ptr)
+def test_on_tensor_hooks_run_on_the_native_engine_and_see_what_python_sees(tiny_llama: Path) -> None:
+    """The public extension point: with hooks, C hands every wanted node's data to Python."""
 
-    mine = Mine(preset="standard")
-    create_callback(mine)
-    assert mine.callback_kind == "python"
-    with pytest.raises(ValueError, match="overrides _on_data"):
-        create_callback(Mine(), native=True)
-    plain = TensorCollector(preset="standard")
-    create_callback(plain)
-    assert plain.callback_kind == "native"
+    def run(native: bool) -> tuple[TensorCollector, dict[tuple[int, str], np.ndarray]]:
+        seen: dict[tuple[int, str], np.ndarray] = {}
+
+        def keep(info: Any, arr: np.ndarray, step: Any) -> None:
+            seen[(step.index, info.key)] = arr.astype(np.float64).copy()
+
+        collector = TensorCollector(preset="standard", on_tensor=keep)
+        model = Llama(model_path=str(tiny_llama), n_ctx=128, n_threads=2, seed=0,
+                      cb_eval=create_callback(collector, native=native), verbose=False)
+        assert collector.callback_kind == ("native" if native else "python")
+        collector.start_trial(PROMPT)
+        collector.end_trial(model(PROMPT, max_tokens=3, temperature=0.0))
+        return collector, seen
+
+    native, got = run(True)
+    _, want = run(False)
+    wanted = {t.key for t in native.tensors if t.captured}
+    assert got.keys() == want.keys() and {k for _, k in got} == wanted
+    for key, arr in want.items():
+        np.testing.assert_array_equal(got[key], arr)
+    with pytest.raises(RuntimeError, match="before create_callback"):
+        native.add_hook(lambda *_: None)
 
 
 @needs_native

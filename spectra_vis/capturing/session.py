@@ -201,7 +201,7 @@ class Session:
 
     def capture(self, out: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None) -> Capture:
         """The trials so far as a Capture (validated); saved atomically to ``out`` when given."""
-        result = Capture.from_collector(self.collector, options=options or {"n_threads": self.n_threads})
+        result = self.collector.to_capture(options=options or {"n_threads": self.n_threads})
         if out is not None:
             result.save(out)
         return result

@@ -14,14 +14,11 @@ import os
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from spectra_vis.record.stats import STAT_NAMES
-
-if TYPE_CHECKING:
-    from spectra_vis.capturing.collector import TensorCollector
 
 FORMAT = "spectra-vis-capture"
 VERSION = "2.0"
@@ -90,22 +87,28 @@ class Capture:
 
     # ----- construction ---------------------------------------------------------------
     @classmethod
-    def from_collector(cls, collector: TensorCollector, options: dict[str, Any] | None = None) -> Capture:
-        from spectra_vis.capturing._ggml import llama_cpp_version
-
-        n = len(collector.tensors)
-        card = collector.model_card.to_dict() if collector.model_card is not None else _unknown_card(collector)
+    def build(
+        cls,
+        *,
+        model: dict[str, Any],
+        preset: dict[str, Any],
+        options: dict[str, Any],
+        tensors: list[dict[str, Any]],
+        trials: list[dict[str, Any]],
+        llama_cpp_python: str,
+    ) -> Capture:
+        """A new capture document from its parts (``TensorCollector.to_capture`` gives them)."""
         doc = {
             "format": FORMAT,
             "version": VERSION,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "tool": {"name": "spectra-vis", "version": tool_version(), "llama_cpp_python": llama_cpp_version()},
-            "model": card,
-            "preset": collector.preset.to_dict(),
-            "options": {"n_ctx": collector.n_ctx, **(options or {})},
+            "tool": {"name": "spectra-vis", "version": tool_version(), "llama_cpp_python": llama_cpp_python},
+            "model": model,
+            "preset": preset,
+            "options": options,
             "stat_names": list(STAT_NAMES),
-            "tensors": [t.to_dict() for t in collector.tensors],
-            "trials": [t.to_dict(n) for t in collector.trials],
+            "tensors": tensors,
+            "trials": trials,
         }
         # One round trip makes the in-memory document exactly what a reader of the file gets.
         return cls(orjson.loads(_dumps(doc)))
@@ -236,14 +239,7 @@ def atomic_write(target: Path, payload: bytes) -> None:
         raise
 
 
-def _unknown_card(collector: TensorCollector) -> dict[str, Any]:
-    """Card for a collector never attached to a model (e.g. a patched llama-cpp-python's Llama)."""
-    layers = {t.layer for t in collector.tensors if 0 <= t.layer < 998}
-    family = collector.model_family if collector.model_family != "auto" else "generic"
-    return _blank_card(os.path.basename(collector.model_path or "unknown.gguf"), family, "unknown", len(layers))
-
-
-def _blank_card(file_name: str, family: str, name: str, n_layer: int) -> dict[str, Any]:
+def blank_card(file_name: str, family: str, name: str, n_layer: int) -> dict[str, Any]:
     """A model card with what is known; zeros and "unknown" for what the GGUF would have said."""
     return {
         "file_name": file_name,
@@ -283,7 +279,7 @@ def _from_legacy(old: dict[str, Any], name: str) -> dict[str, Any]:
         "version": VERSION,
         "created": str(old.get("created", "")),
         "tool": {"name": str(old.get("tool", "Spectra Vis 1.0")), "version": LEGACY_VERSION, "llama_cpp_python": "?"},
-        "model": _blank_card("unknown", str(old.get("model_family", "generic")), "unknown (version 1.0 capture)", 0),
+        "model": blank_card("unknown", str(old.get("model_family", "generic")), "unknown (version 1.0 capture)", 0),
         "preset": {"name": "observe", "patterns": [], "categories": [], "top_k": 1, "full_attention": False},
         "options": {"legacy_source": "1.0"},
         "stat_names": list(STAT_NAMES),
