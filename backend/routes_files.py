@@ -9,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from backend import schemas as S
 from backend.deps import OrjsonResponse, StoreDep
-from backend.store import Loaded, StoreError
+from backend.store import Loaded
 from spectra_vis import analysis
+from spectra_vis.errors import TooLarge, WrongFileType
 from spectra_vis.store.capture_file import tool_version
 
 router = APIRouter(prefix="/api", tags=["captures"])
@@ -78,14 +79,14 @@ async def upload(
     """Add a capture to the data directory (validated first, never overwriting) and load it."""
     declared = (file.content_type or "").split(";")[0].strip().lower()
     if declared not in UPLOAD_TYPES:
-        raise StoreError(f"uploads must be capture JSON files, not {declared!r}", 415)
+        raise WrongFileType(f"uploads must be capture JSON files, not {declared!r}")
     limit = store.settings.max_upload_bytes
     chunks: list[bytes] = []
     size = 0
     while chunk := await file.read(CHUNK):
         size += len(chunk)
         if size > limit:
-            raise StoreError(f"upload is over the limit of {limit} bytes", 413)
+            raise TooLarge(f"upload is over the limit of {limit} bytes")
         chunks.append(chunk)
     saved_as, loaded = await run_in_threadpool(store.save_upload, file.filename, b"".join(chunks))
     return OrjsonResponse({**load_payload(loaded), "saved_as": saved_as})

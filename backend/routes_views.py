@@ -104,8 +104,7 @@ def trace(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = Non
     """The trial as a JSONL trace (header, tokens, steps with fingerprints, metrics; docs/ATTENTION.md).
     Uploading the file (POST /api/upload) turns it back into a one-trial capture."""
     loaded = store.get(capture_id)
-    analysis.trial_exists(loaded.capture, trial_id)  # 404 for an unknown trial
-    body = export_trial(loaded.capture.data, trial_id)  # 422 for a version 1.0 capture
+    body = export_trial(loaded.capture, trial_id)
     stem = loaded.name.removesuffix(".json")
     return Response(
         body,
@@ -149,5 +148,4 @@ def attention(
 
 def _token_zones(loaded: Loaded, trial_id: int) -> list[dict[str, Any]]:
     """The trial's token-strip zones, computed once per capture (the slow part of attention)."""
-    analysis.trial_exists(loaded.capture, trial_id)
     return loaded.cached(("token_zones", trial_id), lambda: interpret.token_zones(loaded.capture.data, trial_id))

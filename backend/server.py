@@ -15,33 +15,37 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: python backend/server.py
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
-from fastapi.responses import FileResponse, HTMLResponse, Response  # noqa: E402
-from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
-
-from backend import routes_files, routes_views  # noqa: E402
-from backend.deps import OrjsonResponse, error_payload  # noqa: E402
-from backend.schemas import ErrorOut  # noqa: E402
-from backend.store import (  # noqa: E402
+from backend import routes_files, routes_views
+from backend.deps import OrjsonResponse, error_payload
+from backend.schemas import ErrorOut
+from backend.store import (
     DEFAULT_MAX_CAPTURES,
     DEFAULT_MAX_LOAD,
     DEFAULT_MAX_UPLOAD,
     MB,
     CaptureStore,
     Settings,
-    StoreError,
 )
-from spectra_vis.analysis import InvalidArgument, NotFound  # noqa: E402
-from spectra_vis.store.capture_file import CaptureError, tool_version  # noqa: E402
+from spectra_vis.errors import (
+    CaptureError,
+    Forbidden,
+    InvalidArgument,
+    ModelFileError,
+    NotFound,
+    SpectraVisError,
+    TooLarge,
+    WrongFileType,
+)
+from spectra_vis.store.capture_file import tool_version
 
 log = logging.getLogger("spectra_vis.backend")
 
@@ -96,6 +100,23 @@ def create_app(
     return app
 
 
+# What each of Spectra Vis's errors means to an HTTP client: the only place status codes are chosen.
+STATUS: tuple[tuple[type[SpectraVisError], int], ...] = (
+    (WrongFileType, 415),  # before InvalidArgument, its base
+    (InvalidArgument, 400),
+    (ModelFileError, 400),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (TooLarge, 413),
+    (CaptureError, 422),
+)
+
+
+def status_of(exc: SpectraVisError) -> int:
+    """The HTTP status of a refused request (500 for an error no request should cause)."""
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
+
+
 def _error(status: int, message: str) -> OrjsonResponse:
     return OrjsonResponse(error_payload(status, message), status_code=status)
 
@@ -114,21 +135,9 @@ def _add_upload_limit(app: FastAPI, limit: int) -> None:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(StoreError)
-    async def store_error(request: Request, exc: StoreError) -> OrjsonResponse:
-        return _error(exc.status, str(exc))
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> OrjsonResponse:
-        return _error(404, str(exc))
-
-    @app.exception_handler(InvalidArgument)
-    async def invalid(request: Request, exc: InvalidArgument) -> OrjsonResponse:
-        return _error(400, str(exc))
-
-    @app.exception_handler(CaptureError)
-    async def bad_capture(request: Request, exc: CaptureError) -> OrjsonResponse:
-        return _error(422, str(exc))
+    @app.exception_handler(SpectraVisError)
+    async def refused(request: Request, exc: SpectraVisError) -> OrjsonResponse:
+        return _error(status_of(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> OrjsonResponse:

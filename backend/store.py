@@ -23,24 +23,14 @@ from typing import Any
 import orjson
 
 from spectra_vis.analysis.trace import import_trial
-from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, CaptureError, atomic_write
+from spectra_vis.errors import Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
+from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, atomic_write, is_legacy_file
 
 MB = 1024 * 1024
 DEFAULT_MAX_UPLOAD = 200 * MB
 DEFAULT_MAX_LOAD = 2048 * MB
 DEFAULT_MAX_CAPTURES = 8
 CACHE_ENTRIES = 64  # computed payloads kept per capture (attention, interpretation, analysis)
-
-
-class StoreError(Exception):
-    """A request the store refuses; ``status`` is the HTTP status to answer with."""
-
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
 
 
 @dataclass
@@ -111,21 +101,23 @@ class CaptureStore:
 
     # ----- the boundary -------------------------------------------------------------------
     def resolve(self, relpath: str) -> Path:
-        """The real path of ``relpath`` inside the data directory, or StoreError. Opens nothing."""
+        """The real path of ``relpath`` inside the data directory, or InvalidArgument / Forbidden. Opens nothing."""
         if not isinstance(relpath, str) or not relpath.strip():
-            raise StoreError("empty path: give a capture file name relative to the data directory")
+            raise InvalidArgument("empty path: give a capture file name relative to the data directory")
         if "\x00" in relpath:
-            raise StoreError("the path contains a NUL character")
+            raise InvalidArgument("the path contains a NUL character")
         if _ABSOLUTE.match(relpath):
-            raise StoreError(f"absolute paths are refused ({relpath!r}); give a path relative to the data directory")
+            raise InvalidArgument(
+                f"absolute paths are refused ({relpath!r}); give a path relative to the data directory"
+            )
         parts = [p for p in _SEPARATORS.split(relpath) if p not in ("", ".")]
         if ".." in parts:
-            raise StoreError(f"'..' is refused in paths ({relpath!r}); give a path inside the data directory")
+            raise InvalidArgument(f"'..' is refused in paths ({relpath!r}); give a path inside the data directory")
         if not parts:
-            raise StoreError(f"{relpath!r} names the data directory itself, not a capture file")
+            raise InvalidArgument(f"{relpath!r} names the data directory itself, not a capture file")
         resolved = self.root.joinpath(*parts).resolve()
         if not resolved.is_relative_to(self.root):
-            raise StoreError(f"{relpath!r} leads outside the data directory (a symlink?); refused", 403)
+            raise Forbidden(f"{relpath!r} leads outside the data directory (a symlink?); refused")
         return resolved
 
     def relative(self, path: Path) -> str:
@@ -146,7 +138,7 @@ class CaptureStore:
                 try:
                     resolved = self.resolve(self.relative(path))
                     st = resolved.stat()
-                except (StoreError, OSError):
+                except (SpectraVisError, OSError):
                     continue  # symlinks leading out are not listed, let alone opened
                 if not resolved.is_file():
                     continue
@@ -180,7 +172,7 @@ class CaptureStore:
             return {**empty, "valid": False, "error": f"not valid JSON ({str(exc)[:120]})"}
         if not isinstance(data, dict):
             return {**empty, "valid": False, "error": "not a capture (top level is not an object)"}
-        legacy = str(data.get("version")) == LEGACY_VERSION and "tensor_order" in data
+        legacy = is_legacy_file(data)
         if not legacy and data.get("format") != FORMAT:
             return {**empty, "valid": False, "error": f"not a Spectra Vis capture (no 'format': '{FORMAT}')"}
         model: dict[str, Any] = data["model"] if isinstance(data.get("model"), dict) else {}
@@ -201,13 +193,13 @@ class CaptureStore:
     def load(self, relpath: str) -> Loaded:
         path = self.resolve(relpath)
         if not path.exists():
-            raise StoreError(f"no file {relpath!r} in the data directory (GET /api/files lists them)", 404)
+            raise NotFound(f"no file {relpath!r} in the data directory (GET /api/files lists them)")
         if not path.is_file():
-            raise StoreError(f"{relpath!r} is not a file", 400)
+            raise InvalidArgument(f"{relpath!r} is not a file")
         st = path.stat()
         if st.st_size > self.settings.max_load_bytes:
             limit = self.settings.max_load_bytes
-            raise StoreError(f"{path.name} is {st.st_size} bytes, over the load limit of {limit}", 413)
+            raise TooLarge(f"{path.name} is {st.st_size} bytes, over the load limit of {limit}")
         key = (str(path), st.st_size, st.st_mtime_ns)
         with self._lock:
             for loaded in self._loaded.values():
@@ -215,26 +207,20 @@ class CaptureStore:
                     self._loaded.move_to_end(loaded.capture_id)
                     self._current = loaded.capture_id
                     return loaded
-        try:
-            capture = Capture.load(path, max_bytes=self.settings.max_load_bytes)
-        except CaptureError as exc:
-            raise StoreError(str(exc), 422) from None
+        capture = Capture.load(path, max_bytes=self.settings.max_load_bytes)
         return self._register(capture, path.name, self.relative(path), key)
 
     def save_upload(self, filename: str | None, raw: bytes) -> tuple[str, Loaded]:
         """A capture JSON, or a JSONL trace of one trial (converted to a capture): validate, then
         write into the data directory under a new safe name; load it."""
         if len(raw) > self.settings.max_upload_bytes:
-            raise StoreError(f"upload is {len(raw)} bytes, over the limit of {self.settings.max_upload_bytes}", 413)
+            raise TooLarge(f"upload is {len(raw)} bytes, over the limit of {self.settings.max_upload_bytes}")
         name = safe_name(filename)
-        try:
-            if is_trace(raw):
-                capture = import_trial(raw, name=filename or "trace")  # a JSONL trace (spectra-vis trace export)
-                raw = capture.to_bytes()
-            else:
-                capture = Capture.from_bytes(raw, name=name)
-        except CaptureError as exc:
-            raise StoreError(str(exc), 422) from None
+        if is_trace(raw):
+            capture = import_trial(raw, name=filename or "trace")  # a JSONL trace (spectra-vis trace export)
+            raw = capture.to_bytes()
+        else:
+            capture = Capture.from_bytes(raw, name=name)
         with self._lock:
             target = self._free_name(name)
             atomic_write(target, raw)
@@ -274,14 +260,14 @@ class CaptureStore:
         with self._lock:
             if capture_id is None:
                 if self._current is None:
-                    raise StoreError(
-                        'no capture is loaded: POST /api/load {"filepath": ...} first (GET /api/files lists them)', 404
+                    raise NotFound(
+                        'no capture is loaded: POST /api/load {"filepath": ...} first (GET /api/files lists them)'
                     )
                 return self._loaded[self._current]
             loaded = self._loaded.get(capture_id)
             if loaded is None:
                 have = ", ".join(self._loaded) or "none"
-                raise StoreError(f"no loaded capture {capture_id!r} (loaded: {have})", 404)
+                raise NotFound(f"no loaded capture {capture_id!r} (loaded: {have})")
             return loaded
 
     def drop(self, capture_id: str) -> str | None:

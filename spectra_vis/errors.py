@@ -1,6 +1,7 @@
 """The errors Spectra Vis raises on purpose: each message is one line saying what was wrong and what to do.
 
-Stage: none (every stage may import it); it imports nothing of Spectra Vis.
+Stage: none (every stage may import it); it imports nothing of Spectra Vis. What each error means
+to an HTTP client is decided in one place, ``backend/server.py``; nothing here knows a status code.
 """
 
 from __future__ import annotations
@@ -8,6 +9,42 @@ from __future__ import annotations
 
 class SpectraVisError(Exception):
     """Base class of the errors Spectra Vis raises with a one-line, actionable message."""
+
+
+class CaptureError(SpectraVisError, ValueError):
+    """A capture (or trace) file that cannot be read: not JSON, truncated, wrong format or version."""
+
+
+class ModelFileError(SpectraVisError, ValueError):
+    """A model path that is not a readable GGUF file, or a model llama.cpp refuses to load."""
+
+
+class NotFound(SpectraVisError, KeyError):
+    """No such trial, step, layer, head, tensor type or loaded capture. A KeyError, so code that
+    caught the KeyError of ``Capture.trial`` keeps working; printed without KeyError's quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArgument(SpectraVisError, ValueError):
+    """An argument outside what is accepted: an unknown metric or family, a malformed path."""
+
+
+class WrongFileType(InvalidArgument):
+    """A file of a kind that is not accepted here (an upload that is not a capture or trace)."""
+
+
+class Forbidden(SpectraVisError, PermissionError):
+    """A path that leads outside the directories Spectra Vis may read."""
+
+
+class TooLarge(SpectraVisError, ValueError):
+    """A file or upload over the configured size limit."""
+
+
+class NativeUnavailable(SpectraVisError, RuntimeError):
+    """The native capture callback cannot be built or loaded here (the Python one is used instead)."""
 
 
 class LlamaBuildError(SpectraVisError, RuntimeError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectra_vis import capture, load_capture
+from spectra_vis import Capture, capture, load_capture
 from spectra_vis.analysis.interpret import (
     FINGERPRINT_NAMES,
     STATES,
@@ -121,7 +121,7 @@ def test_zones_and_states_of_a_real_capture(real: dict) -> None:
 def test_jsonl_export_then_import_gives_the_same_trial(real: dict) -> None:
     from spectra_vis.analysis.trace import export_trial, import_trial
 
-    raw = export_trial(real, 0)
+    raw = export_trial(Capture(real), 0)
     kinds = [line.split(b'"record_type":"')[1].split(b'"')[0] for line in raw.splitlines()]
     assert kinds[0] == b"header" and kinds[-1] == b"metrics"
     assert kinds.count(b"token") == len(real["trials"][0]["tokens"]["ids"])

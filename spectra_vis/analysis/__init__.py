@@ -23,7 +23,6 @@ from spectra_vis.analysis._common import (
     HeatmapAxis,
     InvalidArgument,
     NotFound,
-    trial_exists,
 )
 from spectra_vis.analysis.attention import attention, interpretation
 from spectra_vis.analysis.grid import heatmap, tensor_grid
@@ -52,5 +51,4 @@ __all__ = [
     "summary",
     "tensor_grid",
     "trial_detail",
-    "trial_exists",
 ]

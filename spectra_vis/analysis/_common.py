@@ -6,8 +6,9 @@ import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from spectra_vis.errors import InvalidArgument, NotFound
 from spectra_vis.record.profiles import get_model_profile, get_supported_models
-from spectra_vis.store.capture_file import Capture
+from spectra_vis.store.capture_file import Capture, trial_of
 
 METRICS = ("l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite", "count")
 HEATMAP_AXES = ("types", "tokens")
@@ -34,28 +35,9 @@ STATE_COLORS = {
 INTENSITY_SCALE = ["#0d0887", "#7e03a8", "#cc4778", "#f89540", "#f0f921"]  # plasma, intensity 0 -> 1
 
 
-class InvalidArgument(ValueError):
-    """An argument out of its domain (unknown metric, axis, depth or model family)."""
-
-
-class NotFound(LookupError):
-    """The capture has no such trial, step, layer, head or token."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "not found"
-
-
 # ----- small helpers ---------------------------------------------------------------------
 def _trial(cap: Capture, trial_id: int) -> dict[str, Any]:
-    trials = cap.data["trials"]
-    if not 0 <= trial_id < len(trials):
-        raise NotFound(f"no trial {trial_id}; this capture has {len(trials)} (ids 0..{len(trials) - 1})")
-    return trials[trial_id]
-
-
-def trial_exists(cap: Capture, trial_id: int) -> None:
-    """Raise NotFound unless the capture has this trial."""
-    _trial(cap, trial_id)
+    return trial_of(cap.data, trial_id)
 
 
 def _step(trial: dict[str, Any], step: int) -> dict[str, Any]:

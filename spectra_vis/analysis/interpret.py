@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.errors import NotFound
+from spectra_vis.store.capture_file import trial_of
+
 FINGERPRINT_NAMES = ("local", "mid", "long", "entropy") + tuple(f"hist{b}" for b in range(16))
 ZONES = ("syntax_floor", "semantic_bridge", "long_range", "structure_ripple", "diffuse")
 STATES = ("Attending", "Reasoning", "Structuring", "Recalling", "Searching", "Generating", "Processing")
@@ -106,16 +109,16 @@ def token_attention(doc: dict[str, Any], trial_id: int, step_index: int, layer: 
 
     ``head`` None averages fingerprints over heads and lists every head's edges.
     """
-    trial = doc["trials"][trial_id]
+    trial = trial_of(doc, trial_id)
     step = trial["steps"][step_index]
     tid = attention_tensors(doc).get(layer)
     att = step["attention"].get(str(tid)) if tid is not None else None
     if att is None:
-        raise KeyError(f"no attention captured for layer {layer} at step {step_index}")
+        raise NotFound(f"no attention captured for layer {layer} at step {step_index}")
     texts = trial["tokens"]["texts"]
     heads = range(len(att["pos"])) if head is None else [head]
     if head is not None and not 0 <= head < len(att["pos"]):
-        raise KeyError(f"no head {head}; layer {layer} has {len(att['pos'])}")
+        raise NotFound(f"no head {head}; layer {layer} has {len(att['pos'])}")
     tokens = []
     for r in range(step["n_tokens"]):
         q = step["pos"] + r
@@ -153,7 +156,7 @@ def token_attention(doc: dict[str, Any], trial_id: int, step_index: int, layer: 
 
 def token_zones(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]:
     """Zone of every token of a trial, from its fingerprint averaged over heads and layers."""
-    trial = doc["trials"][trial_id]
+    trial = trial_of(doc, trial_id)
     layers = sorted(attention_tensors(doc))
     out = []
     for step in trial["steps"]:
@@ -193,7 +196,7 @@ def cognitive_states(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]
     depth thirds split the model's real layer count. Always computed over every captured
     layer and tensor, never over a view's filter.
     """
-    trial = doc["trials"][trial_id]
+    trial = trial_of(doc, trial_id)
     n_layer = max(int(doc["model"].get("n_layer", 0)), 1)
     captured = {t["type"] for t in doc["tensors"] if t["captured"]}
     # What a block adds to the residual stream: after the post-norm where the model has one (Gemma).

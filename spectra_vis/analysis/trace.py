@@ -18,19 +18,19 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from spectra_vis.analysis.interpret import cognitive_states, token_attention, token_zones, zone_distribution
+from spectra_vis.errors import SpectraVisError
 from spectra_vis.store.capture_file import (
     FORMAT,
-    LEGACY_VERSION,
     VERSION,
     Capture,
     CaptureError,
     atomic_write,
     load_capture,
+    trial_of,
 )
 
 TRACE_FORMAT = "spectra-vis-trace"
@@ -38,16 +38,15 @@ _TRIAL_FIELDS = ("prompt", "response", "timings", "counts", "interrupted", "erro
 _OPTIONAL_TRIAL_FIELDS = ("chat", "prompt_text")  # absent in captures older than chat formatting
 
 
-def export_trial(doc: dict[str, Any], trial_id: int) -> bytes:
+def export_trial(cap: Capture, trial_id: int) -> bytes:
     """The trial as JSONL bytes (header, tokens, steps, metrics).
 
-    KeyError for a trial the capture does not have; CaptureError for a version 1.0 capture,
+    NotFound for a trial the capture does not have; CaptureError for a version 1.0 capture,
     which has no steps to export."""
-    if doc["tool"].get("version") == LEGACY_VERSION:
+    if cap.legacy:
         raise CaptureError("a version 1.0 capture has no steps to export as a trace; capture the model again")
-    if not 0 <= trial_id < len(doc["trials"]):
-        raise KeyError(f"no trial {trial_id}; this capture has {len(doc['trials'])}")
-    trial = doc["trials"][trial_id]
+    doc = cap.data
+    trial = trial_of(doc, trial_id)
     header = {
         "record_type": "header",
         "format": TRACE_FORMAT,
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None, prog: str = "spectra-vis trace") -> int:
             cap = load_capture(args.capture)
             src = Path(args.capture)
             out = Path(args.out or src.with_name(f"{src.stem}_trial{args.trial}.jsonl"))
-            atomic_write(out, export_trial(cap.data, args.trial))
+            atomic_write(out, export_trial(cap, args.trial))
         else:
             src = Path(args.trace)
             try:
@@ -163,8 +162,8 @@ def main(argv: list[str] | None = None, prog: str = "spectra-vis trace") -> int:
                 raise CaptureError(f"cannot read {src}: {exc.strerror}") from None
             cap = import_trial(raw, name=src.name)
             out = cap.save(args.out or src.with_suffix(".json"))
-    except (CaptureError, KeyError) as exc:
-        print(f"{prog}: error: {str(exc).strip(chr(39))}", file=sys.stderr)
+    except SpectraVisError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from spectra_vis.capturing import _ggml
+from spectra_vis.errors import NativeUnavailable
 
 SOURCE = Path(__file__).parent / "native" / "spectra_native.c"
 BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared", "-fvisibility=hidden")
@@ -39,10 +40,6 @@ MAX_LOGITS = 64
 
 # Entry flags (SV_* in the C file)
 WANT, PYDATA, ATTN, LOGITS, ROWAX1 = 1, 2, 4, 8, 16
-
-
-class NativeUnavailable(RuntimeError):
-    """The native callback cannot be built or loaded here (the message says why)."""
 
 
 # typedef int32_t (*sv_graph_fn)(void *tensor);

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.errors import ModelFileError
 from spectra_vis.record.naming import CATEGORIES, TENSOR_TYPES, type_info
 
 GGUF_MAGIC = b"GGUF"
@@ -137,10 +138,6 @@ def get_model_profile(model_family: str) -> dict[str, Any] | None:
 def get_supported_models() -> list[str]:
     """The family names a user may choose (plus ``generic``, used automatically)."""
     return SUPPORTED_MODELS.copy()
-
-
-class ModelFileError(ValueError):
-    """The model file is missing, not a file, or not GGUF."""
 
 
 @dataclass

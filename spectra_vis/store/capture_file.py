@@ -18,16 +18,13 @@ from typing import Any
 
 import orjson
 
+from spectra_vis.errors import CaptureError, NotFound
 from spectra_vis.record.stats import STAT_NAMES
 
 FORMAT = "spectra-vis-capture"
 VERSION = "2.0"
 LEGACY_VERSION = "1.0"
 SCHEMA_FILE = "capture-v2.schema.json"
-
-
-class CaptureError(ValueError):
-    """A capture file is missing, malformed, truncated or of the wrong schema."""
 
 
 @functools.cache
@@ -75,6 +72,21 @@ def tool_version() -> str:
         return version("spectra-vis")
     except Exception:  # noqa: BLE001 - running from a source tree
         return "0.0.0+source"
+
+
+def is_legacy_file(data: dict[str, Any]) -> bool:
+    """Whether a parsed capture file is version 1.0 (read-only; converted on load). The one rule:
+    a loaded ``Capture`` says it with ``.legacy``."""
+    return str(data.get("version")) == LEGACY_VERSION and "tensor_order" in data
+
+
+def trial_of(doc: dict[str, Any], trial_id: int) -> dict[str, Any]:
+    """Trial ``trial_id`` of a capture document, or NotFound naming the ids there are."""
+    trials = doc["trials"]
+    if not 0 <= trial_id < len(trials):
+        have = f"ids 0..{len(trials) - 1}" if trials else "none"
+        raise NotFound(f"no trial {trial_id}; this capture has {len(trials)} ({have})")
+    return trials[trial_id]  # type: ignore[no-any-return]
 
 
 class Capture:
@@ -155,7 +167,7 @@ class Capture:
             raise CaptureError(f"{name} is not valid JSON ({exc}){'; ' + hint if hint else ''}") from None
         if not isinstance(data, dict):
             raise CaptureError(f"{name} is JSON but not a capture (top level is not an object)")
-        if str(data.get("version")) == LEGACY_VERSION and "tensor_order" in data:
+        if is_legacy_file(data):
             return cls(_from_legacy(data, name), legacy=True)
         if data.get("format") != FORMAT:
             raise CaptureError(f"{name} is not a Spectra Vis capture (no 'format': '{FORMAT}')")
@@ -178,10 +190,7 @@ class Capture:
         return list(self.data["trials"])
 
     def trial(self, trial_id: int) -> dict[str, Any]:
-        trials = self.data["trials"]
-        if not 0 <= trial_id < len(trials):
-            raise KeyError(f"no trial {trial_id}; this capture has {len(trials)}")
-        return dict(trials[trial_id])
+        return dict(trial_of(self.data, trial_id))
 
     def tensor_ids(self, **where: Any) -> list[int]:
         """Ids of tensors whose fields equal the given values, e.g. tensor_ids(type="l_out")."""
