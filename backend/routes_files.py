@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Path, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +22,7 @@ UPLOAD_TYPES |= {"application/x-ndjson", "application/jsonl", "application/x-jso
 CHUNK = 1024 * 1024
 
 
-def load_payload(loaded: Loaded) -> dict[str, Any]:
+def load_payload(loaded: Loaded) -> S.LoadOut:
     summary = analysis.summary(loaded.capture)
     return {"capture_id": loaded.capture_id, "name": loaded.name, "path": loaded.path, **summary}
 

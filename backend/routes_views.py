@@ -5,6 +5,7 @@ on a loaded capture; computed payloads are cached per capture.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -15,6 +16,7 @@ from backend.store import Loaded
 from spectra_vis import analysis
 from spectra_vis.analysis import interpret
 from spectra_vis.analysis.trace import export_trial
+from spectra_vis.constants import EMBED_LAYER, OUTPUT_LAYER
 
 router = APIRouter(prefix="/api", tags=["views"])
 
@@ -24,7 +26,8 @@ TrialPath = Annotated[int, Path(ge=0, le=2**31, description="Trial index")]
 StepQuery = Annotated[int | None, Query(ge=0, le=2**31, description="Step index within the trial")]
 
 
-def _reply(capture_id: str, payload: dict[str, Any]) -> OrjsonResponse:
+def _reply(capture_id: str, payload: Mapping[str, Any]) -> OrjsonResponse:
+    """A capture-scoped payload with the id of its capture (the ``...Out`` models of schemas.py)."""
     return OrjsonResponse({"capture_id": capture_id, **payload})
 
 
@@ -130,7 +133,9 @@ def attention(
     capture_id: CaptureIdQuery = None,
     trial_id: TrialQuery = 0,
     step: StepQuery = None,
-    layer: Annotated[int | None, Query(ge=-1, le=999, description="Layer; default: every attention layer")] = None,
+    layer: Annotated[
+        int | None, Query(ge=EMBED_LAYER, le=OUTPUT_LAYER, description="Layer; default: every attention layer")
+    ] = None,
     head: Annotated[int | None, Query(ge=0, le=4096, description="Head; default: all heads")] = None,
     token: Annotated[int | None, Query(ge=0, le=2**31, description="Query token position")] = None,
 ) -> OrjsonResponse:

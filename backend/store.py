@@ -18,10 +18,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
+from backend.schemas import CaptureInfo, FileInfo
 from spectra_vis.analysis.trace import import_trial
 from spectra_vis.errors import Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
 from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, atomic_write, is_legacy_file
@@ -68,7 +69,7 @@ class Loaded:
                 self.cache.popitem(last=False)
         return value
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> CaptureInfo:
         doc = self.capture.data
         return {
             "capture_id": self.capture_id,
@@ -124,7 +125,7 @@ class CaptureStore:
         return path.relative_to(self.root).as_posix()
 
     # ----- files --------------------------------------------------------------------------
-    def list_files(self) -> list[dict[str, Any]]:
+    def list_files(self) -> list[FileInfo]:
         """Capture files (``*.json``, sub-folders too) in the data directory, newest first."""
         if not self.root.is_dir():
             return []
@@ -145,7 +146,7 @@ class CaptureStore:
                 out.append((st.st_mtime_ns, self._describe(path, resolved, st)))
         return [info for _, info in sorted(out, key=lambda x: x[0], reverse=True)]
 
-    def _describe(self, path: Path, resolved: Path, st: os.stat_result) -> dict[str, Any]:
+    def _describe(self, path: Path, resolved: Path, st: os.stat_result) -> FileInfo:
         key = (str(resolved), st.st_size, st.st_mtime_ns)
         base = {
             "name": path.name,
@@ -159,7 +160,7 @@ class CaptureStore:
             cached = self._peek(resolved, st.st_size)
             with self._lock:
                 self._file_info[key] = cached
-        return {**base, **cached}
+        return cast(FileInfo, {**base, **cached})  # the file facts and what _peek read
 
     def _peek(self, path: Path, size: int) -> dict[str, Any]:
         """What a listing shows of a file: parsed with orjson, not schema-validated (loading does that)."""

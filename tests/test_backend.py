@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from pydantic import TypeAdapter
 
 from backend import schemas as S
 from spectra_vis.analysis import interpret
@@ -161,7 +162,7 @@ def ok(response: httpx.Response, model: type | None = None) -> Any:
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     if model is not None:
-        model.model_validate(body)  # the payload is what the OpenAPI schema declares
+        TypeAdapter(model).validate_python(body)  # the payload is what the OpenAPI schema declares
     return body
 
 
@@ -702,3 +703,39 @@ class TestChatCapture:
         user = [t["text"] for t in body["tokens"] if t["prompt"] and not t["template"]]
         assert "".join(user) == trial["prompt"]  # the user's tokens spell the user's message
         assert {"<s>", "<|user|>", "<|end|>", "<|assistant|>"} <= {t["text"] for t in body["tokens"] if t["template"]}
+
+
+def test_each_error_of_the_library_has_one_status_chosen_by_the_server() -> None:
+    """Status codes live only in backend/server.py; the library's errors know none."""
+    from backend.server import status_of
+    from spectra_vis import errors as E
+
+    expected = {
+        E.InvalidArgument: 400, E.ModelFileError: 400, E.WrongFileType: 415, E.Forbidden: 403,
+        E.NotFound: 404, E.TooLarge: 413, E.CaptureError: 422, E.LlamaBuildError: 500,
+    }
+    for kind, status in expected.items():
+        assert status_of(kind("x")) == status, kind
+    assert str(E.NotFound("no trial 9")) == "no trial 9"  # a KeyError, printed without quotes
+    assert not any("status" in vars(k) for k in vars(E).values() if isinstance(k, type))
+
+
+def test_response_payloads_are_typed_dicts_defined_once() -> None:
+    """Requests are pydantic models; every response is a TypedDict of analysis.payloads or schemas."""
+    import typing
+
+    from pydantic import BaseModel
+    from typing_extensions import is_typeddict
+
+    from backend import schemas
+    from spectra_vis.analysis import payloads
+
+    for name, obj in vars(schemas).items():
+        if isinstance(obj, type) and name.endswith("Out"):
+            assert is_typeddict(obj) and not issubclass(obj, BaseModel), name
+    models = {n: o for n, o in vars(schemas).items() if isinstance(o, type) and issubclass(o, BaseModel)}
+    requests = {n for n, o in models.items() if o is not BaseModel}
+    assert requests == {"LoadRequest", "AnalyzeRequest", "GridRequest"}
+    # a capture-scoped reply is its analysis payload plus capture_id, nothing retyped
+    for out, base in [(schemas.GridOut, payloads.Grid), (schemas.TrialOut, payloads.TrialDetail)]:
+        assert set(typing.get_type_hints(out)) == set(typing.get_type_hints(base)) | {"capture_id"}

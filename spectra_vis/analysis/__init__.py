@@ -15,8 +15,6 @@ Lookups of things a capture does not have (trial, step, layer, head, token) rais
 from spectra_vis.analysis._common import (
     HEATMAP_AXES,
     INTENSITY_SCALE,
-    MAX_DEPTH,
-    METRICS,
     STATE_COLORS,
     TOP_TENSORS,
     ZONE_COLORS,
@@ -28,6 +26,7 @@ from spectra_vis.analysis.attention import attention, interpretation
 from spectra_vis.analysis.grid import heatmap, tensor_grid
 from spectra_vis.analysis.overview import analyze, colors, flows, models, summary
 from spectra_vis.analysis.trials import step_detail, trial_detail
+from spectra_vis.constants import MAX_DEPTH, METRICS
 
 __all__ = [
     "HEATMAP_AXES",

@@ -6,14 +6,13 @@ import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from spectra_vis.constants import METRICS
 from spectra_vis.errors import InvalidArgument, NotFound
 from spectra_vis.record.profiles import get_model_profile, get_supported_models
 from spectra_vis.store.capture_file import Capture, trial_of
 
-METRICS = ("l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite", "count")
 HEATMAP_AXES = ("types", "tokens")
 HeatmapAxis = Literal["types", "tokens"]
-MAX_DEPTH = 4
 TOP_TENSORS = 10
 
 ZONE_COLORS = {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from spectra_vis.analysis import interpret
+from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import NotFound, _step, _trial
 from spectra_vis.store.capture_file import Capture
 
@@ -18,7 +19,7 @@ def attention(
     head: int | None = None,
     token: int | None = None,
     zones: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> P.Attention:
     """Per query token: top-k edges (with token texts, sinks marked), entropy, fingerprint, zone.
 
     Filters: one step (else every step), one layer (else every attention layer), one head
@@ -41,7 +42,7 @@ def attention(
     if zones is None:
         zones = interpret.token_zones(doc, trial_id)
     strip_zone = {z["pos"]: z["zone"] for z in zones}
-    tokens: dict[int, dict[str, Any]] = {}
+    tokens: dict[int, P.TokenAttention] = {}
     for st in steps:
         for L in layers:
             if str(att_layers[L]) not in st["attention"]:
@@ -110,7 +111,7 @@ def _n_head(trial: dict[str, Any], att_layers: dict[int, int]) -> int:
     return 0
 
 
-def interpretation(cap: Capture, trial_id: int, zones: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def interpretation(cap: Capture, trial_id: int, zones: list[dict[str, Any]] | None = None) -> P.Interpretation:
     """Zone per token, cognitive state (with the delta bar) per step, and the zone distribution.
 
     ``zones``: the trial's ``interpret.token_zones``, when the caller has them already.
@@ -123,9 +124,9 @@ def interpretation(cap: Capture, trial_id: int, zones: list[dict[str, Any]] | No
     zones = [{**z, "text": texts[z["pos"]] if z["pos"] < len(texts) else ""} for z in zones]
     distribution = interpret.zone_distribution(zones)
     catalogue = doc["tensors"]
-    states = []
+    states: list[P.StepState] = []
     for s in interpret.cognitive_states(doc, trial_id):
-        delta = [
+        delta: list[P.DeltaEntry] = [
             {
                 "id": int(k),
                 "name": catalogue[int(k)]["name"],
@@ -135,12 +136,23 @@ def interpretation(cap: Capture, trial_id: int, zones: list[dict[str, Any]] | No
             }
             for k, v in sorted(s["delta"].items(), key=lambda kv: int(kv[0]))
         ]
-        states.append({**s, "delta": delta})
+        states.append(
+            {
+                "step": s["step"],
+                "phase": s["phase"],
+                "label": s["label"],
+                "confidence": s["confidence"],
+                "attention_energy": s["attention_energy"],
+                "ffn_energy": s["ffn_energy"],
+                "depth_energy": s["depth_energy"],
+                "delta": delta,
+            }
+        )
     return {
         "trial_id": trial_id,
         "zone_names": list(interpret.ZONES),
         "state_names": list(interpret.STATES),
-        "zones": zones,
+        "zones": cast(list[P.TokenZone], zones),  # interpret builds them
         "zone_distribution": distribution,
         "dominant_zone": max(distribution, key=lambda z: distribution[z]) if zones else None,
         "states": states,

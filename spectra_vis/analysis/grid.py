@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import (
     HEATMAP_AXES,
-    MAX_DEPTH,
+    HeatmapAxis,
     InvalidArgument,
     NotFound,
     _finite,
@@ -17,6 +18,7 @@ from spectra_vis.analysis._common import (
     _step,
     _trial,
 )
+from spectra_vis.constants import MAX_DEPTH
 from spectra_vis.record.profiles import CATEGORY_COLORS
 from spectra_vis.store.capture_file import Capture
 
@@ -38,7 +40,7 @@ def _values_at(cap: Capture, trial: dict[str, Any], step: dict[str, Any] | None,
 
 def tensor_grid(
     cap: Capture, trial_id: int = 0, step: int = 0, metric: str = "l2", depth: int = MAX_DEPTH
-) -> dict[str, Any]:
+) -> P.Grid:
     """One cell per catalogue tensor up to ``depth``: its place (layer, type), value and intensity."""
     if not 0 <= depth <= MAX_DEPTH:
         raise InvalidArgument(f"depth must be 0..{MAX_DEPTH}, not {depth}")
@@ -52,7 +54,7 @@ def tensor_grid(
     layer_index = {L: i for i, L in enumerate(layers)}
     type_index = {t: i for i, t in enumerate(types)}
     lo, hi = _range(values.get(t["id"]) for t in tensors)
-    cells = [
+    cells: list[P.GridCell] = [
         {
             "id": t["id"],
             "key": t["key"],
@@ -91,10 +93,10 @@ def heatmap(
     cap: Capture,
     trial_id: int = 0,
     metric: str = "l2",
-    axis: str = "types",
+    axis: HeatmapAxis = "types",
     step: int = 0,
     tensor_type: str = "l_out",
-) -> dict[str, Any]:
+) -> P.Heatmap:
     """Layers x tensor types at one step (``axis="types"``) or layers x tokens for one type (``"tokens"``)."""
     if axis not in HEATMAP_AXES:
         raise InvalidArgument(f"unknown axis {axis!r}; choose types or tokens")
@@ -118,7 +120,7 @@ def heatmap(
     }
 
 
-def _heatmap_types(cap: Capture, trial: dict[str, Any], step: int, metric: str) -> dict[str, Any]:
+def _heatmap_types(cap: Capture, trial: dict[str, Any], step: int, metric: str) -> P.HeatmapBody:
     st = None if metric == "count" else _step(trial, step)
     values = _values_at(cap, trial, st, metric)
     tensors = [t for t in cap.data["tensors"] if t["id"] in values]
@@ -135,7 +137,7 @@ def _heatmap_types(cap: Capture, trial: dict[str, Any], step: int, metric: str) 
     }
 
 
-def _heatmap_tokens(cap: Capture, trial: dict[str, Any], metric: str, tensor_type: str) -> dict[str, Any]:
+def _heatmap_tokens(cap: Capture, trial: dict[str, Any], metric: str, tensor_type: str) -> P.HeatmapBody:
     idx = _metric_index(cap, metric)
     if idx is None:
         raise InvalidArgument("metric=count is per trial, not per token; use it with axis=types")
@@ -153,7 +155,7 @@ def _heatmap_tokens(cap: Capture, trial: dict[str, Any], metric: str, tensor_typ
                 if v is not None and 0 <= pos < len(texts):
                     grid.setdefault(t["layer"], {}).setdefault(pos, v)
     rows = sorted(grid)
-    cols = [
+    cols: list[P.HeatmapCol] = [
         {"index": j, "label": text, "text": text, "prompt": j < n_prompt, "step": step_of.get(j)}
         for j, text in enumerate(texts)
     ]

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.constants import FINAL_NORM_LAYER
 from spectra_vis.errors import NotFound
 from spectra_vis.store.capture_file import trial_of
 
@@ -179,7 +180,7 @@ def _energy(doc: dict[str, Any], step: dict[str, Any], types: set[str]) -> dict[
     """layer -> L2 norm of the given tensor types at a step (last token's row when available)."""
     out: dict[int, float] = {}
     for t in doc["tensors"]:
-        if t["type"] in types and 0 <= t["layer"] < 998:
+        if t["type"] in types and 0 <= t["layer"] < FINAL_NORM_LAYER:
             key = str(t["id"])
             rows = step["rows"].get(key)
             values = rows[-1] if rows else step["stats"].get(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spectra_vis.analysis import interpret
+from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import (
     INTENSITY_SCALE,
     STATE_COLORS,
@@ -20,7 +21,7 @@ from spectra_vis.store.capture_file import LEGACY_VERSION, Capture
 
 
 # ----- capture-level ---------------------------------------------------------------------
-def summary(cap: Capture) -> dict[str, Any]:
+def summary(cap: Capture) -> P.Summary:
     """The capture's summary (``Capture.summary``) plus its trials, layers and attention layers."""
     doc = cap.data
     return {
@@ -44,7 +45,7 @@ def summary(cap: Capture) -> dict[str, Any]:
     }
 
 
-def colors() -> dict[str, Any]:
+def colors() -> P.ColorsOut:
     return {
         "categories": dict(CATEGORY_COLORS),
         "flows": dict(FLOW_COLORS),
@@ -54,7 +55,7 @@ def colors() -> dict[str, Any]:
     }
 
 
-def flows(family: str) -> dict[str, Any]:
+def flows(family: str) -> P.FlowsOut:
     """The data-flow edges between tensor types of a family, and the flow colours."""
     if get_model_profile(family) is None:
         raise InvalidArgument(f"unknown model family {family!r}; choose one of {', '.join(get_supported_models())}")
@@ -65,9 +66,9 @@ def flows(family: str) -> dict[str, Any]:
     }
 
 
-def models() -> dict[str, Any]:
+def models() -> P.ModelsOut:
     names = get_supported_models()
-    return {"models": names, "profiles": {n: get_model_profile(n) for n in names}}
+    return {"models": names, "profiles": {n: p for n in names if (p := get_model_profile(n)) is not None}}
 
 
 # ----- analyze ---------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def _mean_stats(cap: Capture, trials: list[dict[str, Any]]) -> dict[int, list[fl
 
 def _group(
     cap: Capture, members: list[dict[str, Any]], means: dict[int, list[float | None]], evals: list[int]
-) -> dict[str, Any]:
+) -> P.StatGroup:
     names = cap.data["stat_names"]
     stats: dict[str, float | None] = {}
     for i, name in enumerate(names):
@@ -105,7 +106,7 @@ def _group(
     }
 
 
-def analyze(cap: Capture, trial_id: int | None = None, model_family: str | None = None) -> dict[str, Any]:
+def analyze(cap: Capture, trial_id: int | None = None, model_family: str | None = None) -> P.Analysis:
     """Per-layer and per-category analysis: counts, the mean of each statistic, top tensors.
 
     Per tensor, each statistic is averaged over the selected steps that read it (all trials
@@ -126,9 +127,11 @@ def analyze(cap: Capture, trial_id: int | None = None, model_family: str | None 
     l2_mean = {k: v[l2] for k, v in means.items() if v[l2] is not None}
     ranked = sorted((t for t in tensors if t["id"] in l2_mean), key=lambda t: -float(l2_mean[t["id"]] or 0.0))
     absmax = list(doc["stat_names"]).index("absmax")
+    profile = get_model_profile(family)
+    assert profile is not None  # _family checked it
     return {
         "model_family": family,
-        "profile": get_model_profile(family),
+        "profile": profile,
         "trial_id": trial_id,
         "stat_names": list(doc["stat_names"]),
         "totals": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import _step, _trial
 from spectra_vis.analysis.grid import (
     _token_steps,
@@ -12,7 +13,7 @@ from spectra_vis.store.capture_file import Capture
 
 
 # ----- trials and steps ------------------------------------------------------------------
-def trial_detail(cap: Capture, trial_id: int) -> dict[str, Any]:
+def trial_detail(cap: Capture, trial_id: int) -> P.TrialDetail:
     """A trial's tokens (with the step that evaluated each) and a summary of every step.
 
     ``chat`` and ``prompt_text`` say how the prompt was sent (older captures: raw, the prompt);
@@ -55,9 +56,9 @@ def token_template_marks(trial: dict[str, Any]) -> list[bool]:
     return marks + [False] * (len(tokens["ids"]) - len(marks))
 
 
-def _step_summary(st: dict[str, Any]) -> dict[str, Any]:
+def _step_summary(st: dict[str, Any]) -> P.StepSummary:
     logits = st.get("logits")
-    top = None
+    top: P.NextToken | None = None
     if logits and logits.get("ids"):
         top = {"id": logits["ids"][0], "logit": logits["logits"][0]}
     return {
@@ -74,12 +75,12 @@ def _step_summary(st: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def step_detail(cap: Capture, trial_id: int, step: int) -> dict[str, Any]:
+def step_detail(cap: Capture, trial_id: int, step: int) -> P.StepDetail:
     """Everything the capture holds for one step, with tensor names; attention summarised per layer."""
     trial = _trial(cap, trial_id)
     st = _step(trial, step)
     catalogue = cap.data["tensors"]
-    tensors = []
+    tensors: list[P.StepTensor] = []
     for key in sorted(st["stats"], key=int):
         t = catalogue[int(key)]
         tensors.append(
@@ -93,7 +94,7 @@ def step_detail(cap: Capture, trial_id: int, step: int) -> dict[str, Any]:
                 "rows": st["rows"].get(key),
             }
         )
-    attention = []
+    attention: list[P.StepAttention] = []
     for key in sorted(st["attention"], key=int):
         att = st["attention"][key]
         attention.append(

@@ -3,7 +3,7 @@
 This is the one place that parses llama.cpp names (``l_out-3``, ``kq_soft_max-3``,
 ``Qcur-0 (view)``, ``cache_k_l0 (view)``, ``blk.0.attn_output.weight``) into a
 layer, a tensor type, a category and a depth level.  Pure functions and tables
-only: it depends on nothing but the standard library.
+only: it depends on ``constants`` and the standard library.
 
 Layer convention (as the original Spectra Vis): -1 embedding, 0..N-1 blocks,
 998 final norm, 999 output/logits.
@@ -14,16 +14,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-EMBED_LAYER = -1
-FINAL_NORM_LAYER = 998
-OUTPUT_LAYER = 999
-
-# Depth levels used by the viewer's depth selector.
-DEPTH_OUTPUTS = 0  # layer outputs (residual stream), embedding, logits
-DEPTH_BLOCKS = 1  # + attention and FFN outputs, attention probabilities
-DEPTH_PROJECTIONS = 2  # + Q/K/V, gate/up, attention scores
-DEPTH_NORMS = 3  # + norms
-DEPTH_ALL = 4  # everything (views, cache writes, unattributed nodes)
+from spectra_vis.constants import (
+    DEPTH_ALL,
+    DEPTH_BLOCKS,
+    DEPTH_NORMS,
+    DEPTH_OUTPUTS,
+    DEPTH_PROJECTIONS,
+    EMBED_LAYER,
+    FINAL_NORM_LAYER,
+    OUTPUT_LAYER,
+)
 
 CATEGORIES = ("embedding", "attention", "feedforward", "norm", "residual", "output", "other")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.constants import SPECIAL_LAYERS
 from spectra_vis.errors import ModelFileError
 from spectra_vis.record.naming import CATEGORIES, TENSOR_TYPES, type_info
 
@@ -128,7 +129,7 @@ def get_model_profile(model_family: str) -> dict[str, Any] | None:
         "family": family,
         **_FAMILY_BASE[family],
         "tensor_types": types,
-        "special_layers": {"embedding": -1, "final_norm": 998, "output": 999},
+        "special_layers": dict(SPECIAL_LAYERS),
         "tensor_categories": categories,
         "colors": CATEGORY_COLORS,
         "flows": {k: [list(e) for e in v] for k, v in flows_for(family).items()},

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-STAT_NAMES = ("l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite")
+from spectra_vis.constants import STAT_NAMES
+
 NEAR_ZERO = 1e-6
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from typing_extensions import TypedDict
 
 from spectra_vis.errors import CaptureError, NotFound
 from spectra_vis.record.stats import STAT_NAMES
@@ -72,6 +73,20 @@ def tool_version() -> str:
         return version("spectra-vis")
     except Exception:  # noqa: BLE001 - running from a source tree
         return "0.0.0+source"
+
+
+class CaptureSummary(TypedDict):
+    """What ``Capture.summary`` gives: the numbers a file list or a header shows."""
+
+    version: str
+    legacy: bool
+    model: dict[str, Any]
+    preset: str
+    trials: int
+    unique_tensors: int
+    captured_tensors: int
+    steps: int
+    tokens: int
 
 
 def is_legacy_file(data: dict[str, Any]) -> bool:
@@ -211,7 +226,7 @@ class Capture:
                     out[t["layer"]] = value
         return dict(sorted(out.items()))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> CaptureSummary:
         trials = self.data["trials"]
         return {
             "version": self.data["version"],

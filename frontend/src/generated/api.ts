@@ -334,8 +334,6 @@ export interface components {
     schemas: {
         /** AnalyzeOut */
         AnalyzeOut: {
-            /** Capture Id */
-            capture_id: string;
             /** Model Family */
             model_family: string;
             /** Profile */
@@ -356,6 +354,8 @@ export interface components {
             categories: components["schemas"]["CategoryGroup"][];
             /** Top Tensors */
             top_tensors: components["schemas"]["TopTensor"][];
+            /** Capture Id */
+            capture_id: string;
         };
         /** AnalyzeRequest */
         AnalyzeRequest: {
@@ -374,8 +374,6 @@ export interface components {
         };
         /** AttentionOut */
         AttentionOut: {
-            /** Capture Id */
-            capture_id: string;
             /** Trial Id */
             trial_id: number;
             /** Step */
@@ -394,6 +392,8 @@ export interface components {
             fingerprint_names: string[];
             /** Tokens */
             tokens: components["schemas"]["TokenAttention"][];
+            /** Capture Id */
+            capture_id: string;
         };
         /** Body_upload_api_upload_post */
         Body_upload_api_upload_post: {
@@ -510,7 +510,6 @@ export interface components {
         ErrorOut: {
             /**
              * Ok
-             * @default false
              * @constant
              */
             ok: false;
@@ -601,8 +600,6 @@ export interface components {
         };
         /** GridOut */
         GridOut: {
-            /** Capture Id */
-            capture_id: string;
             /** Trial Id */
             trial_id: number;
             /** Step */
@@ -625,6 +622,8 @@ export interface components {
             max: number | null;
             /** Cells */
             cells: components["schemas"]["GridCell"][];
+            /** Capture Id */
+            capture_id: string;
         };
         /** GridRequest */
         GridRequest: {
@@ -680,8 +679,12 @@ export interface components {
         };
         /** HeatmapOut */
         HeatmapOut: {
-            /** Capture Id */
-            capture_id: string;
+            /** Rows */
+            rows: number[];
+            /** Cols */
+            cols: components["schemas"]["HeatmapCol"][];
+            /** Values */
+            values: (number | null)[][];
             /** Trial Id */
             trial_id: number;
             /** Metric */
@@ -695,21 +698,15 @@ export interface components {
             step: number | null;
             /** Type */
             type: string | null;
-            /** Rows */
-            rows: number[];
-            /** Cols */
-            cols: components["schemas"]["HeatmapCol"][];
-            /** Values */
-            values: (number | null)[][];
             /** Min */
             min: number | null;
             /** Max */
             max: number | null;
+            /** Capture Id */
+            capture_id: string;
         };
         /** InterpretationOut */
         InterpretationOut: {
-            /** Capture Id */
-            capture_id: string;
             /** Trial Id */
             trial_id: number;
             /** Zone Names */
@@ -726,6 +723,8 @@ export interface components {
             dominant_zone: string | null;
             /** States */
             states: components["schemas"]["StepState"][];
+            /** Capture Id */
+            capture_id: string;
         };
         /** LayerGroup */
         LayerGroup: {
@@ -744,12 +743,6 @@ export interface components {
         };
         /** LoadOut */
         LoadOut: {
-            /** Capture Id */
-            capture_id: string;
-            /** Name */
-            name: string;
-            /** Path */
-            path: string;
             /** Version */
             version: string;
             /** Legacy */
@@ -778,6 +771,12 @@ export interface components {
             attention_layers: number[];
             /** Stat Names */
             stat_names: string[];
+            /** Capture Id */
+            capture_id: string;
+            /** Name */
+            name: string;
+            /** Path */
+            path: string;
         };
         /** LoadRequest */
         LoadRequest: {
@@ -837,8 +836,6 @@ export interface components {
         };
         /** StepOut */
         StepOut: {
-            /** Capture Id */
-            capture_id: string;
             /** Trial Id */
             trial_id: number;
             /** Index */
@@ -867,6 +864,8 @@ export interface components {
             logits: {
                 [key: string]: number[];
             } | null;
+            /** Capture Id */
+            capture_id: string;
         };
         /** StepState */
         StepState: {
@@ -949,7 +948,10 @@ export interface components {
             entropy: number[];
             /** Coverage */
             coverage: number;
-            /** Fingerprint */
+            /**
+             * Fingerprint
+             * @description exactly 20 values
+             */
             fingerprint: number[];
             /** Periodicity */
             periodicity: number;
@@ -1026,21 +1028,13 @@ export interface components {
         };
         /** TrialOut */
         TrialOut: {
-            /** Capture Id */
-            capture_id: string;
             /** Id */
             id: number;
             /** Prompt */
             prompt: string;
-            /**
-             * Chat
-             * @description the prompt was sent as a user message in the model's chat template
-             */
+            /** Chat */
             chat: boolean;
-            /**
-             * Prompt Text
-             * @description the exact text sent to the model (the rendered template, or the prompt)
-             */
+            /** Prompt Text */
             prompt_text: string;
             /** Response */
             response: string;
@@ -1058,15 +1052,11 @@ export interface components {
             tokens: components["schemas"]["TokenOut"][];
             /** Steps */
             steps: components["schemas"]["StepSummary"][];
+            /** Capture Id */
+            capture_id: string;
         };
         /** UploadOut */
         UploadOut: {
-            /** Capture Id */
-            capture_id: string;
-            /** Name */
-            name: string;
-            /** Path */
-            path: string;
             /** Version */
             version: string;
             /** Legacy */
@@ -1095,6 +1085,12 @@ export interface components {
             attention_layers: number[];
             /** Stat Names */
             stat_names: string[];
+            /** Capture Id */
+            capture_id: string;
+            /** Name */
+            name: string;
+            /** Path */
+            path: string;
             /** Saved As */
             saved_as: string;
         };

@@ -1,0 +1,310 @@
+"""The payloads of the analysis stage, each defined once: the functions of ``spectra_vis.analysis``
+build them (mypy checks every key), the REST routes declare them as response models (capture-scoped
+ones with the ``capture_id`` the backend adds: ``backend/schemas.py``), and the viewer's TypeScript
+types are generated from that OpenAPI schema (``frontend/scripts/gen-types.mjs``).
+
+TypedDicts from ``typing_extensions``: pydantic reads them on Python < 3.12, and building a payload
+costs nothing at run time (no validation of megabytes of grid cells).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from typing_extensions import NotRequired, TypedDict
+
+from spectra_vis.store.capture_file import CaptureSummary
+
+
+class ModelsOut(TypedDict):
+    models: list[str]
+    profiles: dict[str, dict[str, Any]]
+
+
+class ColorsOut(TypedDict):
+    categories: dict[str, str]
+    flows: dict[str, str]
+    zones: dict[str, str]
+    states: dict[str, str]
+    scale: list[str]
+
+
+class FlowsOut(TypedDict):
+    family: str
+    flows: dict[str, list[list[str]]]
+    colors: dict[str, str]
+
+
+class StatGroup(TypedDict):
+    tensors: int
+    captured: int
+    evaluations: int
+    stats: dict[str, float | None]
+
+
+class LayerGroup(StatGroup):
+    layer: int
+
+
+class CategoryGroup(StatGroup):
+    category: str
+    color: str
+
+
+class TopTensor(TypedDict):
+    id: int
+    name: str
+    layer: int
+    type: str
+    category: str
+    l2: float | None
+    absmax: float | None
+
+
+class Analysis(TypedDict):
+    model_family: str
+    profile: dict[str, Any]
+    trial_id: int | None
+    stat_names: list[str]
+    totals: dict[str, int]
+    layers: list[LayerGroup]
+    categories: list[CategoryGroup]
+    top_tensors: list[TopTensor]
+
+
+class GridCell(TypedDict):
+    id: int
+    key: str
+    name: str
+    layer: int
+    layer_index: int
+    type: str
+    type_index: int
+    category: str
+    depth: int
+    op: str
+    shape: list[int]
+    captured: bool
+    value: float | None
+    intensity: float | None
+    color: str
+
+
+class Grid(TypedDict):
+    trial_id: int
+    step: int
+    metric: str
+    depth: int
+    phase: str | None
+    n_tokens: int | None
+    layers: list[int]
+    types: list[str]
+    min: float | None
+    max: float | None
+    cells: list[GridCell]
+
+
+class HeatmapCol(TypedDict):
+    index: int
+    label: str
+    type: NotRequired[str | None]
+    category: NotRequired[str | None]
+    text: NotRequired[str | None]
+    prompt: NotRequired[bool | None]
+    step: NotRequired[int | None]
+
+
+class HeatmapBody(TypedDict):
+    rows: list[int]
+    cols: list[HeatmapCol]
+    values: list[list[float | None]]
+
+
+class Heatmap(HeatmapBody):
+    trial_id: int
+    metric: str
+    axis: Literal["types", "tokens"]
+    step: int | None
+    type: str | None
+    min: float | None
+    max: float | None
+
+
+class TokenOut(TypedDict):
+    pos: int
+    id: int
+    text: str
+    prompt: bool
+    template: bool
+    """a prompt token the chat template or the tokenizer added, not the user's text"""
+    step: int | None
+
+
+class NextToken(TypedDict):
+    id: int
+    logit: float
+
+
+class StepSummary(TypedDict):
+    index: int
+    phase: str
+    pos: int
+    n_tokens: int
+    positions: list[int]
+    token_texts: list[str]
+    ms: float | None
+    n_stats: int
+    n_attention: int
+    next_token: NextToken | None
+
+
+class TrialDetail(TypedDict):
+    id: int
+    prompt: str
+    chat: bool
+    """the prompt was sent as a user message in the model's chat template"""
+    prompt_text: str
+    """the exact text sent to the model (the rendered template, or the prompt)"""
+    response: str
+    n_prompt: int
+    interrupted: bool
+    errors: list[str]
+    timings: dict[str, float | None]
+    tokens: list[TokenOut]
+    steps: list[StepSummary]
+
+
+class StepTensor(TypedDict):
+    id: int
+    name: str
+    layer: int
+    type: str
+    category: str
+    stats: list[float | None]
+    rows: list[list[float | None]] | None
+
+
+class StepAttention(TypedDict):
+    layer: int
+    tensor_id: int
+    n_kv: int
+    n_head: int
+    mean_entropy: list[float | None]
+
+
+class StepDetail(TypedDict):
+    trial_id: int
+    index: int
+    phase: str
+    pos: int
+    n_tokens: int
+    positions: list[int]
+    token_ids: list[int]
+    token_texts: list[str]
+    ms: float | None
+    stat_names: list[str]
+    tensors: list[StepTensor]
+    attention: list[StepAttention]
+    logits: dict[str, list[float]] | None
+
+
+class Edge(TypedDict):
+    head: int
+    pos: int
+    p: float
+    distance: int
+    token_text: str
+    sink: bool
+
+
+class TokenLayerAttention(TypedDict):
+    layer: int
+    entropy: list[float]
+    coverage: float
+    fingerprint: list[float]
+    """exactly 20 values"""
+    periodicity: float
+    zone: str
+    edges: list[Edge]
+
+
+class TokenAttention(TypedDict):
+    pos: int
+    text: str
+    step: int
+    prompt: bool
+    zone: str | None
+    layers: list[TokenLayerAttention]
+
+
+class Attention(TypedDict):
+    trial_id: int
+    step: int | None
+    layer: int | None
+    head: int | None
+    n_head: int
+    top_k: int | None
+    attention_layers: list[int]
+    fingerprint_names: list[str]
+    tokens: list[TokenAttention]
+
+
+class TokenZone(TypedDict):
+    pos: int
+    step: int
+    zone: str
+    text: str
+
+
+class DeltaEntry(TypedDict):
+    id: int
+    name: str
+    layer: int
+    type: str
+    value: float
+
+
+class StepState(TypedDict):
+    step: int
+    phase: str
+    label: str
+    confidence: float
+    attention_energy: float
+    ffn_energy: float
+    depth_energy: list[float]
+    delta: list[DeltaEntry]
+
+
+class Interpretation(TypedDict):
+    trial_id: int
+    zone_names: list[str]
+    state_names: list[str]
+    zones: list[TokenZone]
+    zone_distribution: dict[str, float]
+    dominant_zone: str | None
+    states: list[StepState]
+
+
+class TrialBrief(TypedDict):
+    id: int
+    prompt: str
+    chat: bool
+    """the prompt was sent in the model's chat template"""
+    response: str
+    n_tokens: int
+    n_prompt: int
+    n_steps: int
+
+
+class Summary(CaptureSummary):
+    """The capture's summary plus its trials, layers and attention layers."""
+
+    trial_list: list[TrialBrief]
+    layers: list[int]
+    attention_layers: list[int]
+    stat_names: list[str]
+
+
+# Field docstrings become descriptions in the OpenAPI schema (pydantic's attribute docstrings).
+for _payload in (TrialDetail, TokenOut, TokenLayerAttention, TrialBrief):
+    setattr(_payload, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010
