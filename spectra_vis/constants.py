@@ -28,4 +28,4 @@ DEPTH_PROJECTIONS = 2  # + Q/K/V, gate/up, attention scores
 DEPTH_NORMS = 3  # + norms
 DEPTH_ALL = 4  # everything (views, cache writes, unattributed nodes)
 MAX_DEPTH = DEPTH_ALL
-DEPTH_LEVELS = ("layer outputs", "+ attention and FFN", "+ projections", "+ norms", "everything")
+DEPTH_LEVELS = ("Layer outputs only", "+ attention and FFN", "+ projections", "+ norms", "Everything")

@@ -443,6 +443,13 @@ class TestServerProcess:
 
         models = ok(server.get("/api/models"), S.ModelsOut)
         assert models["models"] == SUPPORTED_MODELS and models["profiles"]["gemma"]["post_norms"] is True
+        # the facts the viewer does not retype, against a real capture: its statistics, its depths, its layers
+        loaded = ok(server.post("/api/load", json={"filepath": "tiny.json"}))
+        assert models["metrics"] == [*loaded["stat_names"], "count"]
+        grid = ok(server.post("/api/tensor-grid", json={"capture_id": loaded["capture_id"]}))
+        assert max(c["depth"] for c in grid["cells"]) == len(models["depth_levels"]) - 1
+        block = {L for L in loaded["layers"] if 0 <= L < loaded["model"]["n_layer"]}
+        assert set(models["special_layers"].values()) == set(loaded["layers"]) - block
         colors = ok(server.get("/api/colors"), S.ColorsOut)
         assert colors["categories"] == CATEGORY_COLORS and set(colors["zones"]) == set(interpret.ZONES)
         assert set(colors["states"]) == set(interpret.STATES)

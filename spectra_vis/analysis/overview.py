@@ -16,6 +16,7 @@ from spectra_vis.analysis._common import (
     _finite,
     _trial,
 )
+from spectra_vis.constants import DEPTH_LEVELS, METRICS, SPECIAL_LAYERS
 from spectra_vis.record.profiles import CATEGORY_COLORS, FLOW_COLORS, flows_for, get_model_profile, get_supported_models
 from spectra_vis.store.capture_file import LEGACY_VERSION, Capture
 
@@ -68,7 +69,13 @@ def flows(family: str) -> P.FlowsOut:
 
 def models() -> P.ModelsOut:
     names = get_supported_models()
-    return {"models": names, "profiles": {n: p for n in names if (p := get_model_profile(n)) is not None}}
+    return {
+        "models": names,
+        "profiles": {n: p for n in names if (p := get_model_profile(n)) is not None},
+        "metrics": list(METRICS),
+        "depth_levels": list(DEPTH_LEVELS),
+        "special_layers": dict(SPECIAL_LAYERS),
+    }
 
 
 # ----- analyze ---------------------------------------------------------------------------

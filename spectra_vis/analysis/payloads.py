@@ -19,6 +19,12 @@ from spectra_vis.store.capture_file import CaptureSummary
 class ModelsOut(TypedDict):
     models: list[str]
     profiles: dict[str, dict[str, Any]]
+    metrics: list[str]
+    """what the views can colour by: the capture's statistics, then count"""
+    depth_levels: list[str]
+    """labels of the depth selector's levels, 0 (layer outputs) first"""
+    special_layers: dict[str, int]
+    """layer numbers of the embedding, the final norm and the output"""
 
 
 class ColorsOut(TypedDict):
@@ -306,5 +312,5 @@ class Summary(CaptureSummary):
 
 
 # Field docstrings become descriptions in the OpenAPI schema (pydantic's attribute docstrings).
-for _payload in (TrialDetail, TokenOut, TokenLayerAttention, TrialBrief):
+for _payload in (ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief):
     setattr(_payload, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010

@@ -796,6 +796,23 @@ export interface components {
                     [key: string]: unknown;
                 };
             };
+            /**
+             * Metrics
+             * @description what the views can colour by: the capture's statistics, then count
+             */
+            metrics: string[];
+            /**
+             * Depth Levels
+             * @description labels of the depth selector's levels, 0 (layer outputs) first
+             */
+            depth_levels: string[];
+            /**
+             * Special Layers
+             * @description layer numbers of the embedding, the final norm and the output
+             */
+            special_layers: {
+                [key: string]: number;
+            };
         };
         /** NextToken */
         NextToken: {
