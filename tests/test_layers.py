@@ -33,18 +33,20 @@ def test_the_stages_import_only_upstream(tmp_path: Path) -> None:
     assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
-def test_a_function_level_back_import_breaks_the_contract(tmp_path: Path) -> None:
+def lint_with(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
+    """lint-imports on a copy of the project whose ``module`` (a path) gains ``line`` inside a function."""
     root = copy_project(tmp_path)
-    with (root / "spectra_vis" / "record" / "stats.py").open("a") as f:
-        f.write("\n\ndef _late() -> None:\n    from spectra_vis.store.capture_file import Capture  # noqa: F401\n")
-    result = lint(root)
+    with (root / module).open("a") as f:
+        f.write(f"\n\ndef _late() -> None:\n    {line}  # noqa: F401\n")
+    return lint(root)
+
+
+def test_a_function_level_back_import_breaks_the_contract(tmp_path: Path) -> None:
+    result = lint_with(tmp_path, "spectra_vis/record/stats.py", "from spectra_vis.store.capture_file import Capture")
     assert result.returncode == 1
     assert "spectra_vis.record is not allowed to import spectra_vis.store" in result.stdout
 
 
 def test_the_library_importing_the_server_breaks_the_contract(tmp_path: Path) -> None:
-    root = copy_project(tmp_path)
-    with (root / "spectra_vis" / "analysis" / "grid.py").open("a") as f:
-        f.write("\n\ndef _late() -> None:\n    import fastapi  # noqa: F401\n")
-    result = lint(root)
+    result = lint_with(tmp_path, "spectra_vis/analysis/grid.py", "import fastapi")
     assert result.returncode == 1 and "The library never imports the server or a web package BROKEN" in result.stdout
