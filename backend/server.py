@@ -43,6 +43,7 @@ from spectra_vis.errors import (
     NotFound,
     SpectraVisError,
     TooLarge,
+    Unsupported,
     WrongFileType,
 )
 from spectra_vis.store.capture_file import tool_version
@@ -109,6 +110,7 @@ STATUS: tuple[tuple[type[SpectraVisError], int], ...] = (
     (NotFound, 404),
     (TooLarge, 413),
     (CaptureError, 422),
+    (Unsupported, 422),
 )
 
 

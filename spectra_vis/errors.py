@@ -35,6 +35,11 @@ class WrongFileType(InvalidArgument):
     """A file of a kind that is not accepted here (an upload that is not a capture or trace)."""
 
 
+class Unsupported(SpectraVisError, ValueError):
+    """Something this model or capture cannot give, said plainly rather than answered wrongly
+    (a logit lens for an architecture whose output path it does not mirror)."""
+
+
 class Forbidden(SpectraVisError, PermissionError):
     """A path that leads outside the directories Spectra Vis may read."""
 

@@ -266,7 +266,10 @@ def real_run(path: Path, preset: str, native: bool, prompts: list[str], **option
 
 
 @needs_native
-@pytest.mark.parametrize(("arch", "preset"), [("llama", "standard"), ("llama", "full"), ("gemma3", "standard")])
+@pytest.mark.parametrize(
+    ("arch", "preset"),
+    [("llama", "standard"), ("llama", "full"), ("gemma3", "standard"), ("granite", "standard")],
+)
 def test_native_and_python_paths_make_the_same_capture(tiny_model, arch: str, preset: str) -> None:
     prompts = [PROMPT, "Hi", "The capital of Spain is Madrid and the capital of Italy is"]  # n_tokens changes
     got = real_run(tiny_model(arch), preset, True, prompts)

@@ -63,8 +63,10 @@ class PythonEngine:
         rec = self.recorder
         t = _ggml.tensor(ptr)
         g = rec.graph
-        if g is None or t.name in GRAPH_START_NAMES and g.ptr_tid:
+        start = t.name in GRAPH_START_NAMES
+        if g is None or start and g.started:  # Granite's graph opens with an unnamed GET_ROWS, then embd
             g = rec.new_graph(t)
+        g.started = g.started or start
         tid = rec.register(ptr, t, g)
         rec.count(tid)
         return rec.wants(tid)

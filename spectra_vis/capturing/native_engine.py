@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spectra_vis.capturing import _ggml, _native
-from spectra_vis.capturing.recorder import LOGITS_TOP_K, ROW_AXIS_FROM_END, Recorder
+from spectra_vis.capturing.recorder import LOGITS_NODE, LOGITS_TOP_K, ROW_AXIS_FROM_END, Recorder
 from spectra_vis.record.records import Step, TrialData
 from spectra_vis.record.stats import drop_future
 
@@ -178,7 +178,7 @@ class NativeEngine:
             flags |= _native.ATTN
             if rec.preset.full_attention:
                 flags |= _native.PYDATA
-        if ttype == "result_output":
+        if rec.tensors[tid].name == LOGITS_NODE:
             flags |= _native.LOGITS
         if ttype in ROW_AXIS_FROM_END:
             flags |= _native.ROWAX1

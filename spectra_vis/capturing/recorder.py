@@ -34,6 +34,9 @@ from spectra_vis.record.stats import attention_summary, drop_future, rows_stats,
 GRAPH_START_NAMES = (b"inp_embd", b"embd")
 MAX_ERRORS = 200
 LOGITS_TOP_K = 10
+# The node llama.cpp names for the logits it returns: the last op of the head (Granite: the SCALE
+# after the matmul, whose type is then result_output.scale), not every node of type result_output.
+LOGITS_NODE = "result_output"
 ROW_AXIS_FROM_END = {"kq": 2, "kq_soft_max": 2, "kqv": 2}  # (head, token, kv) tensors
 
 TensorHook = Callable[[TensorInfo, np.ndarray, Step], None]
@@ -46,7 +49,7 @@ An exception in a hook is recorded on the trial as an error; the capture goes on
 class Graph:
     """Per-evaluation state: which pointer is which tensor, name occurrences, the current step."""
 
-    __slots__ = ("ptr_tid", "occ", "anchor", "offset", "step", "anchor_layer")
+    __slots__ = ("ptr_tid", "occ", "anchor", "offset", "step", "anchor_layer", "started")
 
     def __init__(self, step: Step | None) -> None:
         self.ptr_tid: dict[int, int] = {}
@@ -55,6 +58,7 @@ class Graph:
         self.offset = 0
         self.step = step
         self.anchor_layer = EMBED_LAYER
+        self.started = False  # a start name (embd, inp_embd) was seen: the next one begins a new graph
 
     def next_key(self, raw: bytes) -> tuple[Any, ...]:
         """Advance past a node named ``raw``; its key: (name, occurrence), or (anchor, offset) if unnamed."""
@@ -179,7 +183,7 @@ class Recorder:
             rows = _token_rows(arr, step.n_tokens, ROW_AXIS_FROM_END.get(info.type))
             if rows is not None:
                 step.rows[tid] = rows_stats(rows)
-            if info.type == "result_output":
+            if info.name == LOGITS_NODE:
                 step.logits = top_logits(arr, LOGITS_TOP_K)
         for hook in self.hooks:
             self.guarded(None, hook, info, arr, step)

@@ -186,15 +186,22 @@ def family_for_arch(arch: str, name: str = "") -> str:
     return ARCH_FAMILY.get(arch, GENERIC_FAMILY)
 
 
-def read_model_card(path: str | os.PathLike[str], family: str = "auto") -> ModelCard:
-    """Read the model card from GGUF metadata; ``family`` other than "auto" forces the family."""
+def open_gguf(path: str | os.PathLike[str]) -> Any:
+    """A ``gguf.GGUFReader`` of a checked GGUF file (memory-mapped; long metadata arrays skipped),
+    or ModelFileError in one line."""
     import gguf  # heavy import, only when a model is read
 
     p = check_gguf_file(path)
     try:
-        reader = _metadata_reader(gguf)(str(p), "r")
+        return _metadata_reader(gguf)(str(p), "r")
     except Exception as exc:  # the gguf package raises many kinds on a damaged file
         raise ModelFileError(f"{p} could not be read as GGUF ({exc}); is the file complete?") from exc
+
+
+def read_model_card(path: str | os.PathLike[str], family: str = "auto") -> ModelCard:
+    """Read the model card from GGUF metadata; ``family`` other than "auto" forces the family."""
+    p = check_gguf_file(path)
+    reader = open_gguf(p)
 
     def field(key: str, default: Any = None) -> Any:
         f = reader.get_field(key)

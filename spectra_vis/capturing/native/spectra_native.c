@@ -114,6 +114,7 @@ typedef struct sv_state {
     sv_data_fn on_data;
     int32_t slot, logits_k;
     int32_t in_graph, active, pos, sync, recording, cur;
+    int32_t started; /* a start name (embd, inp_embd) was seen in this graph: the next one begins a new graph */
     uint64_t clock;
     sv_layout lay[SV_LAYOUTS];
     sv_buf ptrs;  /* this graph's node pointers by position */
@@ -585,6 +586,7 @@ static void sv_resync(sv_state *s, const char *name, int32_t pos) {
 
 static void sv_begin_graph(sv_state *s, void *t) {
     s->in_graph = 1;
+    s->started = 0;
     s->pos = 0;
     s->last_ptr = NULL;
     s->sync = 1;
@@ -597,7 +599,11 @@ static void sv_begin_graph(sv_state *s, void *t) {
 }
 
 static bool sv_ask(sv_state *s, struct sv_tensor *t) {
-    if (!s->in_graph || (s->pos > 0 && sv_is_start(t->name))) sv_begin_graph(s, t);
+    /* Granite's graph begins with an unnamed GET_ROWS, then "embd": a start name begins a new graph
+       only once this graph has had its own. */
+    int start = sv_is_start(t->name);
+    if (!s->in_graph || (start && s->started)) sv_begin_graph(s, t);
+    if (start) s->started = 1;
     int32_t pos = s->pos++;
     if (!s->active) return false;
     s->out.calls++;

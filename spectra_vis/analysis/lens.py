@@ -1,0 +1,187 @@
+"""Analysis stage: the logit lens, what each layer's residual stream would predict.
+
+A row of the residual stream goes through the model's own final norm (``output_norm.weight`` and
+the architecture's epsilon) and output head (``output.weight``, or ``token_embd.weight`` where the
+embedding is tied, as in Gemma), then through the logit transforms llama.cpp applies for that
+architecture (Gemma 2 soft-capping, Granite's logit scale). At the last layer this is what
+llama.cpp computed; the tests hold it to that.
+
+The head is read from the GGUF memory-mapped and dequantized a block of vocabulary rows at a time
+(``gguf.quants.dequantize``), so the memory it needs is bounded by the block, not the vocabulary:
+a lens over many rows makes one pass over the head, keeping a running top-k, log-sum-exp and
+entropy per row.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spectra_vis.errors import ModelFileError, Unsupported
+from spectra_vis.record.profiles import open_gguf
+
+# Architectures whose output path the lens mirrors: RMS final norm, a linear head, and at most
+# soft-capping or a logit scale after it (llama.cpp's build_* graph of each).
+RMS_NORM_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "granite")
+VOCAB_BLOCK = 16384  # head rows dequantized at once: 16384 x n_embd float32 (42 MB for n_embd 640)
+
+
+@dataclass
+class LensRows:
+    """The lens of n residual rows: top-k tokens and probabilities, entropy (nats), and the rank
+    (0: top-1) and probability of a given next token per row (-1 and nan where none was given)."""
+
+    top_ids: np.ndarray  # (n, k) int64, most probable first
+    top_p: np.ndarray  # (n, k) float32
+    entropy: np.ndarray  # (n,) float32
+    next_rank: np.ndarray  # (n,) int64
+    next_p: np.ndarray  # (n,) float32
+
+
+class LogitLens:
+    """The final norm and output head of one GGUF model."""
+
+    def __init__(
+        self,
+        arch: str,
+        norm_weight: np.ndarray,
+        eps: float,
+        head: Any,
+        head_type: Any,
+        softcap: float | None = None,
+        logit_scale: float | None = None,
+    ) -> None:
+        self.arch = arch
+        self.norm_weight = norm_weight.astype(np.float32)
+        self.eps = eps
+        self._head = head  # memory-mapped GGUF data, (n_vocab, n_embd) values or (n_vocab, bytes) blocks
+        self._head_type = head_type
+        self.softcap = softcap
+        self.logit_scale = logit_scale
+        self.n_vocab = int(head.shape[0])
+        self.n_embd = int(norm_weight.shape[0])
+
+    @classmethod
+    def from_gguf(cls, path: str | os.PathLike[str]) -> LogitLens:
+        """The lens of the model in ``path``; Unsupported for an architecture it cannot mirror,
+        ModelFileError when the file lacks the final norm or an output head."""
+        reader = open_gguf(path)
+
+        def field(key: str, default: Any = None) -> Any:
+            f = reader.get_field(key)
+            return default if f is None else f.contents()
+
+        arch = str(field("general.architecture", "unknown"))
+        if arch not in RMS_NORM_ARCHS:
+            supported = ", ".join(RMS_NORM_ARCHS)
+            raise Unsupported(f"logit lens not supported for {arch} (it mirrors {supported})")
+        tensors = {t.name: t for t in reader.tensors}
+        norm = tensors.get("output_norm.weight")
+        head = tensors.get("output.weight") or tensors.get("token_embd.weight")
+        if norm is None or head is None:
+            missing = "output_norm.weight" if norm is None else "output.weight or token_embd.weight"
+            raise ModelFileError(f"{os.fspath(path)} has no {missing}: the logit lens needs the final norm and head")
+        eps = float(field(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5))
+        softcap = field(f"{arch}.final_logit_softcapping") if arch == "gemma2" else None
+        scale = field(f"{arch}.logit_scale") if arch == "granite" else None
+        lens = cls(
+            arch,
+            np.asarray(_dequantize(norm.data, norm.tensor_type), dtype=np.float32).reshape(-1),
+            eps,
+            head.data,
+            head.tensor_type,
+            softcap=float(softcap) if softcap else None,
+            logit_scale=float(scale) if scale else None,
+        )
+        try:
+            lens._block(0, min(1, lens.n_vocab))
+        except Exception as exc:  # noqa: BLE001 - any failure of the gguf package to dequantize
+            raise ModelFileError(f"the output head of {os.fspath(path)} cannot be dequantized ({exc})") from exc
+        return lens
+
+    # ----- the computation ---------------------------------------------------------------------
+    def normed(self, rows: np.ndarray) -> np.ndarray:
+        """The final norm of residual rows ``(n, n_embd)``: x / sqrt(mean(x^2) + eps) * w."""
+        x = np.asarray(rows, dtype=np.float32).reshape(-1, self.n_embd)
+        scale = 1.0 / np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=1) + self.eps)
+        return (x * scale[:, None].astype(np.float32)) * self.norm_weight
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        """All logits ``(n, n_vocab)`` of residual rows (for a small vocabulary or a few rows)."""
+        h = self.normed(rows)
+        return np.concatenate([self._transform(h @ self._block(a, b).T) for a, b in self._blocks()], axis=1)
+
+    def read(self, rows: np.ndarray, k: int = 5, next_ids: list[int | None] | None = None) -> LensRows:
+        """Top-k, entropy and the next token's rank and probability of each row, in one pass over the head."""
+        h = self.normed(rows)
+        n = h.shape[0]
+        k = max(1, min(k, self.n_vocab))
+        best_ids = np.zeros((n, 0), dtype=np.int64)
+        best_val = np.zeros((n, 0), dtype=np.float32)
+        m = np.full(n, -np.inf)  # running max, sum of exp(l - m), sum of exp(l - m) * l
+        s = np.zeros(n)
+        t = np.zeros(n)
+        want = np.array([-1 if i is None else int(i) for i in (next_ids or [None] * n)], dtype=np.int64)
+        next_logit = np.full(n, np.nan, dtype=np.float32)
+        above = np.zeros(n, dtype=np.int64)
+        has = (want >= 0) & (want < self.n_vocab)
+        if has.any():
+            rows_of = want[has]
+            w = np.stack([self._block(int(i), int(i) + 1)[0] for i in rows_of])
+            next_logit[has] = self._transform(np.einsum("ij,ij->i", h[has], w))
+        for a, b in self._blocks():
+            lg = self._transform(h @ self._block(a, b).T)  # (n, b - a)
+            higher = lg > next_logit[:, None]
+            own = (want >= a) & (want < b)  # the token itself: never above itself, whatever the rounding
+            higher[np.flatnonzero(own), want[own] - a] = False
+            above += higher.sum(axis=1)
+            cand_ids = np.concatenate([best_ids, np.broadcast_to(np.arange(a, b), lg.shape)], axis=1)
+            cand_val = np.concatenate([best_val, lg], axis=1)
+            keep = np.argpartition(-cand_val, min(k, cand_val.shape[1]) - 1, axis=1)[:, :k]
+            best_ids = np.take_along_axis(cand_ids, keep, axis=1)
+            best_val = np.take_along_axis(cand_val, keep, axis=1)
+            lg64 = lg.astype(np.float64)
+            m_new = np.maximum(m, lg64.max(axis=1))
+            shift = np.exp(m - m_new)
+            e = np.exp(lg64 - m_new[:, None])
+            s = s * shift + e.sum(axis=1)
+            t = t * shift + (e * lg64).sum(axis=1)
+            m = m_new
+        log_z = m + np.log(s)
+        order = np.argsort(-best_val, axis=1, kind="stable")
+        best_ids = np.take_along_axis(best_ids, order, axis=1)
+        best_val = np.take_along_axis(best_val, order, axis=1)
+        return LensRows(
+            top_ids=best_ids,
+            top_p=np.exp(best_val - log_z[:, None]).astype(np.float32),
+            entropy=(log_z - t / s).astype(np.float32),
+            next_rank=np.where(has, above, -1),
+            next_p=np.where(has, np.exp(next_logit - log_z), np.nan).astype(np.float32),
+        )
+
+    # ----- internals -----------------------------------------------------------------------------
+    def _blocks(self) -> list[tuple[int, int]]:
+        return [(a, min(a + VOCAB_BLOCK, self.n_vocab)) for a in range(0, self.n_vocab, VOCAB_BLOCK)]
+
+    def _block(self, a: int, b: int) -> np.ndarray:
+        """Head rows a..b as float32 ``(b - a, n_embd)``."""
+        return np.asarray(_dequantize(self._head[a:b], self._head_type), dtype=np.float32).reshape(b - a, self.n_embd)
+
+    def _transform(self, logits: np.ndarray) -> np.ndarray:
+        if self.softcap:
+            logits = np.tanh(logits / self.softcap) * self.softcap
+        if self.logit_scale:
+            logits = logits / self.logit_scale
+        return logits
+
+
+def _dequantize(data: np.ndarray, qtype: Any) -> np.ndarray:
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    if qtype in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+        return np.asarray(data, dtype=np.float32)
+    return dequantize(np.asarray(data), qtype)

@@ -1,0 +1,127 @@
+"""The logit lens against its own oracle: at the last layer it must give the logits llama.cpp
+computed (real llama-cpp-python, tiny GGUF models of every profiled architecture), and its
+final norm must equal the graph's own final-norm node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from spectra_vis import Llama, TensorCollector, create_callback
+from spectra_vis.analysis.lens import VOCAB_BLOCK, LogitLens
+from spectra_vis.errors import ModelFileError, Unsupported
+from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS, write_tiny_model
+
+PROMPT = "The capital of France is"
+
+
+def run_keeping(path: Path, types: set[str], max_tokens: int = 4) -> tuple[Any, dict[tuple[int, str, int], np.ndarray]]:
+    """A greedy trial; every array of the given types, by (step, type, layer)."""
+    kept: dict[tuple[int, str, int], np.ndarray] = {}
+
+    def keep(info: Any, arr: np.ndarray, step: Any) -> None:
+        if info.type in types:
+            kept[(step.index, info.type, info.layer)] = np.array(arr, dtype=np.float32)
+
+    collector = TensorCollector(preset="full", on_tensor=keep)
+    model = Llama(model_path=str(path), n_ctx=128, n_threads=2, seed=0, cb_eval=create_callback(collector),
+                  verbose=False)
+    collector.start_trial(PROMPT)
+    trial = collector.end_trial(model(PROMPT, max_tokens=max_tokens, temperature=0.0))
+    return trial, kept
+
+
+@pytest.mark.parametrize("arch", SUPPORTED_ARCHS)
+def test_last_layer_lens_is_llama_cpps_logits(tiny_model, arch: str) -> None:
+    path = tiny_model(arch)
+    lens = LogitLens.from_gguf(path)
+    trial, kept = run_keeping(path, {"l_out", "result_norm", "norm"})
+    last = max(L for (_, t, L) in kept if t == "l_out" and L < 998)
+    assert len(trial.steps) == len(trial.sampled) >= 3
+    for step in trial.steps:
+        row = kept[(step.index, "l_out", last)].reshape(-1, lens.n_embd)[-1:]
+        # the final norm: the graph's own node of it
+        final = next(v for (s, t, L), v in kept.items() if s == step.index and L == 998)
+        np.testing.assert_allclose(lens.normed(row)[0], final.reshape(-1, lens.n_embd)[-1], rtol=1e-4, atol=1e-5)
+        got = lens.read(row, k=10, next_ids=[trial.sampled[step.index]])
+        stored = step.logits
+        assert stored is not None
+        assert got.top_ids[0, 0] == stored["ids"][0] == trial.sampled[step.index], f"step {step.index}"
+        assert got.next_rank[0] == 0
+        full = lens.logits(row)[0]
+        np.testing.assert_allclose(full[np.asarray(stored["ids"])], stored["logits"], rtol=2e-2, atol=1e-4)
+        # probabilities and entropy against a direct numpy softmax of the same logits
+        p = np.exp(full - full.max())
+        p /= p.sum()
+        np.testing.assert_allclose(got.top_p[0], p[got.top_ids[0]], rtol=1e-4)
+        assert got.entropy[0] == pytest.approx(float(-(p * np.log(p)).sum()), rel=1e-4)
+        assert got.next_p[0] == pytest.approx(float(p[trial.sampled[step.index]]), rel=1e-4)
+
+
+def test_one_pass_over_blocks_equals_all_logits_at_once(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streaming top-k, log-sum-exp and ranks across vocabulary blocks equal the whole-vocabulary answer."""
+    lens = LogitLens.from_gguf(tiny_llama)
+    rows = np.random.default_rng(0).normal(size=(7, lens.n_embd)).astype(np.float32)
+    want = lens.read(rows, k=5, next_ids=[3, None, 10, 0, 50, 7, 99])
+    monkeypatch.setattr("spectra_vis.analysis.lens.VOCAB_BLOCK", 7)  # many small blocks
+    got = lens.read(rows, k=5, next_ids=[3, None, 10, 0, 50, 7, 99])
+    assert VOCAB_BLOCK > lens.n_vocab > 7 * 5
+    np.testing.assert_array_equal(got.top_ids, want.top_ids)
+    np.testing.assert_allclose(got.top_p, want.top_p, rtol=1e-5)
+    np.testing.assert_allclose(got.entropy, want.entropy, rtol=1e-5)
+    np.testing.assert_array_equal(got.next_rank, want.next_rank)
+    full = lens.logits(rows)
+    ranks = [(full[i] > full[i, t]).sum() if t is not None else -1 for i, t in enumerate([3, None, 10, 0, 50, 7, 99])]
+    np.testing.assert_array_equal(got.next_rank, ranks)
+    assert np.isnan(got.next_p[1]) and got.next_rank[1] == -1
+
+
+def test_an_architecture_the_lens_cannot_mirror_is_refused(tmp_path: Path) -> None:
+    from gguf import GGUFWriter
+
+    out = tmp_path / "cohere.gguf"
+    w = GGUFWriter(str(out), "command-r")
+    w.add_block_count(1)
+    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(Unsupported, match="logit lens not supported for command-r"):
+        LogitLens.from_gguf(out)
+
+
+def test_a_model_without_an_output_head_is_a_one_line_error(tmp_path: Path) -> None:
+    from gguf import GGUFWriter
+
+    out = tmp_path / "headless.gguf"
+    w = GGUFWriter(str(out), "llama")
+    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ModelFileError, match="has no output.weight or token_embd.weight") as info:
+        LogitLens.from_gguf(out)
+    assert "\n" not in str(info.value)
+
+
+def test_quantized_head_is_dequantized(tmp_path: Path) -> None:
+    """A Q8_0 model made with llama.cpp's own quantizer: the lens still reproduces its top-1."""
+    import llama_cpp
+
+    src = write_tiny_model(tmp_path / "f32.gguf", arch="llama", seed=1)
+    dst = tmp_path / "q8.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    assert llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params) == 0
+    lens = LogitLens.from_gguf(dst)
+    assert lens._head_type.name not in ("F32", "F16")
+    trial, kept = run_keeping(dst, {"l_out"}, max_tokens=3)
+    last = max(L for (_, t, L) in kept if t == "l_out" and L < 998)
+    for step in trial.steps:
+        row = kept[(step.index, "l_out", last)].reshape(-1, lens.n_embd)[-1:]
+        assert lens.read(row, k=1).top_ids[0, 0] == trial.sampled[step.index]
