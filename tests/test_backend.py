@@ -30,6 +30,7 @@ from pydantic import TypeAdapter
 
 from backend import schemas as S
 from spectra_vis.analysis import interpret
+from spectra_vis.store.capture_file import VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 STATS = ["l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite"]
@@ -205,7 +206,7 @@ class TestServerProcess:
         files = ok(server.get("/api/files"), S.FilesOut)["files"]
         by_path = {f["path"]: f for f in files}
         assert by_path["tiny.json"]["valid"] and by_path["tiny.json"]["model"] == "tiny-llama"
-        assert by_path["tiny.json"]["trials"] == 2 and by_path["tiny.json"]["version"] == "2.0"
+        assert by_path["tiny.json"]["trials"] == 2 and by_path["tiny.json"]["version"] == VERSION
         assert by_path["legacy_v1.json"]["legacy"] is True and by_path["legacy_v1.json"]["version"] == "1.0"
         assert by_path["sub/nested.json"]["valid"]
         assert by_path["bad/garbage.json"]["valid"] is False and "JSON" in by_path["bad/garbage.json"]["error"]
@@ -508,7 +509,7 @@ class TestServerProcess:
         [
             ("garbage.json", ["garbage.json", "not valid JSON"]),
             ("truncated.json", ["truncated"]),
-            ("wrong_schema.json", ["format v2.0", "tensors"]),
+            ("wrong_schema.json", [f"format v{VERSION}", "tensors"]),
             ("not_capture.json", ["not a Spectra Vis capture"]),
             ("empty.json", ["empty"]),
         ],

@@ -46,3 +46,40 @@ def test_gemma_without_a_chat_template_stays_raw(gemma_path: Path) -> None:
     assert trial.chat is False and trial.prompt_text == prompt
     assert trial.token_ids[: trial.n_prompt] == expected
     assert trial.template is not None and not any(trial.template[1:])  # only the BOS is not the user's
+
+
+def test_gemma_residual_vectors_and_the_last_layer_lens(gemma_path: Path, tmp_path: Path) -> None:
+    """A default capture keeps the residual stream: its row norms are the captured l2 statistics
+    (within float16 rounding; Gemma's residual stream needs the per-row scale), and the logit lens
+    of the last layer's rows gives llama.cpp's own logits at every step."""
+    import numpy as np
+    import pytest
+
+    from spectra_vis import capture
+    from spectra_vis.analysis.lens import LogitLens
+
+    out = tmp_path / "gemma.json"
+    capture(gemma_path, ["The capital of France is"], max_tokens=6, n_ctx=256, n_threads=2, out=out)
+    cap = load_capture(out)
+    trial = cap.trial(0)
+    l2 = cap.data["stat_names"].index("l2")
+    for L in range(18):
+        tid = next(t["id"] for t in cap.tensors if t["type"] == "l_out" and t["layer"] == L)
+        vec = cap.vectors(0, f"blocks.{L}.hook_resid_post")
+        for step in trial["steps"]:
+            rows = step["rows"].get(str(tid))
+            want = [r[l2] for r in rows] if rows else [step["stats"][str(tid)][l2]]
+            end = step["pos"] + step["n_tokens"]
+            got = np.linalg.norm(vec[end - len(want) : end], axis=1)
+            np.testing.assert_allclose(got, want, rtol=3e-3)
+    lens = LogitLens.from_gguf(gemma_path)
+    last = cap.vectors(0, "blocks.17.hook_resid_post")
+    sampled = trial["tokens"]["ids"][trial["tokens"]["n_prompt"] :]
+    for i, step in enumerate(trial["steps"]):
+        row = last[step["pos"] + step["n_tokens"] - 1 : step["pos"] + step["n_tokens"]]
+        got = lens.read(row, k=10, next_ids=[sampled[i]])
+        assert got.top_ids[0, 0] == step["logits"]["ids"][0] == sampled[i], f"step {i}"
+        full = lens.logits(row)[0]
+        # llama.cpp quantizes the activations to 8 bits before the quantized head: about 1%
+        np.testing.assert_allclose(full[step["logits"]["ids"]], step["logits"]["logits"], rtol=2e-2)
+        assert got.next_rank[0] == 0 and got.top_p[0, 0] == pytest.approx(got.next_p[0], rel=1e-4)

@@ -107,7 +107,7 @@ def test_default_file_name_and_quiet(tiny_llama: Path, tmp_path: Path) -> None:
     result = run("--model", str(tiny_llama), "--prompt", "hello world", "--max-tokens", "2", "--quiet",
                  "--preset", "observe", env={"SPECTRA_DATA_DIR": str(data)})  # fmt: skip
     assert result.returncode == 0, result.stderr
-    (saved,) = data.iterdir()
+    (saved,) = data.glob("*.json")
     assert re.fullmatch(r"capture_tiny-llama_\d{8}_\d{6}\.json", saved.name)
     assert result.stdout.strip() == str(saved)  # --quiet prints the path only
     assert load_capture(saved).data["preset"]["name"] == "observe"
@@ -251,7 +251,7 @@ def test_interactive_wizard_answers_every_question(spaced_model: Path, tmp_path:
     child.expect("Capture summary")
     child.expect("start_server")
     assert finish(child) == 0
-    (saved,) = data.iterdir()
+    (saved,) = data.glob("*.json")
     assert re.fullmatch(r"capture_tiny-llama_\d{8}_\d{6}\.json", saved.name)
     cap = load_capture(saved)
     assert [t["prompt"] for t in cap.trials] == [*C.SAMPLE_PROMPTS, "my own prompt"]
@@ -318,7 +318,7 @@ def test_no_model_offers_the_demo_model(tmp_path: Path) -> None:
     child.send(ENTER)
     child.expect("Capture summary", timeout=180)
     assert finish(child) == 0
-    (saved,) = out_dir.iterdir()
+    (saved,) = out_dir.glob("*.json")
     assert load_capture(saved).model["architecture"] == "gemma3"
 
 
@@ -396,7 +396,7 @@ def test_chat_errors_exit_2_with_one_line(tiny_llama: Path, tmp_path: Path) -> N
     ok = run("--model", str(broken), "--prompt", "hi", "--raw", "--max-tokens", "2", "--quiet",
              env={"SPECTRA_DATA_DIR": str(data)})  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    (saved,) = data.iterdir()
+    (saved,) = data.glob("*.json")
     assert load_capture(saved).trials[0]["chat"] is False
 
 
@@ -424,6 +424,6 @@ def test_interactive_wizard_asks_the_prompt_format_of_a_templated_model(tiny_cha
     child.send(ENTER)
     child.expect("Capture summary")
     assert finish(child) == 0
-    (saved,) = data.iterdir()
+    (saved,) = data.glob("*.json")
     (trial,) = load_capture(saved).trials
     assert trial["chat"] is False and trial["prompt_text"] == "hello world"

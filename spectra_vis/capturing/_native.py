@@ -39,7 +39,8 @@ FLAG_SETS = (BASE_FLAGS, BASE_FLAGS + ("-DSV_NO_CLONES",))  # target_clones need
 MAX_LOGITS = 64
 
 # Entry flags (SV_* in the C file)
-WANT, PYDATA, ATTN, LOGITS, ROWAX1 = 1, 2, 4, 8, 16
+WANT, PYDATA, ATTN, LOGITS, ROWAX1, VEC = 1, 2, 4, 8, 16, 32
+DONE_BIT = 1 << 30  # set in the tid C gives on_data when it read the statistics itself (VEC nodes)
 
 
 # typedef int32_t (*sv_graph_fn)(void *tensor);

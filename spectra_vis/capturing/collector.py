@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from spectra_vis.capturing import _ggml
 from spectra_vis.capturing._ggml import llama_cpp_version
 from spectra_vis.capturing.engines import Engine, PythonEngine
@@ -47,10 +49,20 @@ class TensorCollector(Recorder):
         categories: list[str] | None = None,
         top_k: int | None = None,
         full_attention: bool | None = None,
+        vectors: list[str] | None = None,
+        vector_dtype: str | None = None,
+        max_vector_bytes: int | None = None,
         on_tensor: TensorHook | Iterable[TensorHook] = (),
     ) -> None:
         chosen = make_preset(
-            preset, patterns=patterns, categories=categories, top_k=top_k, full_attention=full_attention
+            preset,
+            patterns=patterns,
+            categories=categories,
+            top_k=top_k,
+            full_attention=full_attention,
+            vectors=vectors,
+            vector_dtype=vector_dtype,
+            max_vector_bytes=max_vector_bytes,
         )
         super().__init__(chosen, verbose=verbose, on_tensor=on_tensor)
         self.model_family = model_family.lower()
@@ -138,6 +150,7 @@ class TensorCollector(Recorder):
             tensors=[t.to_dict() for t in self.tensors],
             trials=[t.to_dict(len(self.tensors)) for t in self.trials],
             llama_cpp_python=llama_cpp_version(),
+            arrays=_vector_arrays(self.trials),
         )
 
     def save_to_json(self, filepath: str) -> str:
@@ -185,6 +198,27 @@ class TensorCollector(Recorder):
         n_layer = len({t.layer for t in self.tensors if 0 <= t.layer < FINAL_NORM_LAYER})
         family = self.model_family if self.model_family != "auto" else "generic"
         return blank_card(os.path.basename(self.model_path or "unknown.gguf"), family, "unknown", n_layer)
+
+
+def _vector_arrays(trials: list[TrialData]) -> dict[str, np.ndarray]:
+    """Per trial and tensor, its rows in step order, each row's token position and scale
+    (``store.vectors``'s names): a step of m rows holds its last m tokens."""
+    out: dict[str, np.ndarray] = {}
+    for trial in trials:
+        rows: dict[int, list[np.ndarray]] = {}
+        pos: dict[int, list[np.ndarray]] = {}
+        scales: dict[int, list[np.ndarray]] = {}
+        for step in trial.steps:
+            end = step.pos + step.n_tokens
+            for tid, r in step.vectors.items():
+                rows.setdefault(tid, []).append(r)
+                pos.setdefault(tid, []).append(np.arange(end - len(r), end, dtype=np.int32))
+                scales.setdefault(tid, []).append(step.vector_scales[tid])
+        for tid, parts in rows.items():
+            out[f"t{trial.trial_id}.{tid}"] = np.concatenate(parts)
+            out[f"t{trial.trial_id}.{tid}.pos"] = np.concatenate(pos[tid])
+            out[f"t{trial.trial_id}.{tid}.scale"] = np.concatenate(scales[tid])
+    return out
 
 
 def _response_text(response: Any) -> str:

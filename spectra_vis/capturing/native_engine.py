@@ -162,7 +162,11 @@ class NativeEngine:
         return tid | (self._flags(tid) << 32)
 
     def _on_data(self, ptr: int, tid: int) -> None:
-        if self._step is not None:
+        if self._step is None:
+            return
+        if tid & _native.DONE_BIT:  # C has the statistics: only the rows are Python's
+            self.recorder.keep_vector(ptr, tid & ~_native.DONE_BIT, self._step)
+        else:
             self.recorder.read(ptr, tid, self._step)
 
     def _flags(self, tid: int) -> int:
@@ -174,6 +178,8 @@ class NativeEngine:
         flags = _native.WANT if wanted else 0
         if wanted and rec.hooks:
             flags |= _native.PYDATA
+        if rec.keeps_vector(tid):
+            flags |= _native.VEC
         if ttype == "kq_soft_max":
             flags |= _native.ATTN
             if rec.preset.full_attention:

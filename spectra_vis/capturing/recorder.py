@@ -95,6 +95,10 @@ class Recorder:
         self._tids: dict[Any, int] = {}
         self._keys: set[str] = set()
         self._want: list[bool] = []
+        self._vec: list[bool] = []  # per tid: its rows are kept whole
+        self.vector_bytes = 0  # kept so far, over the whole capture (the preset's max_vector_bytes)
+        self.vectors_stopped: str | None = None  # why vectors stopped, once the budget is reached
+        self._vec_width: dict[int, int] = {}  # tid -> its row width (a node whose width changes keeps its first)
         self._variants: dict[int, tuple[dict[tuple[str, str], int], dict[str, int]]] = {}
         self._model_ref: Callable[[], Any] | None = None
         self._pending: tuple[list[int], list[int], int] | None = None
@@ -167,6 +171,15 @@ class Recorder:
     def wants(self, tid: int) -> bool:
         return self._want[tid]
 
+    def keeps_vector(self, tid: int) -> bool:
+        return self._vec[tid]
+
+    def keep_vector(self, ptr: int, tid: int, step: Step) -> None:
+        """Keep the rows of node ``tid`` (its data is ready; the statistics were read elsewhere)."""
+        arr = _ggml.read_array(ptr, _ggml.tensor(ptr))
+        if arr is not None:
+            self._keep_rows(arr, tid, step)
+
     def read(self, ptr: int, tid: int, step: Step) -> None:
         """Read node ``tid`` (its data is ready) into ``step``: statistics, rows, attention, logits;
         then the ``on_tensor`` hooks see it."""
@@ -185,6 +198,8 @@ class Recorder:
                 step.rows[tid] = rows_stats(rows)
             if info.name == LOGITS_NODE:
                 step.logits = top_logits(arr, LOGITS_TOP_K)
+            if self._vec[tid]:
+                self._keep_rows(arr, tid, step)
         for hook in self.hooks:
             self.guarded(None, hook, info, arr, step)
 
@@ -194,6 +209,29 @@ class Recorder:
         if trial is not None and len(trial.errors) < MAX_ERRORS:
             step = trial.steps[-1].index if trial.steps else None
             trial.errors.append(f"step {step}: {message}")
+
+    def _keep_rows(self, arr: np.ndarray, tid: int, step: Step) -> None:
+        """The step's rows of ``arr`` as vectors, within the byte budget (past it: none, and the trial
+        says where and why). A tensor with fewer rows than the step's tokens holds its last ones:
+        llama.cpp computes only the rows it outputs in the last layer (``inp_out_ids``)."""
+        if self.vectors_stopped is not None:
+            return
+        rows = _vector_rows(arr, step.n_tokens)
+        if rows is None or self._vec_width.setdefault(tid, rows.shape[1]) != rows.shape[1]:
+            return
+        dtype = np.float16 if self.preset.vector_dtype == "f16" else np.float32
+        size = rows.size * np.dtype(dtype).itemsize + 4 * len(rows)
+        budget = self.preset.max_vector_bytes
+        if self.vector_bytes + size > budget:
+            info = self.tensors[tid]
+            self.vectors_stopped = f"max_vector_bytes ({budget:,} bytes) reached at {info.key}"
+            if self.current_trial is not None:
+                self.current_trial.vectors_dropped = {"step": step.index, "reason": self.vectors_stopped}
+            return
+        scale = _f16_scales(rows) if dtype is np.float16 else np.ones(len(rows), dtype=np.float32)
+        step.vectors[tid] = (rows / scale[:, None]).astype(dtype)  # a copy: the array is llama.cpp's memory
+        step.vector_scales[tid] = scale
+        self.vector_bytes += size
 
     def check_lost_mass(self, lost: float) -> None:
         """Attention probability beyond the cropped sequence means KV cells are not positions."""
@@ -262,8 +300,12 @@ class Recorder:
             captured=False,
         )
         info.captured = self.preset.wants(name, ttype, category, info.view)
+        info.vector = info.captured and ttype not in ROW_AXIS_FROM_END and self.preset.wants_vector(
+            name, ttype, category, info.view
+        )
         self.tensors.append(info)
         self._want.append(info.captured)
+        self._vec.append(info.vector)
         self._tids[key] = tid
         return tid
 
@@ -328,3 +370,25 @@ def _token_rows(arr: np.ndarray, n_tokens: int, axis_from_end: int | None) -> np
     if axis < 0 or arr.shape[axis] != n_tokens:
         return None
     return np.moveaxis(arr, axis, 0).reshape(n_tokens, -1)
+
+
+def _vector_rows(arr: np.ndarray, n_tokens: int) -> np.ndarray | None:
+    """The tensor as (m, width) token rows: m == n_tokens along axis 0, or a single row (the last
+    token: the output row of the last layer, or a one-token step); else None."""
+    if arr.ndim == 1:  # one row (ggml's shape drops size-1 dims): the step's last token
+        return arr.reshape(1, -1)
+    if arr.ndim < 2 or not (arr.shape[0] == n_tokens or (arr.ndim == 2 and arr.shape[0] == 1)):
+        return None
+    return arr.reshape(arr.shape[0], -1)
+
+
+F16_LIMIT = 32768.0  # rows are scaled so that no stored value is above this (float16's max is 65504)
+
+
+def _f16_scales(rows: np.ndarray) -> np.ndarray:
+    """Per row, a power of two that brings the row inside float16's range (1 for almost every row;
+    Gemma's residual stream reaches 1e5). Powers of two scale without rounding anything."""
+    absmax = np.max(np.abs(rows), axis=1) if rows.size else np.zeros(len(rows))
+    finite = np.where(np.isfinite(absmax), absmax, 0.0)
+    exp = np.ceil(np.log2(np.maximum(finite, F16_LIMIT) / F16_LIMIT))
+    return np.exp2(exp).astype(np.float32)

@@ -30,6 +30,14 @@ STANDARD_TYPES = frozenset(
     }
 )
 
+# What standard keeps as whole rows (activation vectors): the residual stream before and after every
+# block, what attention and the FFN add to it, and the final norm's output (the logit lens's input).
+STANDARD_VECTOR_TYPES = frozenset(
+    {"embd", "inp_scaled", "l_out", "attn_out", "ffn_out", "attn_post_norm", "ffn_post_norm", "result_norm"}
+)
+VECTOR_DTYPES = ("f16", "f32")
+DEFAULT_MAX_VECTOR_BYTES = 512 * 2**20
+
 PRESET_HELP = {
     "observe": "names, ops, shapes and counts only; reads no values and does not slow inference",
     "standard": "per layer: residual stream, attention and FFN outputs, attention patterns; plus logits",
@@ -47,6 +55,9 @@ class Preset:
     categories: list[str] = field(default_factory=list)
     top_k: int = 8
     full_attention: bool = False
+    vectors: list[str] | None = None  # patterns of nodes whose rows are kept; None: the preset's own
+    vector_dtype: str = "f16"
+    max_vector_bytes: int = DEFAULT_MAX_VECTOR_BYTES
 
     def __post_init__(self) -> None:
         if self.name not in PRESETS:
@@ -55,6 +66,10 @@ class Preset:
             raise ValueError("the custom preset needs patterns (e.g. 'l_out*') and/or categories")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.vector_dtype not in VECTOR_DTYPES:
+            raise ValueError(f"vector_dtype must be f16 or f32, not {self.vector_dtype!r}")
+        if self.max_vector_bytes < 0:
+            raise ValueError(f"max_vector_bytes must be 0 or more, got {self.max_vector_bytes}")
 
     def wants(self, raw_name: str, tensor_type: str, category: str, view: bool) -> bool:
         """Whether the callback asks for this node's data."""
@@ -68,6 +83,14 @@ class Preset:
             fnmatch.fnmatchcase(raw_name, p) or fnmatch.fnmatchcase(tensor_type, p) for p in self.patterns
         )
 
+    def wants_vector(self, raw_name: str, tensor_type: str, category: str, view: bool) -> bool:
+        """Whether the rows of a node this preset reads are kept whole (activation vectors)."""
+        if self.vectors is not None:
+            return any(fnmatch.fnmatchcase(raw_name, p) or fnmatch.fnmatchcase(tensor_type, p) for p in self.vectors)
+        if self.name == "standard":
+            return tensor_type in STANDARD_VECTOR_TYPES and not view
+        return self.name in ("full", "custom") and self.wants(raw_name, tensor_type, category, view)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -75,6 +98,9 @@ class Preset:
             "categories": list(self.categories),
             "top_k": self.top_k,
             "full_attention": self.full_attention,
+            "vectors": None if self.vectors is None else list(self.vectors),
+            "vector_dtype": self.vector_dtype,
+            "max_vector_bytes": self.max_vector_bytes,
         }
 
 

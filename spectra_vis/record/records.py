@@ -30,6 +30,7 @@ class TensorInfo:
     order: int
     view: bool
     captured: bool
+    vector: bool = False  # its rows are kept whole (activation vectors, in the companion file)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -50,6 +51,8 @@ class Step:
     rows: dict[int, np.ndarray] = field(default_factory=dict)
     attention: dict[int, dict[str, Any]] = field(default_factory=dict)
     logits: dict[str, Any] | None = None
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # tid -> the step's last rows, (m, width)
+    vector_scales: dict[int, np.ndarray] = field(default_factory=dict)  # tid -> (m,) float32: row = stored * scale
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +95,7 @@ class TrialData:
     interrupted: bool = False
     errors: list[str] = field(default_factory=list)
     tensor_counts: dict[str, int] = field(default_factory=dict)
+    vectors_dropped: dict[str, Any] | None = None  # where and why vectors stopped (the byte budget)
 
     def timings(self) -> dict[str, float | None]:
         pre = [s for s in self.steps if s.phase == "prefill"]
@@ -125,4 +129,5 @@ class TrialData:
             "interrupted": self.interrupted,
             "errors": self.errors,
             "steps": [s.to_dict() for s in self.steps],
+            **({"vectors_dropped": self.vectors_dropped} if self.vectors_dropped else {}),
         }

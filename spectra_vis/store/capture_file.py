@@ -16,14 +16,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from typing_extensions import TypedDict
 
 from spectra_vis.errors import CaptureError, NotFound
+from spectra_vis.record.hooks import hook_names as tl_hook_names
 from spectra_vis.record.stats import STAT_NAMES
+from spectra_vis.store import vectors
 
 FORMAT = "spectra-vis-capture"
-VERSION = "2.0"
+VERSION = "2.1"
+READABLE_VERSIONS = ("2.0", "2.1")  # 2.1 adds activation vectors (a companion file); 2.0 files still load
 LEGACY_VERSION = "1.0"
 SCHEMA_FILE = "capture-v2.schema.json"
 
@@ -63,7 +67,7 @@ def validate(data: dict[str, Any]) -> None:
         path, message = (list(error.absolute_path), error.message) if error is not None else ([], "")
     if error is not None:
         where = "/".join(str(p) for p in path) or "(top level)"
-        raise CaptureError(f"capture does not match format v{VERSION} at {where}: {message[:200]}")
+        raise CaptureError(f"capture does not match format v{data.get('version', VERSION)} at {where}: {message[:200]}")
 
 
 def tool_version() -> str:
@@ -107,10 +111,18 @@ def trial_of(doc: dict[str, Any], trial_id: int) -> dict[str, Any]:
 class Capture:
     """A capture in memory: the JSON document plus accessors. ``legacy`` captures are read-only."""
 
-    def __init__(self, data: dict[str, Any], path: Path | None = None, legacy: bool = False) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        path: Path | None = None,
+        legacy: bool = False,
+        arrays: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.data = data
         self.path = path
         self.legacy = legacy
+        self.arrays = arrays or {}  # the activation vectors (store.vectors names); memory-mapped once loaded
+        self.notices: list[str] = []  # what loading could not give, said once (e.g. a missing vectors file)
 
     # ----- construction ---------------------------------------------------------------
     @classmethod
@@ -123,6 +135,7 @@ class Capture:
         tensors: list[dict[str, Any]],
         trials: list[dict[str, Any]],
         llama_cpp_python: str,
+        arrays: dict[str, np.ndarray] | None = None,
     ) -> Capture:
         """A new capture document from its parts (``TensorCollector.to_capture`` gives them)."""
         doc = {
@@ -138,7 +151,7 @@ class Capture:
             "trials": trials,
         }
         # One round trip makes the in-memory document exactly what a reader of the file gets.
-        return cls(orjson.loads(_dumps(doc)))
+        return cls(orjson.loads(_dumps(doc)), arrays=arrays)
 
     # ----- files ----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -149,12 +162,32 @@ class Capture:
         return _dumps(self.data)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Validate and write atomically (temporary file in the same folder, then rename)."""
-        payload = self.to_bytes()
+        """Validate and write atomically (temporary file in the same folder, then rename); the
+        vectors, when there are any, first, into the companion file beside it."""
         target = Path(path).expanduser()
+        if self.arrays:
+            name = vectors.companion_name(target)
+            digest = vectors.write(target.with_name(name), self.arrays)
+            self.data["vectors"] = self._vector_index(name, digest)
+        payload = self.to_bytes()
         atomic_write(target, payload)
         self.path = target
         return target
+
+    def _vector_index(self, name: str, digest: str) -> dict[str, Any]:
+        arrays = {}
+        for key, arr in self.arrays.items():
+            if key.endswith((".pos", ".scale")):
+                continue
+            trial, tensor = key[1:].split(".")
+            arrays[key] = {"trial": int(trial), "tensor": int(tensor), "shape": list(arr.shape)}
+        return {
+            "file": name,
+            "sha256": digest,
+            "dtype": self.data["preset"].get("vector_dtype", "f16"),
+            "bytes": int(sum(a.nbytes for a in self.arrays.values())),
+            "arrays": arrays,
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], max_bytes: int | None = None) -> Capture:
@@ -169,7 +202,25 @@ class Capture:
             raise CaptureError(f"{p.name} is {size} bytes, over the limit of {max_bytes}")
         capture = cls.from_bytes(p.read_bytes(), name=p.name)
         capture.path = p
+        capture.attach_vectors(p.parent)
         return capture
+
+    def attach_vectors(self, folder: Path, max_bytes: int | None = None) -> None:
+        """Memory-map the companion file the capture names, from ``folder``. A missing file is a
+        notice (the statistics are all there); one that does not match is a CaptureError."""
+        index = self.data.get("vectors")
+        if not index:
+            return
+        name = index["file"]
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise CaptureError(f"the capture names its vectors file {name!r}: only a file name beside it is allowed")
+        companion = folder / name
+        if not companion.is_file():
+            self.notices.append(f"vectors file {name} is missing: statistics only (put it beside the capture)")
+            return
+        if max_bytes is not None and companion.stat().st_size > max_bytes:
+            raise CaptureError(f"{name} is {companion.stat().st_size} bytes, over the limit of {max_bytes}")
+        self.arrays = vectors.open_mapped(companion, index)
 
     @classmethod
     def from_bytes(cls, raw: bytes, name: str = "capture") -> Capture:
@@ -186,8 +237,9 @@ class Capture:
             return cls(_from_legacy(data, name), legacy=True)
         if data.get("format") != FORMAT:
             raise CaptureError(f"{name} is not a Spectra Vis capture (no 'format': '{FORMAT}')")
-        if data.get("version") != VERSION:
-            raise CaptureError(f"{name} has capture version {data.get('version')!r}; this reader knows {VERSION}")
+        if data.get("version") not in READABLE_VERSIONS:
+            known = ", ".join(READABLE_VERSIONS)
+            raise CaptureError(f"{name} has capture version {data.get('version')!r}; this reader knows {known}")
         validate(data)
         return cls(data)
 
@@ -206,6 +258,43 @@ class Capture:
 
     def trial(self, trial_id: int) -> dict[str, Any]:
         return dict(trial_of(self.data, trial_id))
+
+    # ----- activation vectors -----------------------------------------------------------
+    def hook_names(self, trial_id: int = 0) -> list[str]:
+        """The TransformerLens hook names of the vectors this capture holds for a trial."""
+        trial_of(self.data, trial_id)
+        held = self._vector_tids(trial_id)
+        return [name for name, tid in tl_hook_names(self.data["tensors"]).items() if tid in held]
+
+    def vectors(self, trial_id: int, name: str) -> np.ndarray:
+        """The rows of one tensor over the trial, ``(n_tokens, width)`` float32 in token order, by
+        TransformerLens hook name (``blocks.5.hook_resid_post``) or capture key (``l_out-5``). Rows
+        llama.cpp never computed are NaN: the last sampled token, and in the last layer the prompt
+        tokens before the last (llama.cpp evaluates only the rows it outputs there)."""
+        trial = trial_of(self.data, trial_id)
+        if not self.arrays:
+            why = self.notices[0] if self.notices else "it was captured without vectors (preset observe, or vectors=[])"
+            raise NotFound(f"this capture holds no vectors: {why}")
+        by_hook = tl_hook_names(self.data["tensors"])
+        by_key = {t["key"]: t["id"] for t in self.data["tensors"]}
+        tid = by_hook.get(name, by_key.get(name))
+        key = f"t{trial_id}.{tid}"
+        if tid is None or key not in self.arrays:
+            held = self._vector_tids(trial_id)
+            names = [n for n, i in by_hook.items() if i in held]
+            names = names or [t["key"] for t in self.data["tensors"] if t["id"] in held]
+            raise NotFound(f"no vectors {name!r} in trial {trial_id}; available: {', '.join(names[:40]) or 'none'}")
+        rows, pos = self.arrays[key], np.asarray(self.arrays[f"{key}.pos"])
+        scale = np.asarray(self.arrays[f"{key}.scale"], dtype=np.float32)
+        n = len(trial["tokens"]["ids"])
+        out = np.full((n, rows.shape[1]), np.nan, dtype=np.float32)
+        inside = pos < n
+        out[pos[inside]] = np.asarray(rows, dtype=np.float32)[inside] * scale[inside, None]
+        return out
+
+    def _vector_tids(self, trial_id: int) -> set[int]:
+        prefix = f"t{trial_id}."
+        return {int(k.split(".")[1]) for k in self.arrays if k.startswith(prefix) and k.count(".") == 1}
 
     def tensor_ids(self, **where: Any) -> list[int]:
         """Ids of tensors whose fields equal the given values, e.g. tensor_ids(type="l_out")."""

@@ -14,7 +14,10 @@ export type Stats = [(number | null), (number | null), (number | null), (number 
  */
 export interface SpectraVisCapture {
 format: "spectra-vis-capture"
-version: "2.0"
+/**
+ * 2.1 adds activation vectors (the optional vectors block, Tensor.vector, Trial.vectors_dropped, the preset's vector options); 2.0 files have none
+ */
+version: ("2.0" | "2.1")
 /**
  * ISO 8601 time the capture was saved
  */
@@ -38,6 +41,32 @@ options?: {
 stat_names: string[]
 tensors: Tensor[]
 trials: Trial[]
+/**
+ * The companion file of activation vectors (safetensors), beside this file
+ */
+vectors?: {
+/**
+ * File name, in the same folder
+ */
+file: string
+sha256: string
+dtype: ("f16" | "f32")
+bytes: number
+/**
+ * t<trial>.<tensor id> -> its rows (n, width) in step order; t<trial>.<tensor id>.pos holds each row's token position
+ */
+arrays: {
+[k: string]: {
+trial: number
+tensor: number
+/**
+ * @minItems 2
+ * @maxItems 2
+ */
+shape: [number, number]
+}
+}
+}
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema
@@ -73,6 +102,18 @@ patterns: string[]
 categories: string[]
 top_k: number
 full_attention: boolean
+/**
+ * Glob patterns (names or types) of the nodes whose rows are kept whole; null: the preset's own choice
+ */
+vectors?: (string[] | null)
+/**
+ * How vectors are stored
+ */
+vector_dtype?: ("f16" | "f32")
+/**
+ * Byte budget of the vectors of the whole capture; past it vectors stop, statistics go on
+ */
+max_vector_bytes?: number
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema
@@ -122,6 +163,10 @@ view: boolean
  * Whether the preset read its values
  */
 captured: boolean
+/**
+ * Its rows are kept whole in the vectors file; absent in 2.0 files: false
+ */
+vector?: boolean
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema
@@ -164,6 +209,13 @@ counts: number[]
 interrupted: boolean
 errors: string[]
 steps: Step[]
+/**
+ * Where and why this trial's vectors stopped (the byte budget); absent when none were dropped
+ */
+vectors_dropped?: {
+step: number
+reason: string
+}
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema

@@ -40,6 +40,8 @@
 #define SV_WANT 1u     /* ask for the node's data */
 #define SV_PYDATA 2u   /* the data phase is Python's (full attention matrices, custom hooks) */
 #define SV_ATTN 4u     /* attention probabilities: top-k and entropy instead of statistics */
+#define SV_VEC 32u     /* Python also keeps the rows (activation vectors) after C read the statistics */
+#define SV_DONE_BIT (1 << 30) /* in the tid given to on_data: C already read the statistics */
 #define SV_LOGITS 8u   /* logits: statistics plus the top tokens of the last row */
 #define SV_ROWAX1 16u  /* token rows along ggml dim 1 (kq, kq_soft_max, kqv) */
 
@@ -525,6 +527,7 @@ static void sv_data(sv_state *s, struct sv_tensor *t) {
     int done = 0;
     if (!(f & SV_PYDATA) && sv_readable(t)) done = (f & SV_ATTN) ? sv_attention(s, t, s->last_tid) : sv_stats(s, t, s->last_tid, f);
     if (!done) s->on_data(t, s->last_tid);
+    else if (f & SV_VEC) s->on_data(t, s->last_tid | SV_DONE_BIT);
 }
 
 /* ----- the ask phase: layouts ----------------------------------------------------------- */

@@ -1,0 +1,191 @@
+"""Activation vectors (capture format 2.1) on real llama-cpp-python: what is kept, against the arrays
+llama.cpp handed to an independent hook and against the captured row statistics; the companion
+file's round trip, memory-mapping and refusals; the byte budget; TransformerLens names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from spectra_vis import Capture, Llama, TensorCollector, capture, create_callback, load_capture
+from spectra_vis.capturing.recorder import _f16_scales
+from spectra_vis.errors import CaptureError, NotFound
+from spectra_vis.store import vectors as V
+
+PROMPT = "The capital of France is"
+F16 = dict(rtol=2e-3, atol=2e-3)
+
+
+def hooked(path: Path, native: bool | None = None, **options: Any) -> tuple[Capture, dict[tuple[int, int], np.ndarray]]:
+    """A standard capture of 4 greedy tokens, and every array the preset read (an independent copy)."""
+    seen: dict[tuple[int, int], np.ndarray] = {}
+
+    def keep(info: Any, arr: np.ndarray, step: Any) -> None:
+        seen[(step.index, info.id)] = np.array(arr, dtype=np.float32)
+
+    collector = TensorCollector(preset="standard", on_tensor=keep, **options)
+    model = Llama(model_path=str(path), n_ctx=128, n_threads=2, seed=0, cb_eval=create_callback(collector, native),
+                  verbose=False)  # fmt: skip
+    collector.start_trial(PROMPT)
+    collector.end_trial(model(PROMPT, max_tokens=4, temperature=0.0))
+    return collector.to_capture(), seen
+
+
+@pytest.fixture(scope="module")
+def saved(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("vec") / "run.json"
+    capture(tiny_llama, [PROMPT, "Hi"], preset="standard", max_tokens=4, n_ctx=128, out=out)
+    return out
+
+
+def test_standard_keeps_the_residual_stream_and_block_outputs_by_transformerlens_name(saved: Path) -> None:
+    cap = load_capture(saved)
+    n_layer = cap.model["n_layer"]
+    names = set(cap.hook_names(0))
+    want = {"hook_embed", "blocks.0.hook_resid_pre", "ln_final.hook_normalized"}
+    for L in range(n_layer):
+        want |= {f"blocks.{L}.hook_resid_post", f"blocks.{L}.hook_attn_out", f"blocks.{L}.hook_mlp_out"}
+    assert names == want
+    kept = {t["type"] for t in cap.tensors if t.get("vector")}
+    assert kept == {"embd", "l_out", "attn_out", "ffn_out", "result_norm"}
+
+
+def test_vectors_are_the_arrays_llama_cpp_handed_over(tiny_llama: Path) -> None:
+    for native in (True, False):
+        cap, seen = hooked(tiny_llama, native=native)
+        trial = cap.trials[0]
+        for t in (t for t in cap.tensors if t.get("vector")):
+            got = cap.vectors(0, t["key"])
+            assert got.shape[0] == len(trial["tokens"]["ids"])
+            for step in trial["steps"]:
+                arr = seen.get((step["index"], t["id"]))
+                if arr is None:
+                    continue
+                rows = arr.reshape(-1, got.shape[1])
+                end = step["pos"] + step["n_tokens"]
+                np.testing.assert_allclose(got[end - len(rows) : end], rows, **F16)
+
+
+def test_row_norms_equal_the_captured_l2_statistics(saved: Path) -> None:
+    """The statistics and the vectors are two independent reads of the same rows."""
+    cap = load_capture(saved)
+    l2 = cap.data["stat_names"].index("l2")
+    for trial in cap.trials:
+        for t in (t for t in cap.tensors if t["type"] == "l_out" and 0 <= t["layer"] < 998):
+            vec = cap.vectors(trial["id"], t["key"])
+            checked = 0
+            for step in trial["steps"]:
+                if step["n_tokens"] > 1 and str(t["id"]) in step["rows"]:
+                    for r, stats in enumerate(step["rows"][str(t["id"])]):
+                        norm = np.linalg.norm(vec[step["pos"] + r].astype(np.float64))
+                        assert norm == pytest.approx(stats[l2], rel=2e-3)
+                        checked += 1
+                elif str(t["id"]) in step["stats"] and step["n_tokens"] == 1:
+                    assert np.linalg.norm(vec[step["pos"]]) == pytest.approx(step["stats"][str(t["id"])][l2], rel=2e-3)
+                    checked += 1
+            assert checked >= 3
+
+
+def test_the_companion_file_is_memory_mapped_and_its_rows_are_in_token_order(saved: Path) -> None:
+    cap = load_capture(saved)
+    block = cap.data["vectors"]
+    assert block["file"] == "run.vectors.safetensors" and (saved.parent / block["file"]).is_file()
+    assert all(isinstance(a, np.memmap) for a in cap.arrays.values() if a.size)
+    from safetensors.numpy import load_file  # an independent reader
+
+    plain = load_file(str(saved.parent / block["file"]))
+    assert plain.keys() == cap.arrays.keys()
+    for k, a in plain.items():
+        np.testing.assert_array_equal(np.asarray(cap.arrays[k]), a)
+    last = max(t["layer"] for t in cap.tensors if t["type"] == "l_out" and t["layer"] < 998)
+    vec = cap.vectors(0, f"blocks.{last}.hook_resid_post")
+    n_prompt = cap.trials[0]["tokens"]["n_prompt"]
+    # the last layer: llama.cpp computes only the prompt's last row, then one row per decoded token
+    assert np.isnan(vec[: n_prompt - 1]).all() and not np.isnan(vec[n_prompt - 1 : -1]).any()
+    assert np.isnan(vec[-1]).all()  # the last sampled token is never evaluated
+
+
+def test_a_capture_without_its_companion_loads_with_a_notice(saved: Path, tmp_path: Path) -> None:
+    lone = tmp_path / "lone.json"
+    lone.write_bytes(saved.read_bytes())
+    cap = load_capture(lone)
+    assert cap.trials[0]["steps"][0]["stats"] and not cap.arrays
+    assert len(cap.notices) == 1 and "run.vectors.safetensors is missing" in cap.notices[0]
+    with pytest.raises(NotFound, match="holds no vectors: vectors file run.vectors.safetensors is missing"):
+        cap.vectors(0, "blocks.0.hook_resid_post")
+
+
+def test_a_companion_that_does_not_match_is_refused_in_one_line(saved: Path, tmp_path: Path) -> None:
+    companion = saved.parent / "run.vectors.safetensors"
+    (tmp_path / "run.json").write_bytes(saved.read_bytes())
+    raw = bytearray(companion.read_bytes())
+    raw[-1] ^= 0xFF
+    (tmp_path / "run.vectors.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(CaptureError, match="sha256 differs") as info:
+        load_capture(tmp_path / "run.json")
+    assert "\n" not in str(info.value)
+    # a shape the file does not have
+    (tmp_path / "run.vectors.safetensors").write_bytes(companion.read_bytes())
+    doc = orjson.loads(saved.read_bytes())
+    first = next(iter(doc["vectors"]["arrays"]))
+    doc["vectors"]["arrays"][first]["shape"][0] += 1
+    (tmp_path / "run.json").write_bytes(orjson.dumps(doc))
+    with pytest.raises(CaptureError, match=f"array {first} is shape"):
+        load_capture(tmp_path / "run.json")
+    doc["vectors"]["file"] = "../elsewhere.safetensors"
+    (tmp_path / "run.json").write_bytes(orjson.dumps(doc))
+    with pytest.raises(CaptureError):
+        load_capture(tmp_path / "run.json")
+
+
+def test_an_unknown_vector_name_lists_the_available_ones(saved: Path) -> None:
+    with pytest.raises(NotFound, match="no vectors 'blocks.99.hook_resid_post' in trial 0; available: hook_embed"):
+        load_capture(saved).vectors(0, "blocks.99.hook_resid_post")
+
+
+def test_the_byte_budget_stops_vectors_and_statistics_go_on(tiny_llama: Path) -> None:
+    full, _ = hooked(tiny_llama)
+    budget = 3000
+    cut, _ = hooked(tiny_llama, max_vector_bytes=budget)
+    dropped = cut.trials[0]["vectors_dropped"]
+    assert dropped["reason"].startswith("max_vector_bytes (3,000 bytes) reached")
+    assert 0 <= dropped["step"] < len(cut.trials[0]["steps"])
+    assert sum(a.nbytes for a in cut.arrays.values()) <= budget < sum(a.nbytes for a in full.arrays.values())
+    for a, b in zip(full.trials[0]["steps"], cut.trials[0]["steps"], strict=True):
+        assert a["stats"].keys() == b["stats"].keys()
+
+
+def test_f32_vectors_are_exact_and_none_can_be_asked_for(tiny_llama: Path) -> None:
+    cap, seen = hooked(tiny_llama, vector_dtype="f32")
+    t = next(t for t in cap.tensors if t["type"] == "l_out")
+    step0 = cap.trials[0]["steps"][0]
+    rows = seen[(0, t["id"])].reshape(step0["n_tokens"], -1)
+    np.testing.assert_array_equal(cap.vectors(0, t["key"])[: step0["n_tokens"]], rows)
+    none, _ = hooked(tiny_llama, vectors=[])
+    assert not none.arrays and not any(t.get("vector") for t in none.tensors)
+
+
+def test_float16_rows_beyond_its_range_are_scaled_by_powers_of_two() -> None:
+    rows = np.array([[1e5, -3.0, 0.5], [1.0, 2.0, -4.0], [np.inf, 1.0, 0.0]], dtype=np.float32)
+    scale = _f16_scales(rows)
+    assert scale.tolist() == [4.0, 1.0, 1.0]
+    back = (rows / scale[:, None]).astype(np.float16).astype(np.float32) * scale[:, None]
+    np.testing.assert_allclose(back[:2], rows[:2], rtol=1e-3)
+    assert np.isfinite((rows[:2] / scale[:2, None]).astype(np.float16)).all()
+
+
+def test_version_2_0_files_still_load(saved: Path) -> None:
+    doc = orjson.loads(saved.read_bytes())
+    doc["version"] = "2.0"
+    del doc["vectors"]
+    for key in ("vectors", "vector_dtype", "max_vector_bytes"):
+        del doc["preset"][key]
+    for t in doc["tensors"]:
+        del t["vector"]
+    old = Capture.from_bytes(orjson.dumps(doc))
+    assert old.data["version"] == "2.0" and not old.arrays
+    assert V.companion_name(Path("x/run.json")) == "run.vectors.safetensors"
