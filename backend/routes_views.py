@@ -17,6 +17,7 @@ from spectra_vis import analysis
 from spectra_vis.analysis import interpret
 from spectra_vis.analysis.trace import export_trial
 from spectra_vis.constants import EMBED_LAYER, OUTPUT_LAYER
+from spectra_vis.errors import InvalidArgument
 
 router = APIRouter(prefix="/api", tags=["views"])
 
@@ -125,6 +126,25 @@ def interpretation(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQu
         lambda: analysis.interpretation(loaded.capture, trial_id, _token_zones(loaded, trial_id)),
     )
     return _reply(loaded.capture_id, payload)
+
+
+@router.get("/trials/{trial_id}/lens", response_model=S.LensGridOut | S.LensCellOut)
+def lens(
+    store: StoreDep,
+    trial_id: TrialPath,
+    capture_id: CaptureIdQuery = None,
+    layer: Annotated[int | None, Query(ge=0, le=4096, description="With token: one cell's top-k")] = None,
+    token: Annotated[int | None, Query(ge=0, le=2**31, description="Token position (with layer)")] = None,
+    k: Annotated[int, Query(ge=1, le=64, description="Tokens of the cell (at most what the capture kept)")] = 5,
+) -> OrjsonResponse:
+    """The logit lens: the layers x tokens grid of top-1 tokens (no layer/token), or one cell's top-k."""
+    loaded = store.get(capture_id)
+    if (layer is None) != (token is None):
+        raise InvalidArgument("give both layer and token for one cell, or neither for the grid")
+    if layer is not None and token is not None:
+        return _reply(loaded.capture_id, analysis.lens_cell(loaded.capture, trial_id, layer, token, k))
+    grid = loaded.cached(("lens", trial_id), lambda: analysis.lens_grid(loaded.capture, trial_id))
+    return _reply(loaded.capture_id, grid)
 
 
 @router.get("/attention", response_model=S.AttentionOut)

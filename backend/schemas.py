@@ -144,8 +144,16 @@ class InterpretationOut(P.Interpretation):
     capture_id: str
 
 
+class LensGridOut(P.LensGrid):
+    capture_id: str
+
+
+class LensCellOut(P.LensCell):
+    capture_id: str
+
+
 __all__ = ["ColorsOut", "FlowsOut", "ModelsOut"]  # served as analysis builds them
 
 # Field docstrings of the analysis payloads become descriptions here too (pydantic's attribute docstrings).
-for _out in (AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, AttentionOut, InterpretationOut):
+for _out in (AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, AttentionOut, InterpretationOut, LensGridOut):
     setattr(_out, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010

@@ -439,6 +439,29 @@ class TestServerProcess:
                 {int(k): v for k, v in ref["delta"].items()})  # fmt: skip
             assert all(d["name"] == names[d["id"]] for d in mine["delta"])
 
+    def test_logit_lens_grid_and_cell(self, server: httpx.Client, tiny_id: str, tiny_capture_path: Path) -> None:
+        grid = ok(server.get("/api/trials/0/lens", params={"capture_id": tiny_id}), S.LensGridOut)
+        doc = orjson.loads(tiny_capture_path.read_bytes())
+        trial = doc["trials"][0]
+        ids, n_prompt = trial["tokens"]["ids"], trial["tokens"]["n_prompt"]
+        assert grid["layers"] == list(range(doc["model"]["n_layer"])) and grid["tokens"] == trial["tokens"]["texts"]
+        last = grid["top_ids"][-1]
+        for pos in range(n_prompt - 1, len(ids) - 1):  # greedy: the last layer predicts the next token
+            assert last[pos] == ids[pos + 1] and grid["next_rank"][-1][pos] == 0
+            assert grid["first_final_layer"][pos] is not None and grid["first_final_layer"][pos] <= grid["layers"][-1]
+            L = grid["first_final_layer"][pos]
+            assert grid["top_ids"][grid["layers"].index(L)][pos] == last[pos]
+            assert all(row[pos] != last[pos] for row in grid["top_ids"][: grid["layers"].index(L)])
+        cell = ok(server.get("/api/trials/0/lens", params={"capture_id": tiny_id, "layer": 0, "token": 2, "k": 3}),
+                  S.LensCellOut)  # fmt: skip
+        assert [t["id"] for t in cell["top"]][0] == grid["top_ids"][0][2] and len(cell["top"]) == 3
+        assert [t["p"] for t in cell["top"]] == sorted((t["p"] for t in cell["top"]), reverse=True)
+        assert cell["next_id"] == ids[3] and cell["top"][0]["text"] == grid["top_texts"][0][2]
+        bad = server.get("/api/trials/0/lens", params={"capture_id": tiny_id, "layer": 0})
+        assert bad.status_code == 400 and "give both layer and token" in bad.json()["error"]
+        far = server.get("/api/trials/0/lens", params={"capture_id": tiny_id, "layer": 40, "token": 0})
+        assert far.status_code == 404 and "no lens for layer" in far.json()["error"]
+
     def test_models_colors_flows(self, server: httpx.Client, tiny_id: str) -> None:
         from spectra_vis.record.profiles import CATEGORY_COLORS, SUPPORTED_MODELS, flows_for
 

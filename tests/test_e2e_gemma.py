@@ -56,7 +56,7 @@ def test_gemma_residual_vectors_and_the_last_layer_lens(gemma_path: Path, tmp_pa
     import pytest
 
     from spectra_vis import capture
-    from spectra_vis.analysis.lens import LogitLens
+    from spectra_vis.capturing.lens import LogitLens
 
     out = tmp_path / "gemma.json"
     capture(gemma_path, ["The capital of France is"], max_tokens=6, n_ctx=256, n_threads=2, out=out)

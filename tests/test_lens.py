@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from spectra_vis import Llama, TensorCollector, create_callback
-from spectra_vis.analysis.lens import VOCAB_BLOCK, LogitLens
-from spectra_vis.errors import ModelFileError, Unsupported
+from spectra_vis.capturing.lens import VOCAB_BLOCK, LogitLens
+from spectra_vis.errors import ModelFileError, NotFound, Unsupported
 from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS, write_tiny_model
 
 PROMPT = "The capital of France is"
@@ -66,7 +66,7 @@ def test_one_pass_over_blocks_equals_all_logits_at_once(tiny_llama: Path, monkey
     lens = LogitLens.from_gguf(tiny_llama)
     rows = np.random.default_rng(0).normal(size=(7, lens.n_embd)).astype(np.float32)
     want = lens.read(rows, k=5, next_ids=[3, None, 10, 0, 50, 7, 99])
-    monkeypatch.setattr("spectra_vis.analysis.lens.VOCAB_BLOCK", 7)  # many small blocks
+    monkeypatch.setattr("spectra_vis.capturing.lens.VOCAB_BLOCK", 7)  # many small blocks
     got = lens.read(rows, k=5, next_ids=[3, None, 10, 0, 50, 7, 99])
     assert VOCAB_BLOCK > lens.n_vocab > 7 * 5
     np.testing.assert_array_equal(got.top_ids, want.top_ids)
@@ -125,3 +125,50 @@ def test_quantized_head_is_dequantized(tmp_path: Path) -> None:
     for step in trial.steps:
         row = kept[(step.index, "l_out", last)].reshape(-1, lens.n_embd)[-1:]
         assert lens.read(row, k=1).top_ids[0, 0] == trial.sampled[step.index]
+
+
+def test_a_standard_capture_carries_its_lens_and_the_last_layer_predicts_the_next_token(tiny_llama: Path) -> None:
+    from spectra_vis import capture
+
+    cap = capture(tiny_llama, [PROMPT], preset="standard", max_tokens=4, n_ctx=128)
+    trial = cap.trials[0]
+    grid = cap.logit_lens(0)
+    n_layer = cap.model["n_layer"]
+    assert grid["layers"] == list(range(n_layer)) and grid["k"] == 5
+    ids, n_prompt = trial["tokens"]["ids"], trial["tokens"]["n_prompt"]
+    last = grid["layers"].index(n_layer - 1)
+    for pos in range(n_prompt - 1, len(ids) - 1):  # greedy: the last layer's top-1 is the next token
+        assert grid["ids"][last][pos][0] == ids[pos + 1] and grid["next_rank"][last][pos] == 0
+        assert grid["next_p"][last][pos] == pytest.approx(grid["p"][last][pos][0], rel=1e-4)
+    for L in range(len(grid["layers"])):
+        for cell in grid["p"][L]:
+            if cell is not None:
+                assert all(a >= b for a, b in zip(cell, cell[1:], strict=False)) and 0 < sum(cell) <= 1 + 1e-5
+    assert grid["ids"][last][0] is None and grid["ids"][0][0] is not None  # the last layer's prompt rows
+    top2 = cap.logit_lens(0, layers=[0], k=2)
+    assert top2["layers"] == [0] and all(c is None or len(c) == 2 for c in top2["ids"][0])
+    with pytest.raises(NotFound, match="no lens for layer"):
+        cap.logit_lens(0, layers=[99])
+
+
+def test_a_capture_whose_architecture_the_lens_cannot_mirror_says_so(tiny_llama: Path, tmp_path: Path) -> None:
+    from gguf import GGUFWriter
+
+    from spectra_vis import capture
+    from spectra_vis.capturing.lens import add_lens
+
+    cap = capture(tiny_llama, [PROMPT], preset="standard", max_tokens=2, n_ctx=128, lens=False)
+    assert "lens" not in cap.trials[0]
+    other = tmp_path / "cohere.gguf"
+    w = GGUFWriter(str(other), "command-r")
+    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    add_lens(cap, other)
+    with pytest.raises(NotFound, match="no logit lens for trial 0: logit lens not supported for command-r"):
+        cap.logit_lens(0)
+    observe = capture(tiny_llama, [PROMPT], preset="observe", max_tokens=2, n_ctx=128)
+    with pytest.raises(NotFound, match="kept no residual-stream vectors"):
+        observe.logit_lens(0)

@@ -24,6 +24,7 @@ from spectra_vis.analysis._common import (
 )
 from spectra_vis.analysis.attention import attention, interpretation
 from spectra_vis.analysis.grid import heatmap, tensor_grid
+from spectra_vis.analysis.logit_lens import lens_cell, lens_grid
 from spectra_vis.analysis.overview import analyze, colors, flows, models, summary
 from spectra_vis.analysis.trials import step_detail, trial_detail
 from spectra_vis.constants import MAX_DEPTH, METRICS
@@ -45,6 +46,8 @@ __all__ = [
     "flows",
     "heatmap",
     "interpretation",
+    "lens_cell",
+    "lens_grid",
     "models",
     "step_detail",
     "summary",

@@ -291,6 +291,40 @@ class Interpretation(TypedDict):
     states: list[StepState]
 
 
+class LensGrid(TypedDict):
+    trial_id: int
+    layers: list[int]
+    tokens: list[str]
+    n_prompt: int
+    top_ids: list[list[int | None]]
+    """[layer][token position]: the lens's top-1 token; null where llama.cpp computed no row"""
+    top_texts: list[list[str | None]]
+    top_p: list[list[float | None]]
+    entropy: list[list[float | None]]
+    next_rank: list[list[int | None]]
+    """rank of the token that came next (0: top-1)"""
+    first_final_layer: list[int | None]
+    """per position: the first layer whose top-1 is the last layer's (the final prediction)"""
+
+
+class LensToken(TypedDict):
+    id: int
+    text: str
+    p: float
+
+
+class LensCell(TypedDict):
+    trial_id: int
+    layer: int
+    pos: int
+    top: list[LensToken]
+    entropy: float | None
+    next_id: int | None
+    next_text: str | None
+    next_rank: int | None
+    next_p: float | None
+
+
 class TrialBrief(TypedDict):
     id: int
     prompt: str
@@ -312,5 +346,5 @@ class Summary(CaptureSummary):
 
 
 # Field docstrings become descriptions in the OpenAPI schema (pydantic's attribute docstrings).
-for _payload in (ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief):
+for _payload in (ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief, LensGrid):
     setattr(_payload, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010

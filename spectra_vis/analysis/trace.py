@@ -35,7 +35,7 @@ from spectra_vis.store.capture_file import (
 
 TRACE_FORMAT = "spectra-vis-trace"
 _TRIAL_FIELDS = ("prompt", "response", "timings", "counts", "interrupted", "errors")
-_OPTIONAL_TRIAL_FIELDS = ("chat", "prompt_text")  # absent in captures older than chat formatting
+_OPTIONAL_TRIAL_FIELDS = ("chat", "prompt_text", "lens", "vectors_dropped")  # absent in older captures
 
 
 def export_trial(cap: Capture, trial_id: int) -> bytes:

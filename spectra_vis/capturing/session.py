@@ -22,6 +22,7 @@ from spectra_vis.capturing.chat import (
     template_marks,
 )
 from spectra_vis.capturing.collector import TensorCollector, create_callback
+from spectra_vis.capturing.lens import add_lens
 from spectra_vis.record.presets import Preset
 from spectra_vis.record.profiles import check_gguf_file
 from spectra_vis.record.records import TrialData
@@ -129,6 +130,7 @@ class Session:
         n_ctx: int = 512,
         n_threads: int | None = None,
         seed: int = 0,
+        lens: bool = True,
         **preset_options: Any,
     ) -> None:
         from spectra_vis.capturing.llama import Llama
@@ -142,6 +144,7 @@ class Session:
                 model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, cb_eval=self._callback, verbose=False
             )
         self.n_threads = n_threads
+        self.lens = lens  # the logit lens of every trial goes into the capture (when it keeps vectors)
 
     def format(self, prompt: str, chat: ChatMode = "auto") -> FormattedPrompt:
         """``prompt`` as ``run`` would send it (see ``spectra_vis.capturing.chat.format_prompt``); ValueError
@@ -202,6 +205,8 @@ class Session:
     def capture(self, out: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None) -> Capture:
         """The trials so far as a Capture (validated); saved atomically to ``out`` when given."""
         result = self.collector.to_capture(options=options or {"n_threads": self.n_threads})
+        if self.lens:
+            add_lens(result, self.collector.model_path or "", self.collector.token_text)
         if out is not None:
             result.save(out)
         return result

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 from typing_extensions import TypedDict
 
-from spectra_vis.errors import CaptureError, NotFound
+from spectra_vis.errors import CaptureError, InvalidArgument, NotFound
 from spectra_vis.record.hooks import hook_names as tl_hook_names
 from spectra_vis.record.stats import STAT_NAMES
 from spectra_vis.store import vectors
@@ -291,6 +291,39 @@ class Capture:
         inside = pos < n
         out[pos[inside]] = np.asarray(rows, dtype=np.float32)[inside] * scale[inside, None]
         return out
+
+    def logit_lens(self, trial_id: int, layers: list[int] | None = None, k: int = 5) -> dict[str, Any]:
+        """The trial's logit lens (``trials[].lens``): per layer and token position the top-k ids and
+        probabilities, entropy, and the next token's rank and probability; ``layers`` picks rows."""
+        trial = trial_of(self.data, trial_id)
+        grid = trial.get("lens")
+        if grid is None:
+            why = self.data.get("options", {}).get("lens")
+            if self.legacy:
+                why = "a version 1.0 capture has no vectors"
+            elif why is None:
+                why = "the capture kept no residual-stream vectors (use preset standard or full)"
+            raise NotFound(f"no logit lens for trial {trial_id}: {why}")
+        if not 1 <= k <= grid["k"]:
+            raise InvalidArgument(f"k must be 1..{grid['k']} (what the capture kept), not {k}")
+        have = grid["layers"]
+        chosen = have if layers is None else list(layers)
+        missing = [L for L in chosen if L not in have]
+        if missing:
+            raise NotFound(f"no lens for layer(s) {missing}; the lens has layers {have[0]}..{have[-1]}")
+        rows = [have.index(L) for L in chosen]
+
+        def cut(cells: list[Any]) -> list[Any]:
+            return [None if c is None else c[:k] for c in cells]
+
+        return {
+            "k": k,
+            "layers": chosen,
+            "vocab": grid.get("vocab", {}),
+            "ids": [cut(grid["ids"][i]) for i in rows],
+            "p": [cut(grid["p"][i]) for i in rows],
+            **{key: [grid[key][i] for i in rows] for key in ("entropy", "next_rank", "next_p")},
+        }
 
     def _vector_tids(self, trial_id: int) -> set[int]:
         prefix = f"t{trial_id}."

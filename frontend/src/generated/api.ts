@@ -308,6 +308,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/trials/{trial_id}/lens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lens
+         * @description The logit lens: the layers x tokens grid of top-1 tokens (no layer/token), or one cell's top-k.
+         */
+        get: operations["lens_api_trials__trial_id__lens_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/attention": {
         parameters: {
             query?: never;
@@ -740,6 +760,63 @@ export interface components {
             };
             /** Layer */
             layer: number;
+        };
+        /** LensCellOut */
+        LensCellOut: {
+            /** Trial Id */
+            trial_id: number;
+            /** Layer */
+            layer: number;
+            /** Pos */
+            pos: number;
+            /** Top */
+            top: components["schemas"]["LensToken"][];
+            /** Entropy */
+            entropy: number | null;
+            /** Next Id */
+            next_id: number | null;
+            /** Next Text */
+            next_text: string | null;
+            /** Next Rank */
+            next_rank: number | null;
+            /** Next P */
+            next_p: number | null;
+            /** Capture Id */
+            capture_id: string;
+        };
+        /** LensGridOut */
+        LensGridOut: {
+            /** Trial Id */
+            trial_id: number;
+            /** Layers */
+            layers: number[];
+            /** Tokens */
+            tokens: string[];
+            /** N Prompt */
+            n_prompt: number;
+            /** Top Ids */
+            top_ids: (number | null)[][];
+            /** Top Texts */
+            top_texts: (string | null)[][];
+            /** Top P */
+            top_p: (number | null)[][];
+            /** Entropy */
+            entropy: (number | null)[][];
+            /** Next Rank */
+            next_rank: (number | null)[][];
+            /** First Final Layer */
+            first_final_layer: (number | null)[];
+            /** Capture Id */
+            capture_id: string;
+        };
+        /** LensToken */
+        LensToken: {
+            /** Id */
+            id: number;
+            /** Text */
+            text: string;
+            /** P */
+            p: number;
         };
         /** LoadOut */
         LoadOut: {
@@ -1945,6 +2022,65 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InterpretationOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    lens_api_trials__trial_id__lens_get: {
+        parameters: {
+            query?: {
+                /** @description Loaded capture id; default: the last loaded */
+                capture_id?: string | null;
+                /** @description With token: one cell's top-k */
+                layer?: number | null;
+                /** @description Token position (with layer) */
+                token?: number | null;
+                /** @description Tokens of the cell (at most what the capture kept) */
+                k?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Trial index */
+                trial_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LensGridOut"] | components["schemas"]["LensCellOut"];
                 };
             };
             /** @description Bad Request */

@@ -216,6 +216,45 @@ vectors_dropped?: {
 step: number
 reason: string
 }
+/**
+ * The logit lens of the trial (version 2.1, when vectors were kept): each layer's residual stream through the model's final norm and output head. Arrays are [layer][token position]; null where the position has no vector
+ */
+lens?: {
+/**
+ * Tokens kept per cell
+ */
+k: number
+/**
+ * The block layers, in order
+ */
+layers: number[]
+/**
+ * Top-k token ids, most probable first
+ */
+ids: (number[] | null)[][]
+/**
+ * Their probabilities
+ */
+p: (number[] | null)[][]
+/**
+ * Entropy of the lens distribution, nats
+ */
+entropy: (number | null)[][]
+/**
+ * Rank (0: top-1) of the token that came next; null at the last position
+ */
+next_rank: (number | null)[][]
+/**
+ * Probability of the token that came next
+ */
+next_p: (number | null)[][]
+/**
+ * Token id -> text, for every id the lens names
+ */
+vocab?: {
+[k: string]: string
+}
+}
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema

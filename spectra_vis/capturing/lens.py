@@ -1,4 +1,4 @@
-"""Analysis stage: the logit lens, what each layer's residual stream would predict.
+"""Capture stage: the logit lens, what each layer's residual stream would predict.
 
 A row of the residual stream goes through the model's own final norm (``output_norm.weight`` and
 the architecture's epsilon) and output head (``output.weight``, or ``token_embd.weight`` where the
@@ -15,6 +15,7 @@ entropy per row.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from spectra_vis.errors import ModelFileError, Unsupported
 from spectra_vis.record.profiles import open_gguf
+from spectra_vis.store.capture_file import Capture, trial_of
 
 # Architectures whose output path the lens mirrors: RMS final norm, a linear head, and at most
 # soft-capping or a logit scale after it (llama.cpp's build_* graph of each).
@@ -185,3 +187,57 @@ def _dequantize(data: np.ndarray, qtype: Any) -> np.ndarray:
     if qtype in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
         return np.asarray(data, dtype=np.float32)
     return dequantize(np.asarray(data), qtype)
+
+
+LENS_K = 5  # tokens kept per layer and position in a capture
+
+
+def trial_lens(cap: Capture, trial_id: int, lens: LogitLens, k: int = LENS_K) -> dict[str, Any] | None:
+    """The lens grid of one trial from its residual-stream vectors (``blocks.L.hook_resid_post``):
+    per layer and token position, the top-k ids and probabilities, the entropy, and the rank and
+    probability of the token that came next. Positions without a vector are null. None when the
+    trial holds no residual vectors."""
+    trial = trial_of(cap.data, trial_id)
+    ids = trial["tokens"]["ids"]
+    n = len(ids)
+    held = set(cap.hook_names(trial_id))
+    layers = [L for L in range(int(cap.model["n_layer"])) if f"blocks.{L}.hook_resid_post" in held]
+    if not layers:
+        return None
+    grid: dict[str, Any] = {"k": k, "layers": layers, "ids": [], "p": [], "entropy": [], "next_rank": [], "next_p": []}
+    for L in layers:
+        vec = cap.vectors(trial_id, f"blocks.{L}.hook_resid_post")
+        have = np.flatnonzero(~np.isnan(vec).any(axis=1))
+        out = lens.read(vec[have], k=k, next_ids=[ids[p + 1] if p + 1 < n else None for p in have])
+        row: dict[str, list[Any]] = {key: [None] * n for key in ("ids", "p", "entropy", "next_rank", "next_p")}
+        for j, p in enumerate(have.tolist()):
+            row["ids"][p] = out.top_ids[j].tolist()
+            row["p"][p] = [round(float(x), 6) for x in out.top_p[j]]
+            row["entropy"][p] = round(float(out.entropy[j]), 5)
+            if out.next_rank[j] >= 0:
+                row["next_rank"][p] = int(out.next_rank[j])
+                row["next_p"][p] = round(float(out.next_p[j]), 6)
+        for key, values in row.items():
+            grid[key].append(values)
+    return grid
+
+
+def add_lens(
+    cap: Capture, model_path: str | os.PathLike[str], text_of: Callable[[int], str] | None = None, k: int = LENS_K
+) -> None:
+    """Put each trial's lens grid into ``cap`` (``trial["lens"]``), with the text of every token it
+    names (``vocab``, from ``text_of``); where the model's architecture is not mirrored,
+    ``options["lens"]`` says so instead. Nothing when the capture has no vectors."""
+    if not cap.arrays:
+        return
+    try:
+        lens = LogitLens.from_gguf(model_path)
+    except (Unsupported, ModelFileError) as exc:
+        cap.data["options"]["lens"] = str(exc)
+        return
+    for trial in cap.data["trials"]:
+        grid = trial_lens(cap, trial["id"], lens, k)
+        if grid is not None:
+            named = {i for layer in grid["ids"] for cell in layer if cell for i in cell}
+            grid["vocab"] = {str(i): text_of(i) if text_of else "" for i in sorted(named)}
+            trial["lens"] = grid
