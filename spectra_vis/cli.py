@@ -33,6 +33,12 @@ def _trace(argv: list[str], prog: str) -> int:
     return main(argv, prog=prog)
 
 
+def _export(argv: list[str], prog: str) -> int:
+    from spectra_vis.analysis.export import main
+
+    return main(argv, prog=prog)
+
+
 def _doctor(argv: list[str], prog: str) -> int:
     from spectra_vis.doctor import main
 
@@ -42,6 +48,7 @@ def _doctor(argv: list[str], prog: str) -> int:
 COMMANDS: dict[str, tuple[str, Runner]] = {
     "capture": ("capture tensors of a GGUF model: a wizard, or flags (spectra-vis capture --help)", _capture),
     "trace": ("export a trial as a JSONL trace, or import one (spectra-vis trace --help)", _trace),
+    "export": ("a trial's activation vectors as .npz or safetensors, by TransformerLens name", _export),
     "doctor": ("can captures run here? versions, build, probe, native callback, demo, frontend", _doctor),
     "bench": ("capture overhead against plain llama-cpp-python (spectra-vis bench --help)", _bench),
 }

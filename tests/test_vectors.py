@@ -189,3 +189,45 @@ def test_version_2_0_files_still_load(saved: Path) -> None:
     old = Capture.from_bytes(orjson.dumps(doc))
     assert old.data["version"] == "2.0" and not old.arrays
     assert V.companion_name(Path("x/run.json")) == "run.vectors.safetensors"
+
+
+@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
+def test_export_round_trips_through_numpy_or_safetensors_alone(saved: Path, tmp_path: Path, fmt: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / f"t1.{fmt}"
+    cli = [sys.executable, "-m", "spectra_vis.cli", "export", str(saved), "--trial", "1", "--format", fmt]
+    cli += ["--out", str(out)]
+    run = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and f"wrote {out}" in run.stdout, run.stderr
+    cap = load_capture(saved)
+    trial = cap.trials[1]
+    if fmt == "npz":
+        with np.load(out) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop("__metadata__")[0]))
+    else:
+        from safetensors import safe_open
+        from safetensors.numpy import load_file
+
+        arrays = load_file(str(out))
+        with safe_open(str(out), framework="numpy") as f:
+            meta = f.metadata()
+    assert arrays.pop("token_ids").tolist() == trial["tokens"]["ids"]
+    assert json.loads(meta["tokens"]) == trial["tokens"]["texts"] and json.loads(meta["model"]) == cap.model
+    assert sorted(json.loads(meta["names"])) == sorted(arrays) == sorted(cap.hook_names(1))
+    for name, arr in arrays.items():
+        np.testing.assert_array_equal(arr, cap.vectors(1, name))
+
+
+def test_export_of_a_capture_without_vectors_is_a_one_line_error(tiny_llama: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "obs.json"
+    capture(tiny_llama, [PROMPT], preset="observe", max_tokens=2, n_ctx=128, out=out)
+    run = subprocess.run([sys.executable, "-m", "spectra_vis.cli", "export", str(out)], capture_output=True, text=True)
+    assert run.returncode == 2 and len(run.stderr.splitlines()) == 1
+    assert "nothing to export from trial 0" in run.stderr and not list(tmp_path.glob("*.npz"))
