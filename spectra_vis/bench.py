@@ -44,6 +44,8 @@ PROMPT_TEXT = (
     "background glow left over from the early universe. Explain in simple words what a galaxy is."
 )
 TARGETS = {"observe": 1.02, "standard": 1.10, "full": 1.8}
+VECTOR_TARGET = 1.03  # standard with vectors against standard without, decode time per token
+LENS_TARGETS = {"seconds": 3.0, "extra_mib": 400.0}  # 18 layers x 64 tokens on Gemma 3 270M, 2 cores
 PREFILL_TARGETS = {"standard": 1.10}
 BIG_MODEL: dict[str, Any] = {"n_embd": 2048, "n_layer": 16, "n_ff": 5632, "n_head": 16, "n_head_kv": 16}
 
@@ -53,10 +55,12 @@ class Mode:
     name: str
     preset: str | None = None  # a capture preset, or None
     callback: str = "none"  # none | native | python | ask-all-py | ask-all-c
+    vectors: bool = True  # the preset's activation vectors (False: vectors=[])
 
 
 def all_modes(python_variants: bool = True) -> list[Mode]:
     modes = [Mode("plain"), Mode("observe", "observe", "native"), Mode("standard", "standard", "native")]
+    modes += [Mode("standard-novec", "standard", "native", vectors=False)]
     modes += [Mode("full", "full", "native"), Mode("ask-all-py", callback="ask-all-py")]
     modes += [Mode("ask-all-c", callback="ask-all-c")]
     if python_variants:
@@ -71,6 +75,7 @@ class Sample:
     decode_s: float
     decode_tokens: int
     capture_bytes: int | None = None
+    vector_bytes: int | None = None
 
     @property
     def decode_per_token(self) -> float:
@@ -87,6 +92,7 @@ class Row:
     prefill_ratio: float
     bytes_per_token: float | None
     samples: list[Sample] = field(default_factory=list)
+    vector_bytes_per_token: float | None = None
 
 
 class Runner:
@@ -105,7 +111,7 @@ class Runner:
         self._cb: Any = None
         self.model: Any
         if mode.preset is not None:
-            self.collector = TensorCollector(preset=mode.preset)
+            self.collector = TensorCollector(preset=mode.preset, vectors=None if mode.vectors else [])
             self._cb = create_callback(self.collector, native=mode.callback == "native")
             self.model = Llama(cb_eval=self._cb, **kwargs)
         elif mode.callback == "ask-all-py":
@@ -138,13 +144,15 @@ class Runner:
             t0 = time.perf_counter()
             self.model.eval([token])
             decode += time.perf_counter() - t0
-        size = None
+        size = vec = None
         if c is not None:
+            before = c.vector_bytes
             c.end_trial("")
             if measure_bytes:
                 size = capture_size(c)
+                vec = c.vector_bytes - before
             c.clear()
-        return Sample(prefill, len(prompt), decode, n_decode, size)
+        return Sample(prefill, len(prompt), decode, n_decode, size, vec)
 
     def close(self) -> None:
         self.model.close()
@@ -227,6 +235,7 @@ def summarize(modes: list[Mode], samples: dict[str, list[Sample]], kinds: dict[s
         ratios = [s.decode_per_token / p.decode_per_token for s, p in zip(ss, plain, strict=True)]
         pre = [s.prefill_s / p.prefill_s for s, p in zip(ss, plain, strict=True)]
         sized = [s.capture_bytes for s in ss if s.capture_bytes is not None]
+        vec = [s.vector_bytes for s in ss if s.vector_bytes is not None]
         rows.append(
             Row(
                 mode=mode,
@@ -237,9 +246,48 @@ def summarize(modes: list[Mode], samples: dict[str, list[Sample]], kinds: dict[s
                 prefill_ratio=statistics.median(pre),
                 bytes_per_token=sized[0] / max(ss[0].decode_tokens, 1) if sized else None,
                 samples=ss,
+                vector_bytes_per_token=vec[0] / (ss[0].decode_tokens + ss[0].prefill_tokens) if vec else None,
             )
         )
     return rows
+
+
+def vector_ratio(rows: list[Row]) -> float | None:
+    """Decode time per token of standard with vectors / standard without, median per repetition."""
+    by = {r.mode.name: r for r in rows}
+    if "standard" not in by or "standard-novec" not in by:
+        return None
+    pairs = zip(by["standard"].samples, by["standard-novec"].samples, strict=True)
+    return statistics.median(a.decode_per_token / b.decode_per_token for a, b in pairs)
+
+
+def lens_run(model_path: str, n_tokens: int, threads: int) -> dict[str, Any]:
+    """The logit lens of every layer over ``n_tokens`` prompt tokens: seconds and extra memory (the
+    Python heap's peak, tracemalloc, which numpy reports to), against the lens targets."""
+    from spectra_vis.capturing.lens import LogitLens, trial_lens
+
+    mode = Mode("standard", "standard", "native")
+    r = Runner(mode, model_path, n_tokens + 16, threads)
+    try:
+        c = r.collector
+        assert c is not None
+        c.start_trial("lens")
+        r.model.eval(prompt_tokens(r.model, n_tokens))
+        c.end_trial("")
+        cap = c.to_capture()
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        lens = LogitLens.from_gguf(model_path)
+        grid = trial_lens(cap, 0, lens)
+        seconds = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert grid is not None
+        cells = sum(c is not None for row in grid["ids"] for c in row)
+        return {"layers": len(grid["layers"]), "tokens": n_tokens, "cells": cells, "seconds": seconds,
+                "peak_bytes": peak, "vocab": lens.n_vocab}
+    finally:
+        r.close()
 
 
 def memory_run(model_path: str, n_decode: int, n_prompt: int, threads: int) -> dict[str, Any]:
@@ -320,10 +368,16 @@ def table(rows: list[Row]) -> list[str]:
         if r.mode.name in PREFILL_TARGETS:
             goal += f", prefill ≤ {PREFILL_TARGETS[r.mode.name]:.2f}"
         size = f"{r.bytes_per_token:,.0f}" if r.bytes_per_token is not None else "-"
+        if r.vector_bytes_per_token:
+            size += f" (+ vectors {r.vector_bytes_per_token:,.0f})"
         lines.append(
             f"| {r.mode.name} | {r.callback} | {r.prefill_tps:,.1f} | {r.decode_tps:,.1f} | "
             f"{r.decode_ratio:.3f} | {r.prefill_ratio:.3f} | {size} | {goal} |"
         )
+    ratio = vector_ratio(rows)
+    if ratio is not None:
+        lines += ["", f"Vectors: standard / standard-novec decode time per token = {ratio:.3f} "
+                  f"(target ≤ {VECTOR_TARGET:.2f}); vector bytes are per evaluated token (prompt and decoded)."]
     return lines
 
 
@@ -331,7 +385,12 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def markdown(results: list[tuple[str, list[Row]]], memory: dict[str, Any] | None, args: argparse.Namespace) -> str:
+def markdown(
+    results: list[tuple[str, list[Row]]],
+    memory: dict[str, Any] | None,
+    args: argparse.Namespace,
+    lens: dict[str, Any] | None = None,
+) -> str:
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [
         "# Performance: what capturing costs",
@@ -356,6 +415,8 @@ def markdown(results: list[tuple[str, list[Row]]], memory: dict[str, Any] | None
     out += [f"- {k}: {v}" for k, v in machine().items()]
     for title, rows in results:
         out += ["", f"## {title}", ""] + table(rows)
+    if lens:
+        out += ["", f"## Logit lens: {lens['layers']} layers x {lens['tokens']} tokens", "", lens_line(lens)]
     if memory:
         m = memory
         out += [
@@ -382,6 +443,14 @@ def markdown(results: list[tuple[str, list[Row]]], memory: dict[str, Any] | None
     return "\n".join(out) + "\n"
 
 
+def lens_line(lens: dict[str, Any]) -> str:
+    return (
+        f"{lens['cells']:,} cells over a vocabulary of {lens['vocab']:,}: {lens['seconds']:.2f} s "
+        f"(target ≤ {LENS_TARGETS['seconds']:.0f} s), extra memory {_mib(lens['peak_bytes'])} "
+        f"(target ≤ {LENS_TARGETS['extra_mib']:.0f} MiB)"
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="spectra-vis bench", description="Capture overhead against plain llama-cpp-python."
@@ -396,6 +465,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--memory-tokens", type=int, default=None, help="tokens of the memory run (default 1000, 0 with --quick: skip)"
     )
     p.add_argument("--no-python", action="store_true", help="skip the -py modes (Python callback)")
+    p.add_argument("--lens-tokens", type=int, default=64, help="tokens of the logit-lens run (default 64; 0: skip)")
     p.add_argument("--quick", action="store_true", help="2 repetitions of 4 tokens; no memory run unless asked")
     p.add_argument("--out", help="markdown report to write (default docs/PERFORMANCE.md unless --quick)")
     p.add_argument("--cache", help="where to keep the generated big model (default: the native cache dir)")
@@ -476,10 +546,14 @@ def main(argv: list[str] | None = None) -> int:
         memory = memory_run(path, args.memory_tokens, args.prompt_tokens, args.threads)
         print(f"memory, {memory['tokens']} tokens standard: file {_mib(memory['file_bytes'])}, "
               f"python heap {_mib(memory['python_heap_held'])}, RSS growth {_mib(memory['rss_growth'])}")
+    lens = None
+    if args.lens_tokens > 0:
+        lens = lens_run(path, args.lens_tokens, args.threads)
+        print(f"logit lens, {lens['layers']} layers x {lens['tokens']} tokens: {lens_line(lens)}")
     if args.out:
         from spectra_vis.store.capture_file import atomic_write
 
-        atomic_write(Path(args.out), markdown(results, memory, args).encode())
+        atomic_write(Path(args.out), markdown(results, memory, args, lens).encode())
         print(f"wrote {args.out}")
     return 0
 
