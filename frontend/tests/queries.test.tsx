@@ -1,6 +1,7 @@
 // The data layer (api/queries.ts) over a counting stub of fetch, the HTTP seam: views that ask for
-// the same resource share one request, keys are built in one place, and the flow diagram labels the
-// special layers the API's model profile sends (here not 998/999, so nothing can be retyped).
+// the same resource share one request, keys are built in one place, the flow diagram labels the
+// special layers the API sends (here not 998/999, so nothing can be retyped), and the selectors offer
+// the metrics and depth levels the API sends.
 import { cleanup, render, screen, waitFor } from "@testing-library/react";
 import { QueryClientProvider, type QueryClient } from "@tanstack/react-query";
 import type { ReactNode } from "react";
@@ -9,7 +10,7 @@ import type { FlowsOut, GridOut, HeatmapOut, LoadOut, ModelsOut, StepOut } from 
 import { keys, loadCapture, makeQueryClient, uploadCapture, useAllSteps, useFiles, useHeatmap, useStep } from "../src/api/queries";
 import { blockLayers, specialLayers } from "../src/data/layers";
 import { selectCell, startupPath } from "../src/state/selection";
-import { ViewerProvider } from "../src/state/store";
+import { ViewerProvider, type ViewerState } from "../src/state/store";
 import { Toolbar } from "../src/views/Controls";
 import { FlowPanel } from "../src/views/FlowPanel";
 import { HeatMapsPanel } from "../src/views/HeatMapsPanel";
@@ -22,7 +23,11 @@ const capture = {
   trials: 1, unique_tensors: 5, captured_tensors: 5, steps: 3, tokens: 4, trial_list: [], layers: LAYERS, attention_layers: [0, 1],
 } as unknown as LoadOut;
 
-const models: ModelsOut = { models: ["llama"], profiles: { llama: { special_layers: SPECIAL } } };
+const METRICS = ["l2", "mean", "std", "min", "max", "absmax", "sparsity", "nonfinite", "count"];
+const DEPTHS = ["Layer outputs only", "+ attention and FFN", "+ projections", "+ norms", "Everything"];
+// The profile carries no special layers: the viewer reads the top-level ones.
+const apiModels: ModelsOut = { models: ["llama"], profiles: { llama: {} }, metrics: METRICS, depth_levels: DEPTHS, special_layers: SPECIAL };
+let models: ModelsOut; // what GET /api/models answers (a test may send other lists)
 
 const cellOf = (id: number, layer: number, type: string) => ({
   id, key: `${layer}:${type}`, name: `${type}-${layer}`, layer, layer_index: LAYERS.indexOf(layer), type, type_index: 0, category: "residual",
@@ -60,6 +65,7 @@ function answer(url: string, init?: RequestInit): unknown {
 }
 beforeEach(() => {
   calls = [];
+  models = apiModels;
   vi.stubGlobal("fetch", vi.fn(async (url: string, init?: RequestInit) => {
     calls.push(`${init?.method ?? "GET"} ${url}${typeof init?.body === "string" ? ` ${init.body}` : ""}`);
     const text = JSON.stringify(answer(url, init));
@@ -72,10 +78,10 @@ afterEach(() => {
 });
 const count = (prefix: string) => calls.filter((c) => c.startsWith(prefix)).length;
 
-function Viewer({ qc, children }: { qc: QueryClient; children: ReactNode }) {
+function Viewer({ qc, init, children }: { qc: QueryClient; init?: Partial<ViewerState>; children: ReactNode }) {
   return (
     <QueryClientProvider client={qc}>
-      <ViewerProvider init={{ capturePath: "a.json" }}>{children}</ViewerProvider>
+      <ViewerProvider init={{ capturePath: "a.json", ...init }}>{children}</ViewerProvider>
     </QueryClientProvider>
   );
 }
@@ -161,13 +167,50 @@ describe("api/queries", () => {
   });
 });
 
+describe("selectors", () => {
+  const options = (label: string) => [...screen.getByLabelText<HTMLSelectElement>(label).options].map((o) => [o.value, o.textContent]);
+
+  it("offer every metric and depth level the API sends, absmax as abs-max", async () => {
+    render(<Viewer qc={seeded()}><Toolbar /></Viewer>);
+    await waitFor(() => expect(screen.getByLabelText<HTMLSelectElement>("metric").disabled).toBe(false));
+    expect(options("metric")).toEqual(METRICS.map((m) => [m, m === "absmax" ? "abs-max" : m]));
+    expect(options("depth")).toEqual(DEPTHS.map((d, i) => [String(i), d]));
+    expect(screen.getByLabelText<HTMLSelectElement>("depth").value).toBe("1");
+  });
+
+  it("show exactly other lists when the API sends them; every tensor is its last depth level", async () => {
+    models = { ...apiModels, metrics: ["mean", "absmax", "nonfinite"], depth_levels: ["outputs", "all"] };
+    render(<Viewer qc={seeded()} init={{ metric: "mean" }}><Toolbar /><FlowPanel /></Viewer>);
+    await screen.findByTestId("flow-diagram");
+    expect(options("metric")).toEqual([["mean", "mean"], ["absmax", "abs-max"], ["nonfinite", "nonfinite"]]);
+    expect(options("depth")).toEqual([["0", "outputs"], ["1", "all"]]);
+    const full = JSON.stringify({ capture_id: "c1", trial_id: 0, step: 0, metric: "mean", depth: 1 });
+    expect(calls.filter((c) => c.startsWith("POST /api/tensor-grid"))).toEqual([`POST /api/tensor-grid ${full}`]); // the flow's and the top bar's
+    expect(count("GET /api/models")).toBe(1);
+  });
+
+  it("until the lists arrive, show only the current choice, disabled; a failed request is shown", async () => {
+    let fail: (e: Error) => void = () => {};
+    const pending = new Promise<never>((_, reject) => { fail = reject; });
+    const real = globalThis.fetch;
+    vi.stubGlobal("fetch", vi.fn((url: string, init?: RequestInit) => (url === "/api/models" ? pending : real(url, init))));
+    render(<Viewer qc={seeded()} init={{ metric: "std", depth: 3 }}><Toolbar /></Viewer>);
+    expect(options("metric")).toEqual([["std", "std"]]);
+    expect(options("depth")).toEqual([["3", "3"]]);
+    expect(screen.getByLabelText<HTMLSelectElement>("metric").disabled).toBe(true);
+    expect(screen.getByLabelText<HTMLSelectElement>("depth").disabled).toBe(true);
+    fail(new Error("the server is down"));
+    const alert = (await screen.findByRole("alert")).textContent!;
+    expect(alert).toContain("Could not load the metrics and depth levels");
+    expect(alert).toContain("the server is down");
+  });
+});
+
 describe("special layers and selection", () => {
-  it("come from the family's profile, else the first profile that has them", () => {
-    expect(specialLayers(models, "llama")).toEqual(SPECIAL);
-    expect(specialLayers(models, " LLaMA ")).toEqual(SPECIAL);
-    expect(specialLayers(models, "generic")).toEqual(SPECIAL);
-    expect(specialLayers(models, null)).toEqual(SPECIAL);
-    expect(specialLayers({ models: ["x"], profiles: { x: { special_layers: { embedding: -1 } } } }, "x")).toBeNull();
+  it("come from the API's special_layers (one set for every family); an incomplete set is none", () => {
+    expect(specialLayers(apiModels)).toEqual(SPECIAL);
+    expect(specialLayers({ ...apiModels, models: [], profiles: {} })).toEqual(SPECIAL);
+    expect(specialLayers({ ...apiModels, special_layers: { embedding: -1 } })).toBeNull();
     expect(blockLayers(LAYERS, SPECIAL)).toEqual([0, 1]);
   });
 

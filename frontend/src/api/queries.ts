@@ -6,7 +6,8 @@ import {
   QueryClient, keepPreviousData, queryOptions, useQueries, useQuery, useQueryClient, type UseQueryResult,
 } from "@tanstack/react-query";
 import {
-  api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LoadOut, type StepOut,
+  api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LoadOut, type Metric,
+  type ModelsOut, type StepOut,
 } from "./client";
 import { specialLayers, type SpecialLayers } from "../data/layers";
 
@@ -66,12 +67,25 @@ export function useCapture(path: string | null): Async<LoadOut> {
   return asAsync(q, path !== null);
 }
 
-/** The special layers of a family, from the model profiles the API sends. */
-export function useSpecialLayers(family: string | null): Async<SpecialLayers> {
-  const a = asAsync(useQuery({ ...modelsOptions(), select: (m) => specialLayers(m, family) }), true);
+/** The special layers the API sends (one set for every family). */
+export function useSpecialLayers(): Async<SpecialLayers> {
+  const a = asAsync(useQuery({ ...modelsOptions(), select: specialLayers }), true);
   if (a.data !== null || a.error || a.loading) return { ...a, data: a.data };
   return { data: null, error: "the API sent no special layers", loading: false };
 }
+
+/** What the selectors offer, as the API sends it: the metrics to colour by and the depth levels'
+ * labels (level i is depth i; the last is every tensor). */
+export interface Vocabulary {
+  metrics: Metric[];
+  depthLevels: string[];
+}
+
+// Module-level, so TanStack Query keeps one result per models response.
+const vocabularyOf = (m: ModelsOut): Vocabulary => ({ metrics: m.metrics as Metric[], depthLevels: m.depth_levels });
+
+/** The metric and depth selectors' options (the models resource: one request with the special layers). */
+export const useVocabulary = (): Async<Vocabulary> => asAsync(useQuery({ ...modelsOptions(), select: vocabularyOf }), true);
 
 export function useFlows(family: string | null, enabled: boolean) {
   const q = useQuery({ queryKey: keys.flows(family), queryFn: () => api.flows(family), enabled });
@@ -145,8 +159,9 @@ export function useInterpretation(cid: string, tid: number) {
 export type Startup = { path: string } | { path: null; dataDir: string };
 
 /** The capture to open first (`choose`: the selection's rule), loaded before this resolves, with the
- * model profiles (the special layers every view labels by); the file list it reads is the captures
- * panel's, fetched once. A failed profile request is shown by the views that need it. */
+ * models resource (the special layers every view labels by, the metrics and depth levels the
+ * selectors offer); the file list it reads is the captures panel's, fetched once. A failed models
+ * request is shown by the views that need it. */
 export function useStartup(choose: (caps: CapturesOut, files: FilesOut) => string | null) {
   const qc = useQueryClient();
   return useQuery({

@@ -1,5 +1,6 @@
 /** Plain-words explanations of every component type, from explanations.json (the one source that
- * docs/TENSOR_GUIDE.md is rendered from). */
+ * docs/TENSOR_GUIDE.md is rendered from). Prose only: the metric names and depth levels themselves
+ * come from the API (`/api/models`), never from a list here. */
 import ex from "./explanations.json";
 
 export interface TypeExplanation {
@@ -16,8 +17,10 @@ export const explanations = ex as {
   types: Record<string, TypeExplanation>;
 };
 
-export const METRICS = ["l2", "mean", "std", "absmax", "sparsity", "count"] as const;
-export const DEPTH_LABELS = ["Layer outputs only", "+ attention and FFN", "+ projections", "+ norms", "Everything"];
+/** A metric's name as the selector shows it; the names themselves come from the API (`/api/models`). */
+export function metricLabel(metric: string): string {
+  return metric === "absmax" ? "abs-max" : metric;
+}
 
 /** `Qcur.rope` (a derived op llama.cpp ran on Qcur) is explained by its base type `Qcur`. */
 export function explainType(type: string): { base: string; derived: string | null; info: TypeExplanation | null } {

@@ -1,6 +1,5 @@
-/** The special layers of the capture's naming scheme (embedding, final norm, logits), read from the
- * model profile the API sends (`/api/models`: `profiles[family].special_layers`); every other layer
- * is a block. Pure: no fetching here. */
+/** The special layers of the capture's naming scheme (embedding, final norm, logits), as the API sends
+ * them (`/api/models`: `special_layers`); every other layer is a block. Pure: no fetching here. */
 import type { ModelsOut } from "../api/client";
 
 export interface SpecialLayers {
@@ -17,17 +16,10 @@ function parse(v: unknown): SpecialLayers | null {
   return { embedding, final_norm, output };
 }
 
-/** The family's special layers; a family without a profile (generic) takes the first profile's,
- * since the layer numbering belongs to the naming scheme, not to a family. */
-export function specialLayers(models: ModelsOut, family: string | null): SpecialLayers | null {
-  const key = family?.toLowerCase().trim();
-  const own = key ? parse(models.profiles[key]?.special_layers) : null;
-  if (own) return own;
-  for (const name of models.models) {
-    const s = parse(models.profiles[name]?.special_layers);
-    if (s) return s;
-  }
-  return null;
+/** The special layers (null when the API sent an incomplete set). One set for every family: the
+ * layer numbering belongs to the naming scheme, not to a family. */
+export function specialLayers(models: ModelsOut): SpecialLayers | null {
+  return parse(models.special_layers);
 }
 
 export function isBlock(layer: number, s: SpecialLayers): boolean {

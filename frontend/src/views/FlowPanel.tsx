@@ -5,14 +5,14 @@ import type { GridCell } from "../api/client";
 import { useFlows } from "../api/queries";
 import { blockLayers, familyOf } from "../data/layers";
 import { selectCell } from "../state/selection";
-import { DEPTH_ALL, useCurrent, useCursorGrid } from "./current";
+import { useCurrent, useFullGrid } from "./current";
 import { FlowDiagram } from "./FlowDiagram";
 import { ErrorBox, Loading } from "./Status";
 
 export function FlowPanel() {
   const { state, dispatch, capture, special } = useCurrent();
   const flows = useFlows(familyOf(capture?.model), capture !== undefined);
-  const full = useCursorGrid(DEPTH_ALL);
+  const full = useFullGrid();
   const select = useCallback((c: GridCell) => dispatch(selectCell(c, special.data)), [dispatch, special.data]);
   const onLayer = useCallback((layer: number) => dispatch({ type: "flowLayer", layer }), [dispatch]);
   const ready = flows.data && full.data && special.data;

@@ -7,7 +7,7 @@ import { makeScale } from "../data/scale";
 import { TensorGrid } from "../scenes/TensorGrid";
 import { cellById, selectCell } from "../state/selection";
 import { useHoverType } from "../state/store";
-import { DEPTH_ALL, useCurrent, useCursorGrid } from "./current";
+import { useCurrent, useCursorGrid, useFullGrid } from "./current";
 import { ErrorBox, Loading } from "./Status";
 import { TensorDetail } from "./TensorDetail";
 
@@ -15,7 +15,7 @@ export function GridPanel() {
   const { state, dispatch, cid, special } = useCurrent();
   const [, setHover] = useHoverType();
   const grid = useCursorGrid(state.depth);
-  const full = useCursorGrid(DEPTH_ALL);
+  const full = useFullGrid();
   const trial = useTrial(cid, state.trialId);
   const stepData = useStep(cid, state.trialId, state.step);
   const selectedCell = cellById(full.data, state.selected);

@@ -2,14 +2,14 @@
  * type; a click selects that tensor (and moves the cursor to the token). */
 import { useColors, useHeatmap } from "../api/queries";
 import { cellAt, selectCell } from "../state/selection";
-import { DEPTH_ALL, useCurrent, useCursorGrid } from "./current";
+import { useCurrent, useFullGrid } from "./current";
 import { HeatMap } from "./HeatMap";
 import { ErrorBox, Loading } from "./Status";
 
 export function HeatMapsPanel() {
   const { state, dispatch, cid, special } = useCurrent();
   const colors = useColors();
-  const full = useCursorGrid(DEPTH_ALL);
+  const full = useFullGrid();
   const heatTypes = useHeatmap(cid ? { capture_id: cid, trial_id: state.trialId, metric: state.metric, axis: "types", step: state.step } : null);
   const tokenMetric = state.metric === "count" ? null : state.metric; // count is per trial
   const heatTokens = useHeatmap(cid && tokenMetric ? { capture_id: cid, trial_id: state.trialId, metric: tokenMetric, axis: "tokens", type: state.heatType } : null);

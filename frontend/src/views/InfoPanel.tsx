@@ -5,7 +5,7 @@ import { explainType, explanations } from "../data/explain";
 import type { ValueScale } from "../data/scale";
 import { cellById } from "../state/selection";
 import { useHoverType } from "../state/store";
-import { DEPTH_ALL, useCurrent, useCursorGrid } from "./current";
+import { useCurrent, useFullGrid } from "./current";
 import { ScaleBar } from "./ScaleBar";
 
 export function Legend({ colors, scale, metric }: { colors: ColorsOut; scale: ValueScale; metric: string }) {
@@ -68,7 +68,7 @@ export function InfoPanel({ type, metric }: { type: string | null; metric: strin
 export function Info() {
   const { state } = useCurrent();
   const [hovered] = useHoverType();
-  const full = useCursorGrid(DEPTH_ALL);
+  const full = useFullGrid();
   const selected = cellById(full.data, state.selected);
   return <InfoPanel type={hovered ?? selected?.type ?? null} metric={state.metric} />;
 }
