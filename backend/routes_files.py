@@ -24,7 +24,13 @@ CHUNK = 1024 * 1024
 
 def load_payload(loaded: Loaded) -> S.LoadOut:
     summary = analysis.summary(loaded.capture)
-    return {"capture_id": loaded.capture_id, "name": loaded.name, "path": loaded.path, **summary}
+    return {
+        "capture_id": loaded.capture_id,
+        "name": loaded.name,
+        "path": loaded.path,
+        "notices": list(loaded.capture.notices),
+        **summary,
+    }
 
 
 @router.get("/health", response_model=S.HealthOut)
@@ -74,13 +80,24 @@ def load(store: StoreDep, body: S.LoadRequest) -> OrjsonResponse:
 
 @router.post("/upload", response_model=S.UploadOut)
 async def upload(
-    store: StoreDep, file: Annotated[UploadFile, File(description="A capture JSON file")]
+    store: StoreDep,
+    file: Annotated[UploadFile, File(description="A capture JSON file")],
+    vectors: Annotated[UploadFile | None, File(description="Its .vectors.safetensors companion (format 2.1)")] = None,
 ) -> OrjsonResponse:
-    """Add a capture to the data directory (validated first, never overwriting) and load it."""
+    """Add a capture to the data directory (validated first, never overwriting) and load it; with
+    ``vectors``, its companion file too (checked against the capture, saved under the new name)."""
     declared = (file.content_type or "").split(";")[0].strip().lower()
     if declared not in UPLOAD_TYPES:
         raise WrongFileType(f"uploads must be capture JSON files, not {declared!r}")
     limit = store.settings.max_upload_bytes
+    raw = await _read_limited(file, limit)
+    vec = await _read_limited(vectors, limit - len(raw)) if vectors is not None else None
+    saved_as, loaded = await run_in_threadpool(store.save_upload, file.filename, raw, vec)
+    return OrjsonResponse({**load_payload(loaded), "saved_as": saved_as})
+
+
+async def _read_limited(file: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, refused (TooLarge) as soon as they pass ``limit``."""
     chunks: list[bytes] = []
     size = 0
     while chunk := await file.read(CHUNK):
@@ -88,5 +105,4 @@ async def upload(
         if size > limit:
             raise TooLarge(f"upload is over the limit of {limit} bytes")
         chunks.append(chunk)
-    saved_as, loaded = await run_in_threadpool(store.save_upload, file.filename, b"".join(chunks))
-    return OrjsonResponse({**load_payload(loaded), "saved_as": saved_as})
+    return b"".join(chunks)

@@ -109,6 +109,8 @@ class LoadOut(Summary):
     capture_id: str
     name: str
     path: str
+    notices: list[str]
+    """what loading could not give (a missing vectors file), one line each"""
 
 
 class UploadOut(LoadOut):
@@ -155,5 +157,5 @@ class LensCellOut(P.LensCell):
 __all__ = ["ColorsOut", "FlowsOut", "ModelsOut"]  # served as analysis builds them
 
 # Field docstrings of the analysis payloads become descriptions here too (pydantic's attribute docstrings).
-for _out in (AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, AttentionOut, InterpretationOut, LensGridOut):
+for _out in (LoadOut, AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, AttentionOut, InterpretationOut, LensGridOut):
     setattr(_out, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010

@@ -24,7 +24,8 @@ import orjson
 
 from backend.schemas import CaptureInfo, FileInfo
 from spectra_vis.analysis.trace import import_trial
-from spectra_vis.errors import Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
+from spectra_vis.errors import CaptureError, Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
+from spectra_vis.store import vectors
 from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, atomic_write, is_legacy_file
 
 MB = 1024 * 1024
@@ -208,12 +209,17 @@ class CaptureStore:
                     self._loaded.move_to_end(loaded.capture_id)
                     self._current = loaded.capture_id
                     return loaded
-        capture = Capture.load(path, max_bytes=self.settings.max_load_bytes)
+        capture = Capture.load(path, max_bytes=self.settings.max_load_bytes, vectors=False)
+        companion = capture.vectors_file()
+        if companion is not None:  # the same data-directory rule (symlinks too) and size limit as the capture
+            self.resolve(str(Path(self.relative(path)).parent / companion))
+            capture.attach_vectors(path.parent, self.settings.max_load_bytes)
         return self._register(capture, path.name, self.relative(path), key)
 
-    def save_upload(self, filename: str | None, raw: bytes) -> tuple[str, Loaded]:
+    def save_upload(self, filename: str | None, raw: bytes, vectors_raw: bytes | None = None) -> tuple[str, Loaded]:
         """A capture JSON, or a JSONL trace of one trial (converted to a capture): validate, then
-        write into the data directory under a new safe name; load it."""
+        write into the data directory under a new safe name; load it. ``vectors_raw``: its companion
+        file, checked against the capture (sha256, shapes) and saved beside it under the new name."""
         if len(raw) > self.settings.max_upload_bytes:
             raise TooLarge(f"upload is {len(raw)} bytes, over the limit of {self.settings.max_upload_bytes}")
         name = safe_name(filename)
@@ -222,9 +228,26 @@ class CaptureStore:
             raw = capture.to_bytes()
         else:
             capture = Capture.from_bytes(raw, name=name)
+        if vectors_raw is not None and len(raw) + len(vectors_raw) > self.settings.max_upload_bytes:
+            limit = self.settings.max_upload_bytes
+            raise TooLarge(f"upload is {len(raw) + len(vectors_raw)} bytes with its vectors, over the limit of {limit}")
+        if vectors_raw is not None and capture.vectors_file() is None:
+            raise InvalidArgument("a vectors file was sent with a capture that names none; send the capture alone")
         with self._lock:
             target = self._free_name(name)
+            if vectors_raw is not None:
+                companion = target.with_name(vectors.companion_name(target))
+                capture.data["vectors"]["file"] = companion.name
+                raw = capture.to_bytes()
+                atomic_write(companion, vectors_raw)
+                try:
+                    capture.attach_vectors(target.parent)
+                except CaptureError:
+                    companion.unlink(missing_ok=True)  # refused uploads leave nothing behind
+                    raise
             atomic_write(target, raw)
+        if vectors_raw is None and capture.vectors_file() is not None:
+            capture.notices.append(f"no vectors file was uploaded with {name}: statistics only")
         st = target.stat()
         capture.path = target
         loaded = self._register(capture, target.name, self.relative(target), (str(target), st.st_size, st.st_mtime_ns))

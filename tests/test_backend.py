@@ -128,6 +128,12 @@ def dirs(tmp_path_factory: pytest.TempPathFactory, tiny_capture_path: Path, full
     (data / "fifo_out.json").symlink_to(outside / "fifo.json")
     (data / "dir_out").symlink_to(outside, target_is_directory=True)
     (data / "alias.json").symlink_to(data / "tiny.json")  # a symlink that stays inside is fine
+    companion = tiny_capture_path.with_name("capture_tiny.vectors.safetensors")
+    shutil.copy(companion, data / companion.name)  # tiny.json's vectors, beside it
+    (data / "linked").mkdir()
+    shutil.copy(tiny_capture_path, data / "linked" / "linked.json")
+    shutil.copy(companion, outside / companion.name)
+    (data / "linked" / companion.name).symlink_to(outside / companion.name)  # its vectors lead outside
     return {"data": data, "outside": outside}
 
 
@@ -539,6 +545,32 @@ class TestServerProcess:
     )
     def test_bad_files_are_422(self, server: httpx.Client, name: str, words: list[str]) -> None:
         refused(server.post("/api/load", json={"filepath": f"bad/{name}"}), 422, *words)
+
+    def test_vectors_load_beside_their_capture_and_upload_as_a_pair(
+        self, server: httpx.Client, dirs: dict[str, Path], tiny_capture_path: Path
+    ) -> None:
+        data = dirs["data"]
+        assert ok(server.post("/api/load", json={"filepath": "tiny.json"}), S.LoadOut)["notices"] == []
+        nested = ok(server.post("/api/load", json={"filepath": "sub/nested.json"}), S.LoadOut)
+        assert len(nested["notices"]) == 1 and "capture_tiny.vectors.safetensors is missing" in nested["notices"][0]
+        outside = server.post("/api/load", json={"filepath": "linked/linked.json"})
+        assert outside.status_code == 403 and "outside the data directory" in outside.json()["error"]
+        raw = tiny_capture_path.read_bytes()
+        vec = tiny_capture_path.with_name("capture_tiny.vectors.safetensors").read_bytes()
+        octet = "application/octet-stream"
+        pair = {"file": ("pair.json", raw, "application/json"), "vectors": ("any.safetensors", vec, octet)}
+        up = ok(server.post("/api/upload", files=pair), S.UploadOut)
+        saved = data / up["saved_as"]
+        companion = saved.with_name(saved.name.removesuffix(".json") + ".vectors.safetensors")
+        assert up["notices"] == [] and companion.read_bytes() == vec
+        assert orjson.loads(saved.read_bytes())["vectors"]["file"] == companion.name
+        listing = sorted(p.name for p in data.iterdir())
+        broken = {"file": ("broken.json", raw, "application/json"), "vectors": ("v", vec[:-1] + b"\x00", octet)}
+        refused = server.post("/api/upload", files=broken)
+        assert refused.status_code == 422 and "sha256 differs" in refused.json()["error"]
+        assert sorted(p.name for p in data.iterdir()) == listing  # nothing left behind
+        alone = ok(server.post("/api/upload", files={"file": ("alone.json", raw, "application/json")}), S.UploadOut)
+        assert alone["notices"] == ["no vectors file was uploaded with alone.json: statistics only"]
 
     def test_upload_validates_and_never_overwrites(
         self, server: httpx.Client, dirs: dict[str, Path], tiny_capture_path: Path

@@ -190,7 +190,8 @@ class Capture:
         }
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], max_bytes: int | None = None) -> Capture:
+    def load(cls, path: str | os.PathLike[str], max_bytes: int | None = None, vectors: bool = True) -> Capture:
+        """Read and validate a capture file; ``vectors``: also memory-map its companion file beside it."""
         p = Path(path)
         try:
             size = p.stat().st_size
@@ -202,18 +203,27 @@ class Capture:
             raise CaptureError(f"{p.name} is {size} bytes, over the limit of {max_bytes}")
         capture = cls.from_bytes(p.read_bytes(), name=p.name)
         capture.path = p
-        capture.attach_vectors(p.parent)
+        if vectors:
+            capture.attach_vectors(p.parent, max_bytes)
         return capture
+
+    def vectors_file(self) -> str | None:
+        """The companion file's name the capture gives (a bare file name), or None."""
+        index = self.data.get("vectors")
+        if not index:
+            return None
+        name = str(index["file"])
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise CaptureError(f"the capture names its vectors file {name!r}: only a file name beside it is allowed")
+        return name
 
     def attach_vectors(self, folder: Path, max_bytes: int | None = None) -> None:
         """Memory-map the companion file the capture names, from ``folder``. A missing file is a
         notice (the statistics are all there); one that does not match is a CaptureError."""
-        index = self.data.get("vectors")
-        if not index:
+        name = self.vectors_file()
+        if name is None:
             return
-        name = index["file"]
-        if Path(name).name != name or name in ("", ".", ".."):
-            raise CaptureError(f"the capture names its vectors file {name!r}: only a file name beside it is allowed")
+        index = self.data["vectors"]
         companion = folder / name
         if not companion.is_file():
             self.notices.append(f"vectors file {name} is missing: statistics only (put it beside the capture)")

@@ -116,7 +116,8 @@ export interface paths {
         put?: never;
         /**
          * Upload
-         * @description Add a capture to the data directory (validated first, never overwriting) and load it.
+         * @description Add a capture to the data directory (validated first, never overwriting) and load it; with
+         *     ``vectors``, its companion file too (checked against the capture, saved under the new name).
          */
         post: operations["upload_api_upload_post"];
         delete?: never;
@@ -422,6 +423,11 @@ export interface components {
              * @description A capture JSON file
              */
             file: string;
+            /**
+             * Vectors
+             * @description Its .vectors.safetensors companion (format 2.1)
+             */
+            vectors?: string | null;
         };
         /** CaptureInfo */
         CaptureInfo: {
@@ -854,6 +860,11 @@ export interface components {
             name: string;
             /** Path */
             path: string;
+            /**
+             * Notices
+             * @description what loading could not give (a missing vectors file), one line each
+             */
+            notices: string[];
         };
         /** LoadRequest */
         LoadRequest: {
@@ -1185,6 +1196,8 @@ export interface components {
             name: string;
             /** Path */
             path: string;
+            /** Notices */
+            notices: string[];
             /** Saved As */
             saved_as: string;
         };
