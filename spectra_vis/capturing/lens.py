@@ -28,7 +28,7 @@ from spectra_vis.store.capture_file import Capture, trial_of
 # Architectures whose output path the lens mirrors: RMS final norm, a linear head, and at most
 # soft-capping or a logit scale after it (llama.cpp's build_* graph of each).
 RMS_NORM_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "granite")
-VOCAB_BLOCK = 16384  # head rows dequantized at once: 16384 x n_embd float32 (42 MB for n_embd 640)
+VOCAB_BLOCK = 8192  # head rows dequantized at once: 8192 x n_embd float32 (21 MB for n_embd 640)
 
 
 @dataclass
@@ -131,8 +131,8 @@ class LogitLens:
         above = np.zeros(n, dtype=np.int64)
         has = (want >= 0) & (want < self.n_vocab)
         if has.any():
-            rows_of = want[has]
-            w = np.stack([self._block(int(i), int(i) + 1)[0] for i in rows_of])
+            uniq, where = np.unique(want[has], return_inverse=True)  # each head row dequantized once
+            w = np.stack([self._block(int(i), int(i) + 1)[0] for i in uniq])[where]
             next_logit[has] = self._transform(np.einsum("ij,ij->i", h[has], w))
         for a, b in self._blocks():
             lg = self._transform(h @ self._block(a, b).T)  # (n, b - a)
@@ -140,17 +140,18 @@ class LogitLens:
             own = (want >= a) & (want < b)  # the token itself: never above itself, whatever the rounding
             higher[np.flatnonzero(own), want[own] - a] = False
             above += higher.sum(axis=1)
-            cand_ids = np.concatenate([best_ids, np.broadcast_to(np.arange(a, b), lg.shape)], axis=1)
-            cand_val = np.concatenate([best_val, lg], axis=1)
-            keep = np.argpartition(-cand_val, min(k, cand_val.shape[1]) - 1, axis=1)[:, :k]
+            kb = min(k, b - a)  # this block's own top-k first (no copy of the block), then merged
+            top = np.argpartition(lg, lg.shape[1] - kb, axis=1)[:, -kb:]
+            cand_ids = np.concatenate([best_ids, top + a], axis=1)
+            cand_val = np.concatenate([best_val, np.take_along_axis(lg, top, axis=1)], axis=1)
+            keep = np.argpartition(cand_val, cand_val.shape[1] - min(k, cand_val.shape[1]), axis=1)[:, -k:]
             best_ids = np.take_along_axis(cand_ids, keep, axis=1)
             best_val = np.take_along_axis(cand_val, keep, axis=1)
-            lg64 = lg.astype(np.float64)
-            m_new = np.maximum(m, lg64.max(axis=1))
+            m_new = np.maximum(m, lg.max(axis=1).astype(np.float64))
             shift = np.exp(m - m_new)
-            e = np.exp(lg64 - m_new[:, None])
-            s = s * shift + e.sum(axis=1)
-            t = t * shift + (e * lg64).sum(axis=1)
+            e = np.exp(lg - m_new[:, None].astype(np.float32))  # float32 terms, float64 sums
+            s = s * shift + e.sum(axis=1, dtype=np.float64)
+            t = t * shift + np.einsum("ij,ij->i", e, lg, dtype=np.float64)
             m = m_new
         log_z = m + np.log(s)
         order = np.argsort(-best_val, axis=1, kind="stable")
@@ -205,10 +206,17 @@ def trial_lens(cap: Capture, trial_id: int, lens: LogitLens, k: int = LENS_K) ->
     if not layers:
         return None
     grid: dict[str, Any] = {"k": k, "layers": layers, "ids": [], "p": [], "entropy": [], "next_rank": [], "next_p": []}
-    for L in layers:
-        vec = cap.vectors(trial_id, f"blocks.{L}.hook_resid_post")
-        have = np.flatnonzero(~np.isnan(vec).any(axis=1))
-        out = lens.read(vec[have], k=k, next_ids=[ids[p + 1] if p + 1 < n else None for p in have])
+    # every layer's rows in one pass over the head: dequantizing it is the slow part
+    vecs = [cap.vectors(trial_id, f"blocks.{L}.hook_resid_post") for L in layers]
+    haves = [np.flatnonzero(~np.isnan(v).any(axis=1)) for v in vecs]
+    rows = np.concatenate([v[h] for v, h in zip(vecs, haves, strict=True)])
+    nexts = [ids[p + 1] if p + 1 < n else None for h in haves for p in h.tolist()]
+    everything = lens.read(rows, k=k, next_ids=nexts)
+    start = 0
+    for have in haves:
+        part = slice(start, start + len(have))
+        start += len(have)
+        out = LensRows(*(getattr(everything, f)[part] for f in ("top_ids", "top_p", "entropy", "next_rank", "next_p")))
         row: dict[str, list[Any]] = {key: [None] * n for key in ("ids", "p", "entropy", "next_rank", "next_p")}
         for j, p in enumerate(have.tolist()):
             row["ids"][p] = out.top_ids[j].tolist()
