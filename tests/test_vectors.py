@@ -231,3 +231,23 @@ def test_export_of_a_capture_without_vectors_is_a_one_line_error(tiny_llama: Pat
     run = subprocess.run([sys.executable, "-m", "spectra_vis.cli", "export", str(out)], capture_output=True, text=True)
     assert run.returncode == 2 and len(run.stderr.splitlines()) == 1
     assert "nothing to export from trial 0" in run.stderr and not list(tmp_path.glob("*.npz"))
+
+
+def test_the_c_engine_copies_the_same_rows_the_python_engine_reads(tiny_model) -> None:
+    """Without hooks, the native engine copies vector rows in C: the same arrays as the Python engine."""
+
+    def run(path: Path, native: bool) -> Capture:
+        collector = TensorCollector(preset="standard")
+        model = Llama(model_path=str(path), n_ctx=128, n_threads=2, seed=0,
+                      cb_eval=create_callback(collector, native=native), verbose=False)  # fmt: skip
+        assert collector.callback_kind == ("native" if native else "python")
+        for prompt in (PROMPT, "Hi"):
+            collector.start_trial(prompt)
+            collector.end_trial(model(prompt, max_tokens=4, temperature=0.0))
+        return collector.to_capture()
+
+    for arch in ("llama", "gemma3"):
+        c, py = run(tiny_model(arch), True), run(tiny_model(arch), False)
+        assert c.arrays.keys() == py.arrays.keys() and len(c.arrays) > 10
+        for key, arr in py.arrays.items():
+            np.testing.assert_array_equal(c.arrays[key], arr, err_msg=f"{arch} {key}")

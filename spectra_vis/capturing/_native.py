@@ -59,7 +59,8 @@ class SvBuf(ctypes.Structure):
 # typedef struct { int64_t calls, n_errors; char error[256]; int64_t n_stats; sv_buf stat_tid, stat_val;
 #   int64_t n_rowsets; sv_buf rowset; int64_t n_rows; sv_buf row_val; int64_t n_att; sv_buf att_meta, att_lost;
 #   int64_t n_att_k; sv_buf att_pos, att_p; int64_t n_att_e; sv_buf att_ent; int64_t logits_k;
-#   int32_t logit_ids[64]; float logit_vals[64]; } sv_out;
+#   int32_t logit_ids[64]; float logit_vals[64]; int64_t n_vecs; sv_buf vec_meta; int64_t n_vec_vals;
+#   sv_buf vec_val; } sv_out;
 class SvOut(ctypes.Structure):
     _fields_ = [
         ("calls", c_int64),
@@ -83,6 +84,10 @@ class SvOut(ctypes.Structure):
         ("logits_k", c_int64),
         ("logit_ids", c_int32 * MAX_LOGITS),
         ("logit_vals", ctypes.c_float * MAX_LOGITS),
+        ("n_vecs", c_int64),
+        ("vec_meta", SvBuf),
+        ("n_vec_vals", c_int64),
+        ("vec_val", SvBuf),
     ]
 
 
@@ -262,9 +267,11 @@ class StepOutput:
     att_ent: np.ndarray | None = None  # (n,) float32
     logit_ids: list[int] | None = None
     logit_vals: np.ndarray | None = None
+    vec_meta: list[list[int]] = field(default_factory=list)  # [tid, first value, rows, width]
+    vec_vals: np.ndarray | None = None  # (n,) float32
 
 
-_CTYPE = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.int32): ctypes.c_int32}
+_CTYPE = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.int32): ctypes.c_int32, np.dtype(np.int64): ctypes.c_int64}
 
 
 class NativeState:
@@ -327,7 +334,7 @@ class NativeState:
     def take_output(self) -> StepOutput | None:
         """Copy out and clear what was produced; None when there is nothing but call counts."""
         o = self._out
-        if not (o.n_stats or o.n_att or o.n_errors or o.logits_k >= 0):
+        if not (o.n_stats or o.n_att or o.n_errors or o.logits_k >= 0 or o.n_vecs):
             calls = o.calls
             o.calls = 0
             return StepOutput(calls=calls) if calls else None
@@ -345,6 +352,9 @@ class NativeState:
             out.att_pos = self._view("att_pos", o.n_att_k, i32).copy()
             out.att_p = self._view("att_p", o.n_att_k, f32).copy()
             out.att_ent = self._view("att_ent", o.n_att_e, f32).copy()
+        if o.n_vecs:
+            out.vec_meta = self._view("vec_meta", o.n_vecs * 4, np.int64).reshape(-1, 4).tolist()
+            out.vec_vals = self._view("vec_val", o.n_vec_vals, f32)  # a view: copied by the recorder
         if o.logits_k >= 0:
             k = o.logits_k
             out.logit_ids = list(o.logit_ids[:k])

@@ -178,7 +178,7 @@ class Recorder:
         """Keep the rows of node ``tid`` (its data is ready; the statistics were read elsewhere)."""
         arr = _ggml.read_array(ptr, _ggml.tensor(ptr))
         if arr is not None:
-            self._keep_rows(arr, tid, step)
+            self.keep_rows(arr, tid, step)
 
     def read(self, ptr: int, tid: int, step: Step) -> None:
         """Read node ``tid`` (its data is ready) into ``step``: statistics, rows, attention, logits;
@@ -199,7 +199,7 @@ class Recorder:
             if info.name == LOGITS_NODE:
                 step.logits = top_logits(arr, LOGITS_TOP_K)
             if self._vec[tid]:
-                self._keep_rows(arr, tid, step)
+                self.keep_rows(arr, tid, step)
         for hook in self.hooks:
             self.guarded(None, hook, info, arr, step)
 
@@ -210,7 +210,7 @@ class Recorder:
             step = trial.steps[-1].index if trial.steps else None
             trial.errors.append(f"step {step}: {message}")
 
-    def _keep_rows(self, arr: np.ndarray, tid: int, step: Step) -> None:
+    def keep_rows(self, arr: np.ndarray, tid: int, step: Step) -> None:
         """The step's rows of ``arr`` as vectors, within the byte budget (past it: none, and the trial
         says where and why). A tensor with fewer rows than the step's tokens holds its last ones:
         llama.cpp computes only the rows it outputs in the last layer (``inp_out_ids``)."""

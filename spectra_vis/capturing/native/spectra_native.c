@@ -97,6 +97,10 @@ typedef struct {
     int64_t logits_k;   /* -1 when the step has no logits */
     int32_t logit_ids[SV_MAX_LOGITS];
     float logit_vals[SV_MAX_LOGITS];
+    int64_t n_vecs;     /* vec_meta[n][4] (int64): tid, first value, rows, width (SV_VEC nodes' rows) */
+    sv_buf vec_meta;
+    int64_t n_vec_vals; /* vec_val[n] (float) */
+    sv_buf vec_val;
 } sv_out;
 
 typedef struct { int32_t tid; uint32_t flags; } sv_entry;
@@ -476,6 +480,31 @@ static int sv_attention(sv_state *s, const struct sv_tensor *t, int32_t tid) {
     return 1;
 }
 
+/* The rows of a contiguous float32 node, copied for Python (activation vectors): the token rows along
+   its highest dimension, as Python's _vector_rows takes them. 0: not here (Python reads them). */
+static int sv_vectors(sv_state *s, const struct sv_tensor *t, int32_t tid) {
+    if (t->type != 0 || t->nb[0] != 4) return 0;
+    for (int i = 1; i < 4; i++)
+        if (t->nb[i] != t->nb[i - 1] * (size_t)t->ne[i - 1]) return 0;
+    int d = sv_ndim(t);
+    int64_t rows = d == 1 ? 1 : t->ne[d - 1], width = (t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]) / rows;
+    if (!(d == 1 || rows == s->n_tokens || (d == 2 && rows == 1))) return 1; /* no token rows: nothing to keep */
+    sv_out *o = &s->out;
+    if (!sv_reserve(&o->vec_meta, (o->n_vecs + 1) * 4, 8) || !sv_reserve(&o->vec_val, o->n_vec_vals + rows * width, 4)) {
+        sv_fail(s, "out of memory for vectors");
+        return 1;
+    }
+    memcpy((float *)o->vec_val.p + o->n_vec_vals, t->data, (size_t)(rows * width) * sizeof(float));
+    int64_t *meta = (int64_t *)o->vec_meta.p + o->n_vecs * 4;
+    meta[0] = tid;
+    meta[1] = o->n_vec_vals;
+    meta[2] = rows;
+    meta[3] = width;
+    o->n_vecs++;
+    o->n_vec_vals += rows * width;
+    return 1;
+}
+
 static int sv_stats(sv_state *s, const struct sv_tensor *t, int32_t tid, uint32_t flags) {
     sv_out *o = &s->out;
     int d = sv_ndim(t);
@@ -527,7 +556,7 @@ static void sv_data(sv_state *s, struct sv_tensor *t) {
     int done = 0;
     if (!(f & SV_PYDATA) && sv_readable(t)) done = (f & SV_ATTN) ? sv_attention(s, t, s->last_tid) : sv_stats(s, t, s->last_tid, f);
     if (!done) s->on_data(t, s->last_tid);
-    else if (f & SV_VEC) s->on_data(t, s->last_tid | SV_DONE_BIT);
+    else if ((f & SV_VEC) && !sv_vectors(s, t, s->last_tid)) s->on_data(t, s->last_tid | SV_DONE_BIT);
 }
 
 /* ----- the ask phase: layouts ----------------------------------------------------------- */
@@ -724,7 +753,7 @@ SV_API void sv_free(sv_state *s) {
     }
     sv_buf *bufs[] = {&s->ptrs, &s->counts, &s->tmp, &s->half, &s->acc, &s->out.stat_tid,
                       &s->out.stat_val, &s->out.rowset, &s->out.row_val, &s->out.att_meta, &s->out.att_lost,
-                      &s->out.att_pos, &s->out.att_p, &s->out.att_ent};
+                      &s->out.att_pos, &s->out.att_p, &s->out.att_ent, &s->out.vec_meta, &s->out.vec_val};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) free(bufs[i]->p);
     free(s);
 }
@@ -746,6 +775,7 @@ SV_API sv_out *sv_output(sv_state *s) { return &s->out; }
 SV_API void sv_clear_output(sv_state *s) {
     sv_out *o = &s->out;
     o->calls = o->n_errors = o->n_stats = o->n_rowsets = o->n_rows = o->n_att = o->n_att_k = o->n_att_e = 0;
+    o->n_vecs = o->n_vec_vals = 0;
     o->error[0] = '\0';
     o->logits_k = -1;
 }
