@@ -131,6 +131,7 @@ class Runner:
 
     def run(self, prompt: list[int], n_decode: int, measure_bytes: bool = False) -> Sample:
         c = self.collector
+        vec0 = c.vector_bytes if c is not None else 0
         if c is not None:
             c.start_trial("benchmark")  # resets the model
         else:
@@ -146,11 +147,10 @@ class Runner:
             decode += time.perf_counter() - t0
         size = vec = None
         if c is not None:
-            before = c.vector_bytes
             c.end_trial("")
             if measure_bytes:
                 size = capture_size(c)
-                vec = c.vector_bytes - before
+                vec = c.vector_bytes - vec0
             c.clear()
         return Sample(prefill, len(prompt), decode, n_decode, size, vec)
 
@@ -359,20 +359,19 @@ def machine() -> dict[str, str]:
 def table(rows: list[Row]) -> list[str]:
     head = (
         "| mode | callback | prefill tok/s | decode tok/s | decode ratio | prefill ratio "
-        "| capture bytes/token | target |"
+        "| capture bytes/token | vector bytes/token | target |"
     )
-    lines = [head, "|" + "---|" * 8]
+    lines = [head, "|" + "---|" * 9]
     for r in rows:
         target = TARGETS.get(r.mode.name)
         goal = f"decode ≤ {target:.2f}" if target else ""
         if r.mode.name in PREFILL_TARGETS:
             goal += f", prefill ≤ {PREFILL_TARGETS[r.mode.name]:.2f}"
         size = f"{r.bytes_per_token:,.0f}" if r.bytes_per_token is not None else "-"
-        if r.vector_bytes_per_token:
-            size += f" (+ vectors {r.vector_bytes_per_token:,.0f})"
+        vec = f"{r.vector_bytes_per_token:,.0f}" if r.vector_bytes_per_token else "-"
         lines.append(
             f"| {r.mode.name} | {r.callback} | {r.prefill_tps:,.1f} | {r.decode_tps:,.1f} | "
-            f"{r.decode_ratio:.3f} | {r.prefill_ratio:.3f} | {size} | {goal} |"
+            f"{r.decode_ratio:.3f} | {r.prefill_ratio:.3f} | {size} | {vec} | {goal} |"
         )
     ratio = vector_ratio(rows)
     if ratio is not None:

@@ -31,6 +31,9 @@ def test_quick_benchmark_measures_every_mode(tiny_llama: Path, tmp_path: Path, c
     assert by_mode["plain"][6].strip() == "-"
     sizes = {m: float(by_mode[m][6].replace(",", "")) for m in ("observe", "standard", "full")}
     assert sizes["observe"] < sizes["standard"] < sizes["full"]
+    # vectors: standard keeps them (bytes per evaluated token), the same preset without them keeps none
+    assert float(by_mode["standard"][7].replace(",", "")) > 0 and by_mode["standard-novec"][7].strip() == "-"
+    assert "Vectors: standard / standard-novec decode time per token" in text and "## Logit lens" in text
     assert "standard capture of 24 generated tokens" in text
 
 
