@@ -1,5 +1,5 @@
-"""TransformerLens hook names for llama.cpp's graph nodes, defined once (docs/TENSOR_GUIDE.md has
-the table per architecture).
+"""Record stage: TransformerLens hook names for llama.cpp's graph nodes, defined once (docs/HOOKS.md
+has the table per architecture, checked against real captures by tests/test_hooks_doc.py).
 
 | llama.cpp node (type) | TransformerLens hook | note |
 | --- | --- | --- |
