@@ -18,6 +18,19 @@ from spectra_vis.testing.tiny_gguf import SUPPORTED_ARCHS, write_tiny_model
 PROMPT = "The capital of France is"
 
 
+def headless_gguf(out: Path, arch: str) -> Path:
+    """A GGUF of ``arch`` holding only a final norm: enough for the lens to refuse it."""
+    from gguf import GGUFWriter
+
+    w = GGUFWriter(str(out), arch)
+    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
 def run_keeping(path: Path, types: set[str], max_tokens: int = 4) -> tuple[Any, dict[tuple[int, str, int], np.ndarray]]:
     """A greedy trial; every array of the given types, by (step, type, layer)."""
     kept: dict[tuple[int, str, int], np.ndarray] = {}
@@ -80,30 +93,13 @@ def test_one_pass_over_blocks_equals_all_logits_at_once(tiny_llama: Path, monkey
 
 
 def test_an_architecture_the_lens_cannot_mirror_is_refused(tmp_path: Path) -> None:
-    from gguf import GGUFWriter
-
-    out = tmp_path / "cohere.gguf"
-    w = GGUFWriter(str(out), "command-r")
-    w.add_block_count(1)
-    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    out = headless_gguf(tmp_path / "cohere.gguf", "command-r")
     with pytest.raises(Unsupported, match="logit lens not supported for command-r"):
         LogitLens.from_gguf(out)
 
 
 def test_a_model_without_an_output_head_is_a_one_line_error(tmp_path: Path) -> None:
-    from gguf import GGUFWriter
-
-    out = tmp_path / "headless.gguf"
-    w = GGUFWriter(str(out), "llama")
-    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    out = headless_gguf(tmp_path / "headless.gguf", "llama")
     with pytest.raises(ModelFileError, match="has no output.weight or token_embd.weight") as info:
         LogitLens.from_gguf(out)
     assert "\n" not in str(info.value)
@@ -152,20 +148,12 @@ def test_a_standard_capture_carries_its_lens_and_the_last_layer_predicts_the_nex
 
 
 def test_a_capture_whose_architecture_the_lens_cannot_mirror_says_so(tiny_llama: Path, tmp_path: Path) -> None:
-    from gguf import GGUFWriter
-
     from spectra_vis import capture
     from spectra_vis.capturing.lens import add_lens
 
     cap = capture(tiny_llama, [PROMPT], preset="standard", max_tokens=2, n_ctx=128, lens=False)
     assert "lens" not in cap.trials[0]
-    other = tmp_path / "cohere.gguf"
-    w = GGUFWriter(str(other), "command-r")
-    w.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    other = headless_gguf(tmp_path / "cohere.gguf", "command-r")
     add_lens(cap, other)
     with pytest.raises(NotFound, match="no logit lens for trial 0: logit lens not supported for command-r"):
         cap.logit_lens(0)
