@@ -11,7 +11,7 @@ import { chromium } from "playwright-core";
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, "..", "..");
 export const SCREENSHOTS = join(REPO, "docs", "screenshots");
-const PYTHON = process.env.SPECTRA_PYTHON ?? join(REPO, ".venv", "bin", "python");
+export const PYTHON = process.env.SPECTRA_PYTHON ?? join(REPO, ".venv", "bin", "python");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 export const STANDARD = "capture_tiny_standard.json";

@@ -1,4 +1,4 @@
-/** The viewer's layout: the top bar, the sidebar and the four views. Each view fetches its own data
+/** The viewer's layout: the top bar, the sidebar and the views. Each view fetches its own data
  * (api/queries) and reads the selection from state/; the only thing here is which capture opens
  * first and what to show before one is loaded. */
 import { useEffect, type ReactNode } from "react";
@@ -11,6 +11,7 @@ import { FlowPanel } from "./views/FlowPanel";
 import { GridPanel } from "./views/GridPanel";
 import { HeatMapsPanel } from "./views/HeatMapsPanel";
 import { Info } from "./views/InfoPanel";
+import { LogitLensPanel } from "./views/LogitLensPanel";
 import { Loading } from "./views/Status";
 import { TimelinePanel } from "./views/TimelinePanel";
 
@@ -40,6 +41,7 @@ export function App() {
             <GridPanel />
             <TimelinePanel />
             <HeatMapsPanel />
+            <LogitLensPanel />
             <FlowPanel />
           </>
         )}

@@ -25,10 +25,13 @@ export type AttentionOut = S["AttentionOut"];
 export type TokenAttention = S["TokenAttention"];
 export type InterpretationOut = S["InterpretationOut"];
 export type StepState = S["StepState"];
+export type LensGridOut = S["LensGridOut"];
+export type LensCellOut = S["LensCellOut"];
 export type Metric = S["GridRequest"]["metric"] & string;
 
 export type GridQuery = { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number };
 export type HeatmapQuery = { capture_id: string; trial_id: number; metric: Metric; axis: "types" | "tokens"; step?: number; type?: string };
+export type LensCellQuery = { capture_id: string; trial_id: number; layer: number; token: number; k?: number };
 export type AttentionQuery = { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number };
 
 export class ApiError extends Error {
@@ -95,4 +98,6 @@ export const api = {
   attention: (q: AttentionQuery) => request<AttentionOut>(`/api/attention${qs(q)}`),
   interpretation: (capture_id: string, trial_id: number) =>
     request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id })}`),
+  lens: (capture_id: string, trial_id: number) => request<LensGridOut>(`/api/trials/${trial_id}/lens${qs({ capture_id })}`),
+  lensCell: ({ trial_id, ...q }: LensCellQuery) => request<LensCellOut>(`/api/trials/${trial_id}/lens${qs(q)}`),
 };

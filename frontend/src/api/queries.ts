@@ -6,8 +6,8 @@ import {
   QueryClient, keepPreviousData, queryOptions, useQueries, useQuery, useQueryClient, type UseQueryResult,
 } from "@tanstack/react-query";
 import {
-  api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LoadOut, type Metric,
-  type ModelsOut, type StepOut,
+  ApiError, api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LensCellQuery,
+  type LensGridOut, type LoadOut, type Metric, type ModelsOut, type StepOut,
 } from "./client";
 import { specialLayers, type SpecialLayers } from "../data/layers";
 
@@ -33,6 +33,8 @@ export const keys = {
   step: (cid: string, tid: number, n: number) => ["step", cid, tid, n] as const,
   attention: (q: AttentionQuery) => ["attention", q] as const,
   interpretation: (cid: string, tid: number) => ["interpretation", cid, tid] as const,
+  lens: (cid: string, tid: number) => ["lens", cid, tid] as const,
+  lensCell: (q: LensCellQuery) => ["lensCell", q.capture_id, q.trial_id, q.layer, q.token, q.k ?? 5] as const,
 };
 
 /** What a view reads of a query: its data (kept from the previous key while the next one loads),
@@ -153,6 +155,22 @@ export function useInterpretation(cid: string, tid: number) {
     queryKey: keys.interpretation(cid, tid), queryFn: () => api.interpretation(cid, tid), placeholderData: keepPreviousData,
   });
   return asAsync(q, true);
+}
+
+/** The logit-lens grid of a trial. `missing`: the API answered 404, the capture has no lens (then
+ * `error` is its one-line reason, to show instead of the grid). */
+export function useLens(cid: string | null, tid: number): Async<LensGridOut> & { missing: boolean } {
+  const q = useQuery({ queryKey: keys.lens(cid ?? "", tid), queryFn: () => api.lens(cid!, tid), enabled: cid !== null });
+  return { ...asAsync(q, cid !== null), missing: q.error instanceof ApiError && q.error.status === 404 };
+}
+
+/** One logit-lens cell's top-k (the tooltip); null: nothing to load. No placeholder: a tooltip must
+ * never show the previous cell's tokens. */
+export function useLensCell(q: LensCellQuery | null) {
+  const r = useQuery({
+    queryKey: q ? keys.lensCell(q) : ["lensCell", null], queryFn: () => api.lensCell(q!), enabled: q !== null,
+  });
+  return asAsync(r, q !== null);
 }
 
 // ----- startup, load and upload ----------------------------------------------------------
