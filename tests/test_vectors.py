@@ -251,3 +251,10 @@ def test_the_c_engine_copies_the_same_rows_the_python_engine_reads(tiny_model) -
         assert c.arrays.keys() == py.arrays.keys() and len(c.arrays) > 10
         for key, arr in py.arrays.items():
             np.testing.assert_array_equal(c.arrays[key], arr, err_msg=f"{arch} {key}")
+
+
+def test_the_companion_file_is_an_ordinary_file_like_its_capture(saved: Path) -> None:
+    """Both are written through the same atomic writer: same permissions, no temporary left."""
+    companion = saved.with_name("run.vectors.safetensors")
+    assert companion.stat().st_mode & 0o777 == saved.stat().st_mode & 0o777
+    assert not [p for p in saved.parent.iterdir() if p.name.endswith(".tmp")]

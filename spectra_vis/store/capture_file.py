@@ -11,7 +11,6 @@ import datetime as _dt
 import functools
 import json
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from spectra_vis.errors import CaptureError, InvalidArgument, NotFound
 from spectra_vis.record.hooks import hook_names as tl_hook_names
 from spectra_vis.record.stats import STAT_NAMES
 from spectra_vis.store import vectors
+from spectra_vis.store.files import atomic_write
 
 FORMAT = "spectra-vis-capture"
 VERSION = "2.1"
@@ -375,24 +375,6 @@ class Capture:
 
 def _dumps(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-
-
-def atomic_write(target: Path, payload: bytes) -> None:
-    """Write bytes to target through a temporary file in the same folder and a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved capture is an ordinary file
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def blank_card(file_name: str, family: str, name: str, n_layer: int) -> dict[str, Any]:

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from spectra_vis.errors import CaptureError
+from spectra_vis.store.files import atomic_write_with
 
 SUFFIX = ".vectors.safetensors"
 _DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32}
@@ -37,20 +36,11 @@ def companion_name(json_path: Path) -> str:
 
 
 def write(target: Path, arrays: dict[str, np.ndarray]) -> str:
-    """Write ``arrays`` atomically (a temporary file in the same folder, then a rename); their sha256."""
+    """Write ``arrays`` atomically (``files.atomic_write_with``); the file's sha256."""
     from safetensors.numpy import save_file
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp)
-        digest = sha256_of(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
+    atomic_write_with(target, lambda path: save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, path))
+    return sha256_of(target)
 
 
 def sha256_of(path: Path) -> str:
