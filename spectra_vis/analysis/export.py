@@ -29,7 +29,7 @@ FORMATS = ("npz", "safetensors")
 def trial_arrays(cap: Capture, trial_id: int) -> dict[str, np.ndarray]:
     """The trial's vectors by hook name (or capture key), in token order."""
     trial_of(cap.data, trial_id)
-    held = sorted({int(k.split(".")[1]) for k in cap.arrays if k.startswith(f"t{trial_id}.") and k.count(".") == 1})
+    held = sorted(cap.vector_tensors(trial_id))
     if not held:
         why = cap.notices[0] if cap.notices else "it holds no vectors (captured with preset observe, or vectors=[])"
         raise SpectraVisError(f"nothing to export from trial {trial_id}: {why}")

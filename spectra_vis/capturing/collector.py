@@ -28,6 +28,7 @@ from spectra_vis.record.naming import FINAL_NORM_LAYER
 from spectra_vis.record.presets import Preset, make_preset
 from spectra_vis.record.profiles import read_model_card
 from spectra_vis.record.records import TrialData
+from spectra_vis.store import vectors
 from spectra_vis.store.capture_file import Capture, blank_card
 
 
@@ -215,9 +216,9 @@ def _vector_arrays(trials: list[TrialData]) -> dict[str, np.ndarray]:
                 pos.setdefault(tid, []).append(np.arange(end - len(r), end, dtype=np.int32))
                 scales.setdefault(tid, []).append(step.vector_scales[tid])
         for tid, parts in rows.items():
-            out[f"t{trial.trial_id}.{tid}"] = np.concatenate(parts)
-            out[f"t{trial.trial_id}.{tid}.pos"] = np.concatenate(pos[tid])
-            out[f"t{trial.trial_id}.{tid}.scale"] = np.concatenate(scales[tid])
+            out[vectors.array_name(trial.trial_id, tid)] = np.concatenate(parts)
+            out[vectors.array_name(trial.trial_id, tid, "pos")] = np.concatenate(pos[tid])
+            out[vectors.array_name(trial.trial_id, tid, "scale")] = np.concatenate(scales[tid])
     return out
 
 

@@ -79,14 +79,12 @@ class Preset:
             return True
         if self.name == "standard":
             return tensor_type in STANDARD_TYPES and not view
-        return category in self.categories or any(
-            fnmatch.fnmatchcase(raw_name, p) or fnmatch.fnmatchcase(tensor_type, p) for p in self.patterns
-        )
+        return category in self.categories or _matches(self.patterns, raw_name, tensor_type)
 
     def wants_vector(self, raw_name: str, tensor_type: str, category: str, view: bool) -> bool:
         """Whether the rows of a node this preset reads are kept whole (activation vectors)."""
         if self.vectors is not None:
-            return any(fnmatch.fnmatchcase(raw_name, p) or fnmatch.fnmatchcase(tensor_type, p) for p in self.vectors)
+            return _matches(self.vectors, raw_name, tensor_type)
         if self.name == "standard":
             return tensor_type in STANDARD_VECTOR_TYPES and not view
         return self.name in ("full", "custom") and self.wants(raw_name, tensor_type, category, view)
@@ -102,6 +100,11 @@ class Preset:
             "vector_dtype": self.vector_dtype,
             "max_vector_bytes": self.max_vector_bytes,
         }
+
+
+def _matches(patterns: list[str], raw_name: str, tensor_type: str) -> bool:
+    """Whether a glob pattern matches the node's raw name or its tensor type."""
+    return any(fnmatch.fnmatchcase(raw_name, p) or fnmatch.fnmatchcase(tensor_type, p) for p in patterns)
 
 
 def make_preset(preset: str | Preset | None = None, **options: Any) -> Preset:

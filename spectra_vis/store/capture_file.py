@@ -177,10 +177,9 @@ class Capture:
     def _vector_index(self, name: str, digest: str) -> dict[str, Any]:
         arrays = {}
         for key, arr in self.arrays.items():
-            if key.endswith((".pos", ".scale")):
-                continue
-            trial, tensor = key[1:].split(".")
-            arrays[key] = {"trial": int(trial), "tensor": int(tensor), "shape": list(arr.shape)}
+            ids = vectors.rows_of(key)
+            if ids is not None:
+                arrays[key] = {"trial": ids[0], "tensor": ids[1], "shape": list(arr.shape)}
         return {
             "file": name,
             "sha256": digest,
@@ -273,7 +272,7 @@ class Capture:
     def hook_names(self, trial_id: int = 0) -> list[str]:
         """The TransformerLens hook names of the vectors this capture holds for a trial."""
         trial_of(self.data, trial_id)
-        held = self._vector_tids(trial_id)
+        held = self.vector_tensors(trial_id)
         return [name for name, tid in tl_hook_names(self.data["tensors"]).items() if tid in held]
 
     def vectors(self, trial_id: int, name: str) -> np.ndarray:
@@ -288,9 +287,9 @@ class Capture:
         by_hook = tl_hook_names(self.data["tensors"])
         by_key = {t["key"]: t["id"] for t in self.data["tensors"]}
         tid = by_hook.get(name, by_key.get(name))
-        key = f"t{trial_id}.{tid}"
+        key = vectors.array_name(trial_id, tid) if tid is not None else ""
         if tid is None or key not in self.arrays:
-            held = self._vector_tids(trial_id)
+            held = self.vector_tensors(trial_id)
             names = [n for n, i in by_hook.items() if i in held]
             names = names or [t["key"] for t in self.data["tensors"] if t["id"] in held]
             raise NotFound(f"no vectors {name!r} in trial {trial_id}; available: {', '.join(names[:40]) or 'none'}")
@@ -335,9 +334,9 @@ class Capture:
             **{key: [grid[key][i] for i in rows] for key in ("entropy", "next_rank", "next_p")},
         }
 
-    def _vector_tids(self, trial_id: int) -> set[int]:
-        prefix = f"t{trial_id}."
-        return {int(k.split(".")[1]) for k in self.arrays if k.startswith(prefix) and k.count(".") == 1}
+    def vector_tensors(self, trial_id: int) -> set[int]:
+        """Ids of the tensors whose rows the capture holds for a trial."""
+        return {ids[1] for k in self.arrays if (ids := vectors.rows_of(k)) is not None and ids[0] == trial_id}
 
     def tensor_ids(self, **where: Any) -> list[int]:
         """Ids of tensors whose fields equal the given values, e.g. tensor_ids(type="l_out")."""

@@ -26,6 +26,18 @@ from spectra_vis.errors import CaptureError
 from spectra_vis.store.files import atomic_write_with
 
 SUFFIX = ".vectors.safetensors"
+PARTS = ("pos", "scale")  # the arrays beside each tensor's rows
+
+
+def array_name(trial_id: int, tensor_id: int, part: str | None = None) -> str:
+    """The companion file's name of a trial's rows of one tensor (``part``: one of PARTS)."""
+    return f"t{trial_id}.{tensor_id}" + (f".{part}" if part else "")
+
+
+def rows_of(name: str) -> tuple[int, int] | None:
+    """(trial id, tensor id) of an array of rows; None for the ``.pos`` and ``.scale`` arrays."""
+    trial, _, rest = name[1:].partition(".")
+    return (int(trial), int(rest)) if rest.isdigit() else None
 _DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32}
 
 
@@ -63,7 +75,7 @@ def open_mapped(path: Path, index: dict[str, Any]) -> dict[str, np.ndarray]:
     header.pop("__metadata__", None)
     out: dict[str, np.ndarray] = {}
     for key, spec in index["arrays"].items():
-        for array in (key, f"{key}.pos", f"{key}.scale"):
+        for array in (key, *(f"{key}.{part}" for part in PARTS)):
             entry = header.get(array)
             shape = spec["shape"] if array == key else spec["shape"][:1]
             if entry is None or list(entry["shape"]) != list(shape):
