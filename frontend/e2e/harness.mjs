@@ -84,12 +84,45 @@ export function tempDir(prefix) {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Screenshot of one element into docs/screenshots/<name>.png (written atomically). */
-export async function shoot(locator, name) {
+/** docs/screenshots/<name>.png, written atomically: ``take(path)`` makes the screenshot at path. */
+export async function saveScreenshot(name, take) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const tmp = join(SCREENSHOTS, `.${name}.tmp.png`);
-  await locator.screenshot({ path: tmp });
+  await take(tmp);
   renameSync(tmp, join(SCREENSHOTS, `${name}.png`));
+}
+
+/** Screenshot of one element into docs/screenshots/<name>.png. */
+export async function shoot(locator, name) {
+  await saveScreenshot(name, (path) => locator.screenshot({ path }));
+}
+
+/** The viewer on a real backend over ``dataDir``: its page, with the page's errors and every HTTP
+ * response >= 400 it got collected. */
+export async function openViewer(dataDir) {
+  const backend = await startBackend(dataDir);
+  const browser = await launchBrowser();
+  const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+  const errors = [], badResponses = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("response", (r) => { if (r.status() >= 400) badResponses.push(`${r.status()} ${r.url()}`); });
+  await page.goto(backend.url);
+  await page.locator("[data-testid=captures-panel]").waitFor();
+  const close = async () => {
+    await browser.close();
+    backend.stop();
+  };
+  return { backend, browser, page, errors, badResponses, close };
+}
+
+/** Open a capture from the captures panel; its capture id, once the API says it is current. */
+export async function openCapture(page, backendUrl, name) {
+  await page.locator(`.files li[data-path="${name}"] button`).click();
+  await page.locator(`.files li.current[data-path="${name}"]`).waitFor();
+  const caps = await getJSON(`${backendUrl}/api/captures`);
+  const cur = caps.captures.find((c) => c.capture_id === caps.current);
+  if (cur?.path !== name) throw new Error(`opened ${name} but the current capture is ${cur?.path}`);
+  return cur.capture_id;
 }
 
 export async function getJSON(url) {

@@ -3,17 +3,18 @@
 // tooltip are compared with the API's answers fetched here from the same server.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { PYTHON, REPO, SCREENSHOTS, STANDARD, getJSON, launchBrowser, makeCaptures, startBackend, tempDir } from "./harness.mjs";
+import {
+  PYTHON, REPO, STANDARD, getJSON, makeCaptures, openCapture, openViewer, saveScreenshot, tempDir,
+} from "./harness.mjs";
 
 const OBSERVE = "capture_tiny_observe.json";
 // The viewer's tokenLabel (src/data/format.ts): whitespace made visible.
 const label = (t) => t.replace(/\n/g, "⏎").replace(/ /g, "·") || "∅";
 
-let dataDir, backend, browser, page;
-const errors = [];
+let dataDir, viewer, backend, page, errors;
 
 function makeObserveCapture(dir) {
   const code = `
@@ -31,36 +32,23 @@ async function shootWithTooltip(panel, tip, name) {
   const [a, b] = [await panel.boundingBox(), await tip.boundingBox()];
   const x = Math.min(a.x, b.x), y = Math.min(a.y, b.y);
   const clip = { x, y, width: Math.max(a.x + a.width, b.x + b.width) - x, height: Math.max(a.y + a.height, b.y + b.height) - y };
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  const tmp = join(SCREENSHOTS, `.${name}.tmp.png`);
-  await page.screenshot({ path: tmp, clip });
-  renameSync(tmp, join(SCREENSHOTS, `${name}.png`));
+  await saveScreenshot(name, (path) => page.screenshot({ path, clip }));
 }
 
 async function open(name) {
-  await page.locator(`.files li[data-path="${name}"] button`).click();
-  await page.locator(`.files li.current[data-path="${name}"]`).waitFor();
-  const caps = await getJSON(`${backend.url}/api/captures`);
-  const cur = caps.captures.find((c) => c.capture_id === caps.current);
-  assert.equal(cur.path, name);
-  return cur.capture_id;
+  return openCapture(page, backend.url, name);
 }
 
 before(async () => {
   dataDir = tempDir("spectra-e2e-lens-");
   makeCaptures(dataDir);
   makeObserveCapture(dataDir);
-  backend = await startBackend(dataDir);
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(backend.url);
-  await page.locator("[data-testid=captures-panel]").waitFor();
+  viewer = await openViewer(dataDir);
+  ({ backend, page, errors } = viewer);
 });
 
 after(async () => {
-  await browser?.close();
-  backend?.stop();
+  await viewer?.close();
 });
 
 describe("logit lens", () => {

@@ -5,15 +5,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  CHAT, FULL, STANDARD, getJSON, launchBrowser, makeCaptures, postJSON, shoot, startBackend, tempDir,
+  CHAT, FULL, STANDARD, getJSON, makeCaptures, openCapture, openViewer, postJSON, shoot, startBackend, tempDir,
 } from "./harness.mjs";
 
 const fmt = (v) => (v === null ? "—" : Math.abs(v) !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3) ? v.toExponential(3) : String(Number(v.toPrecision(4))));
 const close = (a, b, what) => assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}: ${a} != ${b}`);
 
-let dataDir, backend, browser, page;
-const errors = [];
-const badResponses = []; // every HTTP response >= 400 the page got (a missing favicon would be one)
+let dataDir, viewer, backend, browser, page;
+let errors, badResponses; // the page's errors, and every HTTP response >= 400 it got (a missing favicon would be one)
 
 /** The capture file itself: tensor id by name and a statistic at a step (or a token row). */
 function captureJSON(name) {
@@ -29,16 +28,12 @@ function captureJSON(name) {
 }
 
 async function loadCapture(name) {
-  await page.locator(`.files li[data-path="${name}"] button`).click();
-  await page.locator(`.files li.current[data-path="${name}"]`).waitFor();
+  const cid = await openCapture(page, backend.url, name);
   await page.locator("[data-testid=model-card]").waitFor();
-  const caps = await getJSON(`${backend.url}/api/captures`);
-  const cur = caps.captures.find((c) => c.capture_id === caps.current);
-  assert.equal(cur.path, name);
   for (const view of ["tensor-grid", "heatmap-types", "heatmap-tokens", "flow-diagram"]) {
-    await page.locator(`[data-testid=${view}][data-capture-id="${cur.capture_id}"]`).waitFor();
+    await page.locator(`[data-testid=${view}][data-capture-id="${cid}"]`).waitFor();
   }
-  return cur.capture_id;
+  return cid;
 }
 
 async function waitAttr(selector, attr, expected) {
@@ -52,18 +47,12 @@ async function waitAttr(selector, attr, expected) {
 before(async () => {
   dataDir = tempDir("spectra-e2e-");
   makeCaptures(dataDir);
-  backend = await startBackend(dataDir);
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("response", (r) => { if (r.status() >= 400) badResponses.push(`${r.status()} ${r.url()}`); });
-  await page.goto(backend.url);
-  await page.locator("[data-testid=captures-panel]").waitFor();
+  viewer = await openViewer(dataDir);
+  ({ backend, browser, page, errors, badResponses } = viewer);
 });
 
 after(async () => {
-  await browser?.close();
-  backend?.stop();
+  await viewer?.close();
 });
 
 describe("viewer", () => {
