@@ -40,8 +40,9 @@ def run_keeping(path: Path, types: set[str], max_tokens: int = 4) -> tuple[Any, 
             kept[(step.index, info.type, info.layer)] = np.array(arr, dtype=np.float32)
 
     collector = TensorCollector(preset="full", on_tensor=keep)
-    model = Llama(model_path=str(path), n_ctx=128, n_threads=2, seed=0, cb_eval=create_callback(collector),
-                  verbose=False)
+    model = Llama(
+        model_path=str(path), n_ctx=128, n_threads=2, seed=0, cb_eval=create_callback(collector), verbose=False
+    )
     collector.start_trial(PROMPT)
     trial = collector.end_trial(model(PROMPT, max_tokens=max_tokens, temperature=0.0))
     return trial, kept
@@ -118,9 +119,63 @@ def test_quantized_head_is_dequantized(tmp_path: Path) -> None:
     assert lens._head_type.name not in ("F32", "F16")
     trial, kept = run_keeping(dst, {"l_out"}, max_tokens=3)
     last = max(L for (_, t, L) in kept if t == "l_out" and L < 998)
-    for step in trial.steps:
-        row = kept[(step.index, "l_out", last)].reshape(-1, lens.n_embd)[-1:]
-        assert lens.read(row, k=1).top_ids[0, 0] == trial.sampled[step.index]
+    rows = np.concatenate([kept[(step.index, "l_out", last)].reshape(-1, lens.n_embd)[-1:] for step in trial.steps])
+    assert lens.use_ggml  # ggml's own kernels multiply the quantized head
+    got = lens.read(rows, k=3)
+    assert got.top_ids[:, 0].tolist() == [trial.sampled[step.index] for step in trial.steps]
+    # against the gguf package's dequantization and numpy: ggml quantizes the rows to 8 bits first
+    via_ggml = lens.logits(rows)
+    lens.use_ggml = False
+    via_numpy = lens.logits(rows)
+    scale = np.abs(via_numpy).max(axis=1, keepdims=True)
+    assert np.abs(via_ggml - via_numpy).max() < 2e-2 * scale.max()
+    assert not np.array_equal(via_ggml, via_numpy)  # two computations, not one
+    np.testing.assert_array_equal(lens.read(rows, k=3).top_ids[:, 0], got.top_ids[:, 0])
+
+
+def test_native_reduction_equals_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C reduction of a pass over the head (top-k, log-sum-exp, entropy sums, ranks) against the
+    numpy one, block by block, with next tokens in several blocks, absent (-1), and NaN logits."""
+    from spectra_vis.capturing._native import LensReduction
+    from spectra_vis.capturing.lens import NumpyReduction
+
+    rng = np.random.default_rng(3)
+    n, m, blocks = 37, 1003, 4  # a width that is not a multiple of 8: the scalar tails run too
+    logits = [(rng.standard_normal((n, m)) * 4).astype(np.float32) for _ in range(blocks)]
+    want = rng.integers(0, m * blocks, n)
+    want[::5] = -1
+    full = np.concatenate(logits, axis=1)
+    next_logit = np.where(want >= 0, full[np.arange(n), np.maximum(want, 0)], np.nan).astype(np.float32)
+    c, ref = LensReduction(n, 6, want, next_logit), NumpyReduction(n, 6, want, next_logit)
+    for i, lg in enumerate(logits):
+        c.update(lg, i * m)
+        ref.update(lg, i * m)
+    for a, b in zip(c.top(), ref.top(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(c.mx, ref.mx)
+    np.testing.assert_allclose(c.s, ref.s, rtol=1e-5)
+    np.testing.assert_allclose(c.t, ref.t, rtol=1e-5)
+    np.testing.assert_array_equal(c.above[want >= 0], ref.above[want >= 0])
+    direct = (full > next_logit[:, None]).sum(axis=1)  # and against a direct count
+    np.testing.assert_array_equal(c.above[want >= 0], direct[want >= 0])
+    assert c.above[want >= 0].max() > 0
+
+
+def test_numpy_fallback_lens_equals_the_native_one(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ggml or the native library (a machine without a C compiler), the same lens."""
+    from spectra_vis.capturing import lens as lens_mod
+
+    lens = LogitLens.from_gguf(tiny_llama)
+    rows = np.random.default_rng(1).normal(size=(9, lens.n_embd)).astype(np.float32)
+    nexts = [1, 2, None, 40, 5, 6, 7, 8, 0]
+    fast = lens.read(rows, k=4, next_ids=nexts)
+    lens.use_ggml = False
+    monkeypatch.setattr(lens_mod, "_reduction", lens_mod.NumpyReduction)
+    slow = lens.read(rows, k=4, next_ids=nexts)
+    np.testing.assert_array_equal(fast.top_ids, slow.top_ids)
+    np.testing.assert_array_equal(fast.next_rank, slow.next_rank)
+    np.testing.assert_allclose(fast.top_p, slow.top_p, rtol=1e-4)
+    np.testing.assert_allclose(fast.entropy, slow.entropy, rtol=1e-4)
 
 
 def test_a_standard_capture_carries_its_lens_and_the_last_layer_predicts_the_next_token(tiny_llama: Path) -> None:

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from spectra_vis import Capture, Llama, TensorCollector, capture, create_callback, load_capture
-from spectra_vis.capturing.recorder import _f16_scales
+from spectra_vis.capturing.recorder import _f16_packed
 from spectra_vis.errors import CaptureError, NotFound
 from spectra_vis.store import vectors as V
 
@@ -170,12 +170,16 @@ def test_f32_vectors_are_exact_and_none_can_be_asked_for(tiny_llama: Path) -> No
 
 
 def test_float16_rows_beyond_its_range_are_scaled_by_powers_of_two() -> None:
+    """Two nodes packed in one buffer, as the native data phase writes them: (tid, first, rows, width)."""
     rows = np.array([[1e5, -3.0, 0.5], [1.0, 2.0, -4.0], [np.inf, 1.0, 0.0]], dtype=np.float32)
-    scale = _f16_scales(rows)
-    assert scale.tolist() == [4.0, 1.0, 1.0]
-    back = (rows / scale[:, None]).astype(np.float16).astype(np.float32) * scale[:, None]
-    np.testing.assert_allclose(back[:2], rows[:2], rtol=1e-3)
-    assert np.isfinite((rows[:2] / scale[:2, None]).astype(np.float16)).all()
+    extra = np.array([[7.0, -70000.0]], dtype=np.float32)
+    packed = np.concatenate([rows.reshape(-1), extra.reshape(-1)])
+    stored, scales = _f16_packed(packed, [(0, 0, 3, 3), (1, 9, 1, 2)])
+    assert [s.tolist() for s in scales] == [[4.0, 1.0, 1.0], [4.0]]
+    first = stored[:9].reshape(3, 3).astype(np.float32) * scales[0][:, None]
+    np.testing.assert_allclose(first[:2], rows[:2], rtol=1e-3)
+    np.testing.assert_allclose(stored[9:].astype(np.float32) * scales[1], extra[0], rtol=1e-3)
+    assert np.isfinite(stored[:6]).all() and np.isfinite(stored[9:]).all()
 
 
 def test_version_2_0_files_still_load(saved: Path) -> None:

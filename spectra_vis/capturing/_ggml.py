@@ -72,8 +72,9 @@ def ggml_version() -> str:
     """ggml's version and commit as the library reports them (llama.cpp's vendored copy), or "unknown"."""
     try:
         so = lib()
-        version, commit = (getattr(so, n)().decode() if hasattr(so, n) else "?"
-            for n in ("ggml_version", "ggml_commit"))
+        version, commit = (
+            getattr(so, n)().decode() if hasattr(so, n) else "?" for n in ("ggml_version", "ggml_commit")
+        )
     except (LayoutError, OSError):
         return "unknown"
     return f"ggml {version} (commit {commit})"
@@ -101,7 +102,71 @@ def lib() -> ctypes.CDLL:
     return so
 
 
+@functools.cache
+def cpu_lib() -> ctypes.CDLL:
+    """libggml-cpu (the CPU backend's graph compute) with the functions Spectra Vis calls declared."""
+    d = llama_lib_dir()
+    candidates = [d / n for n in ("libggml-cpu.so", "libggml-cpu.dylib", "ggml-cpu.dll")]
+    path = next((p for p in candidates if p.exists()), None)
+    if path is None:
+        raise LayoutError(f"libggml-cpu not found in {d} (llama-cpp-python {llama_cpp_version()})")
+    lib()  # its symbols first
+    so = ctypes.CDLL(str(path))
+    # void ggml_cpu_init(void);
+    so.ggml_cpu_init.argtypes, so.ggml_cpu_init.restype = [], None
+    # enum ggml_status ggml_graph_compute_with_ctx(struct ggml_context * ctx, struct ggml_cgraph * cgraph,
+    #   int n_threads);
+    so.ggml_graph_compute_with_ctx.argtypes = [c_void_p, c_void_p, c_int]
+    so.ggml_graph_compute_with_ctx.restype = c_int
+    so.ggml_cpu_init()
+    return so
+
+
+def mul_mat(weight: np.ndarray, weight_type: int, x: np.ndarray, out: np.ndarray, n_threads: int) -> None:
+    """``out = x @ W.T`` by ggml's own CPU kernels, W being ``weight``: rows of a GGUF tensor of
+    ggml type ``weight_type`` as stored (quantized blocks or values, read in place, e.g. from the
+    memory-mapped file). ``x`` is float32 ``(n, n_embd)``, ``out`` float32 ``(n, len(weight))``,
+    both C-contiguous. ggml quantizes ``x`` to the weight's dot type first, as llama.cpp does for
+    the model's own output head."""
+    so = lib()
+    n, n_embd = x.shape
+    n_w = int(weight.shape[0])
+    if out.shape != (n, n_w) or out.dtype != np.float32 or not (x.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError("mul_mat: out must be C-contiguous float32 (len(x), len(weight)) and x C-contiguous")
+    # tensor and graph objects, and the work buffer (x converted to the dot type: at most float32)
+    size = 4 * so.ggml_tensor_overhead() + so.ggml_graph_overhead() + x.nbytes + (1 << 16) * (n_threads + 1)
+    ctx = so.ggml_init(GgmlInitParams(size, None, True))
+    if not ctx:
+        raise LayoutError("ggml_init failed for the logit-lens head")
+    try:
+        w = so.ggml_new_tensor_2d(ctx, weight_type, n_embd, n_w)
+        if so.ggml_row_size(weight_type, n_embd) * n_w != weight.nbytes:
+            raise ValueError(f"mul_mat: {weight.nbytes} bytes are not {n_w} rows of {type_name(weight_type)}[{n_embd}]")
+        xt = so.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n)
+        y = so.ggml_mul_mat(ctx, w, xt)
+        for ptr, arr in ((w, weight), (xt, x), (y, out)):
+            tensor(ptr).data = arr.ctypes.data
+        graph = so.ggml_new_graph(ctx)
+        so.ggml_build_forward_expand(graph, y)
+        status = cpu_lib().ggml_graph_compute_with_ctx(ctx, graph, n_threads)
+        if status != 0:
+            raise LayoutError(f"ggml_graph_compute failed (status {status}) for the logit-lens head")
+    finally:
+        so.ggml_free(ctx)
+
+
 def _declare(so: ctypes.CDLL) -> None:
+    # size_t ggml_tensor_overhead(void);  size_t ggml_graph_overhead(void);
+    so.ggml_tensor_overhead.argtypes, so.ggml_tensor_overhead.restype = [], c_size_t
+    so.ggml_graph_overhead.argtypes, so.ggml_graph_overhead.restype = [], c_size_t
+    # size_t ggml_row_size(enum ggml_type type, int64_t ne);
+    so.ggml_row_size.argtypes, so.ggml_row_size.restype = [c_int, c_int64], c_size_t
+    # struct ggml_tensor * ggml_mul_mat(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b);
+    so.ggml_mul_mat.argtypes, so.ggml_mul_mat.restype = [c_void_p, c_void_p, c_void_p], c_void_p
+    # struct ggml_cgraph * ggml_new_graph(struct ggml_context * ctx);
+    so.ggml_new_graph.argtypes, so.ggml_new_graph.restype = [c_void_p], c_void_p
+    # void ggml_build_forward_expand(struct ggml_cgraph * cgraph, struct ggml_tensor * tensor);
+    so.ggml_build_forward_expand.argtypes, so.ggml_build_forward_expand.restype = [c_void_p, c_void_p], None
     # const char * ggml_get_name(const struct ggml_tensor * tensor);
     so.ggml_get_name.argtypes, so.ggml_get_name.restype = [c_void_p], c_char_p
     # const char * ggml_op_desc(const struct ggml_tensor * t);

@@ -194,6 +194,11 @@ def _declare(so: ctypes.CDLL) -> None:
     # int32_t sv_topk_f32(const float *x, int64_t n, int32_t k, int32_t *idx, float *val);
     so.sv_topk_f32.argtypes = [c_void_p, c_int64, c_int32, c_void_p, c_void_p]
     so.sv_topk_f32.restype = c_int32
+    # void sv_lens_block(const float *lg, int64_t n, int64_t m, int64_t offset, int32_t k, const int64_t *want,
+    #   const float *next_logit, int32_t *idx, float *val, int32_t *n_top, double *mx, double *s, double *t,
+    #   int64_t *above);
+    so.sv_lens_block.argtypes = [c_void_p, c_int64, c_int64, c_int64, c_int32, *([c_void_p] * 9)]
+    so.sv_lens_block.restype = None
     # bool sv_ask_all(void *t, bool ask, void *ud);
     so.sv_ask_all.argtypes, so.sv_ask_all.restype = [c_void_p, c_bool, c_void_p], c_bool
 
@@ -381,6 +386,39 @@ def top_k(x: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
     val = np.zeros(max(k, 1), dtype=np.float32)
     n = lib().sv_topk_f32(x.ctypes.data, x.size, k, idx.ctypes.data, val.ctypes.data)
     return idx[:n].tolist(), val[:n]
+
+
+class LensReduction:
+    """The running logit-lens state of n rows over one pass of the vocabulary, reduced in C block
+    by block (``sv_lens_block``): top-k, max, sum of exp and of exp times logit, and the count of
+    logits above each row's next token."""
+
+    def __init__(self, n: int, k: int, want: np.ndarray, next_logit: np.ndarray) -> None:
+        self._so = lib()
+        self.k = k
+        self.want = np.ascontiguousarray(want, dtype=np.int64)
+        self.next_logit = np.ascontiguousarray(next_logit, dtype=np.float32)
+        self.idx = np.zeros((n, k), dtype=np.int32)
+        self.val = np.full((n, k), -np.inf, dtype=np.float32)
+        self.n_top = np.zeros(n, dtype=np.int32)
+        self.mx = np.full(n, -np.inf)
+        self.s = np.zeros(n)
+        self.t = np.zeros(n)
+        self.above = np.zeros(n, dtype=np.int64)
+
+    def update(self, logits: np.ndarray, offset: int) -> None:
+        """Fold ``logits`` (rows x block, float32) of vocabulary columns from ``offset`` into the state."""
+        lg = np.ascontiguousarray(logits, dtype=np.float32)
+        n, m = lg.shape
+        self._so.sv_lens_block(
+            lg.ctypes.data, n, m, offset, self.k, self.want.ctypes.data, self.next_logit.ctypes.data,
+            self.idx.ctypes.data, self.val.ctypes.data, self.n_top.ctypes.data, self.mx.ctypes.data,
+            self.s.ctypes.data, self.t.ctypes.data, self.above.ctypes.data,
+        )  # fmt: skip
+
+    def top(self) -> tuple[np.ndarray, np.ndarray]:
+        """The top-k ids (int64) and logits of every row, most probable first."""
+        return self.idx.astype(np.int64), self.val
 
 
 if __name__ == "__main__":  # python -m spectra_vis.capturing._native: build ahead of time

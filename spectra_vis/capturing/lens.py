@@ -6,10 +6,13 @@ embedding is tied, as in Gemma), then through the logit transforms llama.cpp app
 architecture (Gemma 2 soft-capping, Granite's logit scale). At the last layer this is what
 llama.cpp computed; the tests hold it to that.
 
-The head is read from the GGUF memory-mapped and dequantized a block of vocabulary rows at a time
-(``gguf.quants.dequantize``), so the memory it needs is bounded by the block, not the vocabulary:
-a lens over many rows makes one pass over the head, keeping a running top-k, log-sum-exp and
-entropy per row.
+The head is read from the GGUF memory-mapped, a block of vocabulary rows at a time, and multiplied
+by ggml's own CPU kernels (``_ggml.mul_mat``: the quantized rows in place, the residual rows
+quantized to the head's dot type, as llama.cpp computes the model's logits). Where ggml cannot be
+called, the block is dequantized by the gguf package and multiplied by numpy. The memory a lens
+needs is bounded by the block, not the vocabulary: one pass over the head keeps a running top-k,
+log-sum-exp and entropy per row, reduced in C (``_native.LensReduction``) or, without the native
+library, in numpy (``NumpyReduction``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from spectra_vis.errors import ModelFileError, Unsupported
+from spectra_vis.capturing import _ggml, _native
+from spectra_vis.errors import ModelFileError, NativeUnavailable, Unsupported
 from spectra_vis.record.profiles import open_gguf
 from spectra_vis.store.capture_file import Capture, trial_of
 
@@ -65,6 +69,7 @@ class LogitLens:
         self.logit_scale = logit_scale
         self.n_vocab = int(head.shape[0])
         self.n_embd = int(norm_weight.shape[0])
+        self.use_ggml = _ggml_usable()
 
     @classmethod
     def from_gguf(cls, path: str | os.PathLike[str]) -> LogitLens:
@@ -99,8 +104,8 @@ class LogitLens:
             logit_scale=float(scale) if scale else None,
         )
         try:
-            lens._block(0, min(1, lens.n_vocab))
-        except Exception as exc:  # noqa: BLE001 - any failure of the gguf package to dequantize
+            lens._head_logits(np.zeros((1, lens.n_embd), dtype=np.float32), lens._head[0:1])
+        except Exception as exc:  # noqa: BLE001 - any failure of ggml or the gguf package on the head
             raise ModelFileError(f"the output head of {os.fspath(path)} cannot be dequantized ({exc})") from exc
         return lens
 
@@ -114,54 +119,33 @@ class LogitLens:
     def logits(self, rows: np.ndarray) -> np.ndarray:
         """All logits ``(n, n_vocab)`` of residual rows (for a small vocabulary or a few rows)."""
         h = self.normed(rows)
-        return np.concatenate([self._transform(h @ self._block(a, b).T) for a, b in self._blocks()], axis=1)
+        return np.concatenate([self._head_logits(h, self._head[a:b]) for a, b in self._blocks()], axis=1)
 
     def read(self, rows: np.ndarray, k: int = 5, next_ids: list[int | None] | None = None) -> LensRows:
         """Top-k, entropy and the next token's rank and probability of each row, in one pass over the head."""
-        h = self.normed(rows)
+        h = np.ascontiguousarray(self.normed(rows))
         n = h.shape[0]
         k = max(1, min(k, self.n_vocab))
-        best_ids = np.zeros((n, 0), dtype=np.int64)
-        best_val = np.zeros((n, 0), dtype=np.float32)
-        m = np.full(n, -np.inf)  # running max, sum of exp(l - m), sum of exp(l - m) * l
-        s = np.zeros(n)
-        t = np.zeros(n)
         want = np.array([-1 if i is None else int(i) for i in (next_ids or [None] * n)], dtype=np.int64)
-        next_logit = np.full(n, np.nan, dtype=np.float32)
-        above = np.zeros(n, dtype=np.int64)
         has = (want >= 0) & (want < self.n_vocab)
-        if has.any():
-            uniq, where = np.unique(want[has], return_inverse=True)  # each head row dequantized once
-            w = np.stack([self._block(int(i), int(i) + 1)[0] for i in uniq])[where]
-            next_logit[has] = self._transform(np.einsum("ij,ij->i", h[has], w))
+        want[~has] = -1
+        next_logit = np.full(n, np.nan, dtype=np.float32)
+        if has.any():  # each wanted head row once, through the same kernel as the blocks
+            uniq, where = np.unique(want[has], return_inverse=True)
+            part = self._head_logits(np.ascontiguousarray(h[has]), self._rows(uniq))
+            next_logit[has] = part[np.arange(len(where)), where]
+        red = _reduction(n, k, want, next_logit)
+        out = np.empty((n, min(VOCAB_BLOCK, self.n_vocab)), dtype=np.float32)
         for a, b in self._blocks():
-            lg = self._transform(h @ self._block(a, b).T)  # (n, b - a)
-            higher = lg > next_logit[:, None]
-            own = (want >= a) & (want < b)  # the token itself: never above itself, whatever the rounding
-            higher[np.flatnonzero(own), want[own] - a] = False
-            above += higher.sum(axis=1)
-            kb = min(k, b - a)  # this block's own top-k first (no copy of the block), then merged
-            top = np.argpartition(lg, lg.shape[1] - kb, axis=1)[:, -kb:]
-            cand_ids = np.concatenate([best_ids, top + a], axis=1)
-            cand_val = np.concatenate([best_val, np.take_along_axis(lg, top, axis=1)], axis=1)
-            keep = np.argpartition(cand_val, cand_val.shape[1] - min(k, cand_val.shape[1]), axis=1)[:, -k:]
-            best_ids = np.take_along_axis(cand_ids, keep, axis=1)
-            best_val = np.take_along_axis(cand_val, keep, axis=1)
-            m_new = np.maximum(m, lg.max(axis=1).astype(np.float64))
-            shift = np.exp(m - m_new)
-            e = np.exp(lg - m_new[:, None].astype(np.float32))  # float32 terms, float64 sums
-            s = s * shift + e.sum(axis=1, dtype=np.float64)
-            t = t * shift + np.einsum("ij,ij->i", e, lg, dtype=np.float64)
-            m = m_new
-        log_z = m + np.log(s)
-        order = np.argsort(-best_val, axis=1, kind="stable")
-        best_ids = np.take_along_axis(best_ids, order, axis=1)
-        best_val = np.take_along_axis(best_val, order, axis=1)
+            lg = self._head_logits(h, self._head[a:b], out[:, : b - a] if b - a == out.shape[1] else None)
+            red.update(lg, a)
+        log_z = red.mx + np.log(red.s)
+        top_ids, top_val = red.top()
         return LensRows(
-            top_ids=best_ids,
-            top_p=np.exp(best_val - log_z[:, None]).astype(np.float32),
-            entropy=(log_z - t / s).astype(np.float32),
-            next_rank=np.where(has, above, -1),
+            top_ids=top_ids,
+            top_p=np.exp(top_val - log_z[:, None]).astype(np.float32),
+            entropy=(log_z - red.t / red.s).astype(np.float32),
+            next_rank=np.where(has, red.above, -1),
             next_p=np.where(has, np.exp(next_logit - log_z), np.nan).astype(np.float32),
         )
 
@@ -169,9 +153,25 @@ class LogitLens:
     def _blocks(self) -> list[tuple[int, int]]:
         return [(a, min(a + VOCAB_BLOCK, self.n_vocab)) for a in range(0, self.n_vocab, VOCAB_BLOCK)]
 
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """Head rows ``ids`` as stored (quantized blocks or values)."""
+        return np.ascontiguousarray(self._head[ids])
+
     def _block(self, a: int, b: int) -> np.ndarray:
-        """Head rows a..b as float32 ``(b - a, n_embd)``."""
+        """Head rows a..b as float32 ``(b - a, n_embd)`` (the gguf package's dequantization)."""
         return np.asarray(_dequantize(self._head[a:b], self._head_type), dtype=np.float32).reshape(b - a, self.n_embd)
+
+    def _head_logits(self, h: np.ndarray, stored: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Logits ``(len(h), len(stored))`` of normed rows ``h`` against head rows ``stored``: by
+        ggml's own kernels (as llama.cpp computes the model's logits) where they can be called,
+        else by the gguf package's dequantization and numpy."""
+        if self.use_ggml:
+            if out is None:
+                out = np.empty((h.shape[0], stored.shape[0]), dtype=np.float32)
+            _ggml.mul_mat(stored, int(self._head_type), h, out, n_threads=LENS_THREADS)
+            return self._transform(out)
+        w = np.asarray(_dequantize(stored, self._head_type), dtype=np.float32).reshape(-1, self.n_embd)
+        return self._transform(h @ w.T)
 
     def _transform(self, logits: np.ndarray) -> np.ndarray:
         if self.softcap:
@@ -179,6 +179,66 @@ class LogitLens:
         if self.logit_scale:
             logits = logits / self.logit_scale
         return logits
+
+
+def _ggml_usable() -> bool:
+    """ggml's CPU library can be called here (llama-cpp-python installed, its tensor layout the one
+    the bindings read); else the head goes through the gguf package and numpy."""
+    try:
+        _ggml.self_check()
+        _ggml.cpu_lib()
+    except (ImportError, OSError, AttributeError, _ggml.LayoutError):
+        return False
+    return True
+
+
+LENS_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def _reduction(n: int, k: int, want: np.ndarray, next_logit: np.ndarray) -> Any:
+    """The running state of a pass over the head: in C where the native library builds, else numpy."""
+    try:
+        return _native.LensReduction(n, k, want, next_logit)
+    except NativeUnavailable:
+        return NumpyReduction(n, k, want, next_logit)
+
+
+class NumpyReduction:
+    """``_native.LensReduction`` in numpy: the same state, updated block by block."""
+
+    def __init__(self, n: int, k: int, want: np.ndarray, next_logit: np.ndarray) -> None:
+        self.k, self.want, self.next_logit = k, want, next_logit
+        self.ids = np.zeros((n, 0), dtype=np.int64)
+        self.val = np.zeros((n, 0), dtype=np.float32)
+        self.mx = np.full(n, -np.inf)
+        self.s = np.zeros(n)
+        self.t = np.zeros(n)
+        self.above = np.zeros(n, dtype=np.int64)
+
+    def update(self, lg: np.ndarray, a: int) -> None:
+        b = a + lg.shape[1]
+        want = self.want
+        higher = lg > self.next_logit[:, None]
+        own = (want >= a) & (want < b)  # the token itself: never above itself, whatever the rounding
+        higher[np.flatnonzero(own), want[own] - a] = False
+        self.above += higher.sum(axis=1)
+        kb = min(self.k, b - a)  # this block's own top-k first (no copy of the block), then merged
+        top = np.argpartition(lg, lg.shape[1] - kb, axis=1)[:, -kb:]
+        cand_ids = np.concatenate([self.ids, top + a], axis=1)
+        cand_val = np.concatenate([self.val, np.take_along_axis(lg, top, axis=1)], axis=1)
+        keep = np.argpartition(cand_val, cand_val.shape[1] - min(self.k, cand_val.shape[1]), axis=1)[:, -self.k :]
+        self.ids = np.take_along_axis(cand_ids, keep, axis=1)
+        self.val = np.take_along_axis(cand_val, keep, axis=1)
+        m_new = np.maximum(self.mx, lg.max(axis=1).astype(np.float64))
+        shift = np.exp(self.mx - m_new)
+        e = np.exp(lg - m_new[:, None].astype(np.float32))  # float32 terms, float64 sums
+        self.s = self.s * shift + e.sum(axis=1, dtype=np.float64)
+        self.t = self.t * shift + np.einsum("ij,ij->i", e, lg, dtype=np.float64)
+        self.mx = m_new
+
+    def top(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(-self.val, axis=1, kind="stable")
+        return np.take_along_axis(self.ids, order, axis=1), np.take_along_axis(self.val, order, axis=1)
 
 
 def _dequantize(data: np.ndarray, qtype: Any) -> np.ndarray:

@@ -135,8 +135,7 @@ class NativeEngine:
         if out.logit_ids is not None:
             step.logits = {"ids": out.logit_ids, "logits": out.logit_vals}
         if out.vec_vals is not None:
-            for tid, first, rows, width in out.vec_meta:
-                rec.keep_rows(out.vec_vals[first : first + rows * width].reshape(rows, width), tid, step)
+            rec.keep_packed(out.vec_vals, out.vec_meta, step)
 
     # ----- called by C (through _hook, which keeps anything from propagating into C) ----------
     def _on_graph(self, ptr: int) -> int:

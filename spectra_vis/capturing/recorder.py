@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -211,27 +211,39 @@ class Recorder:
             trial.errors.append(f"step {step}: {message}")
 
     def keep_rows(self, arr: np.ndarray, tid: int, step: Step) -> None:
-        """The step's rows of ``arr`` as vectors, within the byte budget (past it: none, and the trial
-        says where and why). A tensor with fewer rows than the step's tokens holds its last ones:
-        llama.cpp computes only the rows it outputs in the last layer (``inp_out_ids``)."""
-        if self.vectors_stopped is not None:
+        """The step's rows of ``arr`` as vectors (see ``keep_packed``). A tensor with fewer rows than
+        the step's tokens holds its last ones: llama.cpp computes only the rows it outputs in the
+        last layer (``inp_out_ids``)."""
+        if self.vectors_stopped is None and (rows := _vector_rows(arr, step.n_tokens)) is not None:
+            self.keep_packed(rows.reshape(-1), [(tid, 0, rows.shape[0], rows.shape[1])], step)
+
+    def keep_packed(self, vals: np.ndarray, meta: Sequence[Sequence[int]], step: Step) -> None:
+        """Vectors of several nodes packed in one float32 buffer: ``meta`` holds (tid, first value,
+        rows, width) per node, in buffer order with no gaps (as the native data phase writes them).
+        Converted once per step, copied out of ``vals`` (llama.cpp's or C's memory), and kept within
+        the byte budget: past it, none, and the trial says where and why."""
+        if self.vectors_stopped is not None or not meta:
             return
-        rows = _vector_rows(arr, step.n_tokens)
-        if rows is None or self._vec_width.setdefault(tid, rows.shape[1]) != rows.shape[1]:
-            return
-        dtype = np.float16 if self.preset.vector_dtype == "f16" else np.float32
-        size = rows.size * np.dtype(dtype).itemsize + 4 * len(rows)
+        f16 = self.preset.vector_dtype == "f16"
+        itemsize = 2 if f16 else 4
+        if f16:
+            stored, scales = _f16_packed(vals, meta)
+        else:
+            stored = np.array(vals, dtype=np.float32)
+            scales = [np.ones(rows, dtype=np.float32) for _, _, rows, _ in meta]
         budget = self.preset.max_vector_bytes
-        if self.vector_bytes + size > budget:
-            info = self.tensors[tid]
-            self.vectors_stopped = f"max_vector_bytes ({budget:,} bytes) reached at {info.key}"
-            if self.current_trial is not None:
-                self.current_trial.vectors_dropped = {"step": step.index, "reason": self.vectors_stopped}
-            return
-        scale = _f16_scales(rows) if dtype is np.float16 else np.ones(len(rows), dtype=np.float32)
-        step.vectors[tid] = (rows / scale[:, None]).astype(dtype)  # a copy: the array is llama.cpp's memory
-        step.vector_scales[tid] = scale
-        self.vector_bytes += size
+        for (tid, first, rows, width), scale in zip(meta, scales, strict=True):
+            if self._vec_width.setdefault(tid, width) != width:
+                continue
+            size = rows * width * itemsize + 4 * rows
+            if self.vector_bytes + size > budget:
+                self.vectors_stopped = f"max_vector_bytes ({budget:,} bytes) reached at {self.tensors[tid].key}"
+                if self.current_trial is not None:
+                    self.current_trial.vectors_dropped = {"step": step.index, "reason": self.vectors_stopped}
+                return
+            step.vectors[tid] = stored[first : first + rows * width].reshape(rows, width)
+            step.vector_scales[tid] = scale
+            self.vector_bytes += size
 
     def check_lost_mass(self, lost: float) -> None:
         """Attention probability beyond the cropped sequence means KV cells are not positions."""
@@ -300,8 +312,10 @@ class Recorder:
             captured=False,
         )
         info.captured = self.preset.wants(name, ttype, category, info.view)
-        info.vector = info.captured and ttype not in ROW_AXIS_FROM_END and self.preset.wants_vector(
-            name, ttype, category, info.view
+        info.vector = (
+            info.captured
+            and ttype not in ROW_AXIS_FROM_END
+            and self.preset.wants_vector(name, ttype, category, info.view)
         )
         self.tensors.append(info)
         self._want.append(info.captured)
@@ -385,10 +399,19 @@ def _vector_rows(arr: np.ndarray, n_tokens: int) -> np.ndarray | None:
 F16_LIMIT = 32768.0  # rows are scaled so that no stored value is above this (float16's max is 65504)
 
 
-def _f16_scales(rows: np.ndarray) -> np.ndarray:
-    """Per row, a power of two that brings the row inside float16's range (1 for almost every row;
-    Gemma's residual stream reaches 1e5). Powers of two scale without rounding anything."""
-    absmax = np.max(np.abs(rows), axis=1) if rows.size else np.zeros(len(rows))
+def _f16_packed(vals: np.ndarray, meta: Sequence[Sequence[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``vals`` as float16 and, per node of ``meta``, its rows' scales: per row a power of two that
+    brings it inside float16's range (1 for almost every row; Gemma's residual stream reaches 1e5),
+    stored = row / scale. Powers of two scale without rounding anything."""
+    m = np.asarray(meta, dtype=np.int64).reshape(-1, 4)
+    counts, widths = m[:, 2], np.repeat(m[:, 3], m[:, 2])
+    row_in_node = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = (np.repeat(m[:, 1], counts) + row_in_node * widths).astype(np.intp)
+    absmax = np.maximum.reduceat(np.abs(vals), starts) if len(vals) else np.zeros(0, dtype=np.float32)
     finite = np.where(np.isfinite(absmax), absmax, 0.0)
-    exp = np.ceil(np.log2(np.maximum(finite, F16_LIMIT) / F16_LIMIT))
-    return np.exp2(exp).astype(np.float32)
+    scale = np.exp2(np.ceil(np.log2(np.maximum(finite, F16_LIMIT) / F16_LIMIT))).astype(np.float32)
+    if (scale == 1.0).all():
+        stored = vals.astype(np.float16)
+    else:  # rare: a row past float16's range
+        stored = (vals / np.repeat(scale, widths)).astype(np.float16)
+    return stored, np.split(scale, np.cumsum(counts)[:-1])

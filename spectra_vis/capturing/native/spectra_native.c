@@ -395,8 +395,9 @@ static int sv_tensor_stats(sv_state *s, const struct sv_tensor *t, int row_dim, 
 
 /* ----- top-k (value descending, ties by lower index) -------------------------------- */
 
-static int sv_topk(const float *x, int64_t n, int k, int32_t *idx, float *val) {
-    int m = 0;
+/* Merge x[0..n) into a top-k list already holding m entries (value descending; index i of x is
+   recorded as offset + i); returns how many entries the list holds. */
+static int sv_topk_more(const float *x, int64_t n, int k, int32_t *idx, float *val, int m, int64_t offset) {
     for (int64_t i = 0; i < n; i++) {
         if (m == k && (i & 15) == 0 && i + 16 <= n) { /* skip a block that cannot enter (logits: most) */
             float bmax = -INFINITY;
@@ -421,9 +422,131 @@ static int sv_topk(const float *x, int64_t n, int k, int32_t *idx, float *val) {
             j--;
         }
         val[j] = v;
-        idx[j] = (int32_t)i;
+        idx[j] = (int32_t)(offset + i);
     }
     return m;
+}
+
+static int sv_topk(const float *x, int64_t n, int k, int32_t *idx, float *val) {
+    return sv_topk_more(x, n, k, idx, val, 0, 0);
+}
+
+/* e^x for x <= 0 (below -87: e^-87), branch-free so that loops over it vectorize: Cody-Waite
+   reduction and Cephes' degree-6 polynomial, relative error below 3e-7. */
+static inline float sv_exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln 2) */
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+#if defined(__GNUC__)
+/* Eight lanes of sv_exp_neg. */
+static inline __attribute__((always_inline)) sv_v8f sv_exp_neg8(sv_v8f x) {
+    const sv_v8f lo = {-87.0f, -87.0f, -87.0f, -87.0f, -87.0f, -87.0f, -87.0f, -87.0f};
+    sv_v8i below = x < lo;
+    x = (sv_v8f)((below & (sv_v8i)lo) | (~below & (sv_v8i)x));
+    sv_v8f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    sv_v8f r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    sv_v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    sv_v8i bits = (__builtin_convertvector(n, sv_v8i) + 127) << 23;
+    return p * (sv_v8f)bits;
+}
+
+/* The first m - m % 8 logits of a row: maximum and count above nl (NaN: never above, never max). */
+SV_KERNEL static int64_t sv_lens_scan8(const float *x, int64_t m, float nl, float *bmax, int64_t *hi) {
+    sv_v8f mx = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    sv_v8i cnt = {0};
+    int64_t j = 0;
+    for (; j + 8 <= m; j += 8) {
+        sv_v8f v;
+        memcpy(&v, x + j, 32);
+        sv_v8i gt = v > mx;
+        mx = (sv_v8f)((gt & (sv_v8i)v) | (~gt & (sv_v8i)mx));
+        cnt -= v > nl;
+    }
+    for (int l = 0; l < 8; l++) {
+        *bmax = mx[l] > *bmax ? mx[l] : *bmax;
+        *hi += cnt[l];
+    }
+    return j;
+}
+
+/* The first m - m % 8 logits of a row: sum of e^(l - mf) and of e^(l - mf) * l. */
+SV_KERNEL static int64_t sv_lens_exp8(const float *x, int64_t m, float mf, double *bs, double *bt) {
+    sv_v8f se = {0}, te = {0};
+    int64_t j = 0;
+    for (; j + 8 <= m; j += 8) {
+        sv_v8f v;
+        memcpy(&v, x + j, 32);
+        sv_v8f e = sv_exp_neg8(v - mf);
+        se += e;
+        te += e * v;
+    }
+    for (int l = 0; l < 8; l++) {
+        *bs += se[l];
+        *bt += te[l];
+    }
+    return j;
+}
+#endif
+
+/* One block of logit-lens logits: lg holds n rows of m logits, vocabulary columns offset..offset+m.
+   Per row r it updates the running state kept across the blocks of one pass over the vocabulary:
+   the top-k list (idx/val + r*k, n_top[r] entries, value descending), the maximum mx[r], the sums
+   s[r] = sum e^(l - mx) and t[r] = sum e^(l - mx) * l, and above[r], how many logits exceed
+   next_logit[r] (the token want[r] itself never counts; want[r] < 0: no next token). */
+SV_API void sv_lens_block(const float *lg, int64_t n, int64_t m, int64_t offset, int32_t k, const int64_t *want,
+                          const float *next_logit, int32_t *idx, float *val, int32_t *n_top, double *mx, double *s,
+                          double *t, int64_t *above) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = lg + r * m;
+        float bmax = -INFINITY, nl = next_logit[r];
+        int64_t hi = 0, j = 0;
+#if defined(__GNUC__)
+        j = sv_lens_scan8(x, m, nl, &bmax, &hi);
+#endif
+        for (; j < m; j++) {
+            bmax = x[j] > bmax ? x[j] : bmax;
+            hi += x[j] > nl;
+        }
+        int64_t own = want[r] - offset;
+        if (want[r] >= 0 && own >= 0 && own < m && x[own] > nl) hi--; /* never above itself */
+        above[r] += want[r] >= 0 ? hi : 0;
+        n_top[r] = sv_topk_more(x, m, k, idx + r * k, val + r * k, n_top[r], offset);
+        double m_new = bmax > mx[r] ? bmax : mx[r];
+        if (m_new == -INFINITY) continue;
+        float mf = (float)m_new;
+        double bs = 0.0, bt = 0.0;
+        j = 0;
+#if defined(__GNUC__)
+        j = sv_lens_exp8(x, m, mf, &bs, &bt);
+#endif
+        for (; j < m; j++) {
+            float e = sv_exp_neg(x[j] - mf);
+            bs += e;
+            bt += (double)e * x[j];
+        }
+        double shift = mx[r] == -INFINITY ? 0.0 : exp(mx[r] - m_new);
+        s[r] = s[r] * shift + bs;
+        t[r] = t[r] * shift + bt;
+        mx[r] = m_new;
+    }
 }
 
 /* ----- the data phase ---------------------------------------------------------------- */
