@@ -82,9 +82,11 @@ export const api = {
   files: () => request<FilesOut>("/api/files"),
   captures: () => request<CapturesOut>("/api/captures"),
   load: (filepath: string) => request<LoadOut>("/api/load", json({ filepath })),
-  upload: (file: File) => {
+  /** A capture (or trace) as `file`; its .vectors.safetensors companion, if any, as `vectors`. */
+  upload: (file: File, vectors?: File | null) => {
     const form = new FormData();
     form.append("file", file, file.name);
+    if (vectors) form.append("vectors", vectors, vectors.name);
     return request<UploadOut>("/api/upload", { method: "POST", body: form });
   },
   colors: () => request<ColorsOut>("/api/colors"),

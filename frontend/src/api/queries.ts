@@ -201,9 +201,10 @@ export async function loadCapture(qc: QueryClient, path: string): Promise<LoadOu
   return qc.fetchQuery({ ...captureOptions(path), staleTime: 0 });
 }
 
-/** Upload a capture or trace: the server saves and loads it; the file list is read again. */
-export async function uploadCapture(qc: QueryClient, file: File) {
-  const out = await api.upload(file);
+/** Upload a capture or trace, with its vectors companion if any: the server saves and loads it; the
+ * file list is read again. */
+export async function uploadCapture(qc: QueryClient, file: File, vectors?: File | null) {
+  const out = await api.upload(file, vectors);
   qc.setQueryData(keys.capture(out.path), out);
   void qc.invalidateQueries({ queryKey: keys.files });
   return out;

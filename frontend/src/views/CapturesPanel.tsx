@@ -1,10 +1,12 @@
 /** Captures panel: the capture files in the data directory, upload by drag-and-drop (or a file
- * picker), load; the loaded capture's model card and a trial picker with prompt and response. */
+ * picker) of a capture with its vectors companion if it has one, load; what loading could not give
+ * (the server's notices), the loaded capture's model card and a trial picker with prompt and response. */
 import { useState, type DragEvent } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import type { FileInfo, LoadOut } from "../api/client";
 import { loadCapture, uploadCapture, useFiles } from "../api/queries";
 import { fmt } from "../data/format";
+import { companionName, pickUploadPair } from "../data/uploadPair";
 import { useCurrent } from "./current";
 
 export const CAPTURE_COMMAND = "python capture_tensors.py";
@@ -55,18 +57,30 @@ export function CapturesPanel() {
   const load = (f: FileInfo) =>
     attempt(`Loading ${f.name}…`, `Could not load ${f.name}`, async () => onLoaded(await loadCapture(qc, f.path)));
 
-  const upload = (file: File) =>
-    attempt(`Uploading ${file.name}…`, `Upload of ${file.name} failed`, async () => {
-      const out = await uploadCapture(qc, file); // the file list is read again
-      setNotice(`Uploaded ${file.name} as ${out.saved_as}`);
+  /** The files chosen or dropped together: the capture and its companion, or why not (nothing sent). */
+  const upload = async (chosen: readonly File[]) => {
+    const pick = pickUploadPair(chosen);
+    if (!pick.ok) {
+      setNotice(null);
+      setError(pick.error);
+      return;
+    }
+    const { capture: file, vectors } = pick;
+    const what = vectors ? `${file.name} with ${vectors.name}` : file.name;
+    await attempt(`Uploading ${what}…`, `Upload of ${what} failed`, async () => {
+      const out = await uploadCapture(qc, file, vectors); // the file list is read again
+      setNotice(vectors
+        ? `Uploaded ${file.name} as ${out.saved_as} and its vectors ${vectors.name} as ${companionName(out.saved_as)}`
+        : `Uploaded ${file.name} as ${out.saved_as}`);
       onLoaded(out);
     });
+  };
 
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
     setOver(false);
-    const file = e.dataTransfer.files?.[0];
-    if (file) void upload(file);
+    const chosen = Array.from(e.dataTransfer.files ?? []);
+    if (chosen.length > 0) void upload(chosen);
   };
 
   return (
@@ -82,20 +96,26 @@ export function CapturesPanel() {
         onDragLeave={() => setOver(false)}
         onDrop={onDrop}
       >
-        Drop a capture <code>.json</code> (or a trial trace <code>.jsonl</code>) here, or{" "}
+        Drop a capture <code>.json</code> with its <code>.vectors.safetensors</code> file if it has one (or a
+        trial trace <code>.jsonl</code>) here, or{" "}
         <label className="linklike">
-          choose a file
-          <input type="file" accept=".json,.jsonl,application/json" data-testid="upload-input" hidden
+          choose the files
+          <input type="file" multiple accept=".json,.jsonl,.safetensors,application/json" data-testid="upload-input" hidden
             onChange={(e) => {
-              const f = e.target.files?.[0];
-              if (f) void upload(f);
+              const chosen = Array.from(e.target.files ?? []); // before the reset below empties the list
               e.target.value = "";
+              if (chosen.length > 0) void upload(chosen);
             }} />
         </label>
       </div>
       {busy && <div className="loading" role="status">{busy}</div>}
       {error && <div className="error" role="alert" data-testid="captures-error">{error}</div>}
-      {notice && <div className="notice" role="status">{notice}</div>}
+      {notice && <div className="notice" role="status" data-testid="captures-notice">{notice}</div>}
+      {capture && capture.notices.length > 0 && (
+        <ul className="capture-notices" data-testid="capture-notices" data-path={capture.path}>
+          {capture.notices.map((n) => <li key={n} className="warning">{n}</li>)}
+        </ul>
+      )}
       {files.loading && !files.data && <div className="loading" role="status">Reading the data directory…</div>}
       {files.error && <div className="error" role="alert">Cannot list captures: {files.error}</div>}
       {files.data && (
