@@ -4,6 +4,7 @@ The package reads the way data flows through it; each stage imports only the sta
 (checked by import-linter, see ``[tool.importlinter]`` in pyproject.toml):
 
 - ``capturing``: bindings, native callback, recorder and engines, ``Llama``, ``Session``;
+- ``comparing``: two trials side by side (``compare``), and the same tokens through two models;
 - ``analysis``: every payload the viewer and the REST API show, computed from a capture;
 - ``store``: the capture file (schema, load, validate, atomic save, version 1.0 read-only);
 - ``record``: names, model profiles, presets, statistics, trial records;
@@ -19,6 +20,7 @@ from typing import Any
 
 from spectra_vis.capturing.collector import TensorCollector, create_callback
 from spectra_vis.capturing.session import Session, capture
+from spectra_vis.comparing import Comparison, compare
 from spectra_vis.record.naming import parse_name
 from spectra_vis.record.presets import PRESETS, Preset
 from spectra_vis.record.profiles import (
@@ -36,6 +38,7 @@ __all__ = [
     "SUPPORTED_MODELS",
     "Capture",
     "CaptureError",
+    "Comparison",
     "Llama",
     "ModelFileError",
     "Preset",
@@ -43,6 +46,7 @@ __all__ = [
     "TensorCollector",
     "TrialData",
     "capture",
+    "compare",
     "create_callback",
     "get_model_profile",
     "get_supported_models",

@@ -39,6 +39,18 @@ def _export(argv: list[str], prog: str) -> int:
     return main(argv, prog=prog)
 
 
+def _quantize(argv: list[str], prog: str) -> int:
+    from spectra_vis.wizard.tools import quantize_main
+
+    return quantize_main(argv, prog)
+
+
+def _compare(argv: list[str], prog: str) -> int:
+    from spectra_vis.wizard.tools import compare_main
+
+    return compare_main(argv, prog)
+
+
 def _doctor(argv: list[str], prog: str) -> int:
     from spectra_vis.doctor import main
 
@@ -49,6 +61,8 @@ COMMANDS: dict[str, tuple[str, Runner]] = {
     "capture": ("capture tensors of a GGUF model: a wizard, or flags (spectra-vis capture --help)", _capture),
     "trace": ("export a trial as a JSONL trace, or import one (spectra-vis trace --help)", _trace),
     "export": ("a trial's activation vectors as .npz or safetensors, by TransformerLens name", _export),
+    "quantize": ("make quantized variants of a GGUF model with llama.cpp's own quantizer", _quantize),
+    "compare": ("compare two runs: the same tokens through two models, or two captured trials", _compare),
     "doctor": ("can captures run here? versions, build, probe, native callback, demo, frontend", _doctor),
     "bench": ("capture overhead against plain llama-cpp-python (spectra-vis bench --help)", _bench),
 }

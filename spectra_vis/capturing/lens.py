@@ -18,14 +18,14 @@ library, in numpy (``NumpyReduction``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from spectra_vis.capturing import _ggml, _native
-from spectra_vis.errors import ModelFileError, NativeUnavailable, Unsupported
+from spectra_vis.errors import InvalidArgument, ModelFileError, NativeUnavailable, Unsupported
 from spectra_vis.record.profiles import open_gguf
 from spectra_vis.store.capture_file import Capture, trial_of
 
@@ -148,6 +148,58 @@ class LogitLens:
             next_rank=np.where(has, red.above, -1),
             next_p=np.where(has, np.exp(next_logit - log_z), np.nan).astype(np.float32),
         )
+
+    def divergence(
+        self, h_self: np.ndarray, other: LogitLens, h_other: np.ndarray, next_self: np.ndarray, next_other: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The next-token distributions of this model at final-norm rows ``h_self`` (the reference)
+        and of ``other`` at ``h_other``, compared exactly over the whole vocabulary in one pass over
+        both heads: KL(reference || other) in nats, each one's top-1 id, and the probability each
+        gives to the other's next token (``next_*``: -1 where none). Rows are already normed
+        (``ln_final.hook_normalized``)."""
+        if other.n_vocab != self.n_vocab:
+            raise InvalidArgument(
+                f"the models' vocabularies differ ({self.n_vocab} and {other.n_vocab} tokens): "
+                "a next-token comparison needs the same tokenizer"
+            )
+        ha = np.ascontiguousarray(h_self, dtype=np.float32)
+        hb = np.ascontiguousarray(h_other, dtype=np.float32)
+        n = ha.shape[0]
+        m_a, m_b = np.full(n, -np.inf), np.full(n, -np.inf)
+        s_a, s_b, u = np.zeros(n), np.zeros(n), np.zeros(n)
+        top_a, top_b = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        best_a, best_b = np.full(n, -np.inf), np.full(n, -np.inf)
+        want_b, want_a = np.full(n, np.nan), np.full(n, np.nan)  # B's logit of A's next token, and A's of B's
+        rows = np.arange(n)
+        for a, b in self._blocks():
+            la = self._head_logits(ha, self._head[a:b]).astype(np.float64)
+            lb = other._head_logits(hb, other._head[a:b]).astype(np.float64)
+            for lg, best, top in ((la, best_a, top_a), (lb, best_b, top_b)):
+                arg = lg.argmax(axis=1)
+                val = lg[rows, arg]
+                better = val > best
+                best[better], top[better] = val[better], arg[better] + a
+            for ids, lg, out in ((next_self, lb, want_b), (next_other, la, want_a)):
+                inside = (ids >= a) & (ids < b)
+                out[inside] = lg[rows[inside], ids[inside] - a]
+            new_a = np.maximum(m_a, la.max(axis=1))
+            shift = np.exp(m_a - new_a)
+            e = np.exp(la - new_a[:, None])
+            s_a = s_a * shift + e.sum(axis=1)
+            u = u * shift + np.einsum("ij,ij->i", e, la - lb)
+            m_a = new_a
+            new_b = np.maximum(m_b, lb.max(axis=1))
+            s_b = s_b * np.exp(m_b - new_b) + np.exp(lb - new_b[:, None]).sum(axis=1)
+            m_b = new_b
+        log_za, log_zb = m_a + np.log(s_a), m_b + np.log(s_b)
+        kl = np.maximum(u / s_a - log_za + log_zb, 0.0)  # never below 0 (rounding)
+        return {
+            "kl": kl,
+            "top1_self": top_a,
+            "top1_other": top_b,
+            "p_other_of_next": np.exp(want_b - log_zb),
+            "p_self_of_next": np.exp(want_a - log_za),
+        }
 
     # ----- internals -----------------------------------------------------------------------------
     def _blocks(self) -> list[tuple[int, int]]:
@@ -291,11 +343,16 @@ def trial_lens(cap: Capture, trial_id: int, lens: LogitLens, k: int = LENS_K) ->
 
 
 def add_lens(
-    cap: Capture, model_path: str | os.PathLike[str], text_of: Callable[[int], str] | None = None, k: int = LENS_K
+    cap: Capture,
+    model_path: str | os.PathLike[str],
+    text_of: Callable[[int], str] | None = None,
+    k: int = LENS_K,
+    trials: Iterable[int] | None = None,
 ) -> None:
-    """Put each trial's lens grid into ``cap`` (``trial["lens"]``), with the text of every token it
-    names (``vocab``, from ``text_of``); where the model's architecture is not mirrored,
-    ``options["lens"]`` says so instead. Nothing when the capture has no vectors."""
+    """Put each trial's lens grid (or those of ``trials``: the ones that ran on this model) into
+    ``cap`` (``trial["lens"]``), with the text of every token it names (``vocab``, from
+    ``text_of``); where the model's architecture is not mirrored, ``options["lens"]`` says so
+    instead. Nothing when the capture has no vectors."""
     if not cap.arrays:
         return
     try:
@@ -303,7 +360,10 @@ def add_lens(
     except (Unsupported, ModelFileError) as exc:
         cap.data["options"]["lens"] = str(exc)
         return
+    chosen = None if trials is None else set(trials)
     for trial in cap.data["trials"]:
+        if chosen is not None and trial["id"] not in chosen:
+            continue
         grid = trial_lens(cap, trial["id"], lens, k)
         if grid is not None:
             named = {i for layer in grid["ids"] for cell in layer if cell for i in cell}

@@ -6,12 +6,15 @@ its own beyond running trials in order and keeping what was captured on Ctrl-C.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from spectra_vis.capturing.chat import (
     ChatMode,
@@ -144,6 +147,7 @@ class Session:
                 model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, cb_eval=self._callback, verbose=False
             )
         self.n_threads = n_threads
+        self._load = {"n_ctx": n_ctx, "n_threads": n_threads, "seed": seed}
         self.lens = lens  # the logit lens of every trial goes into the capture (when it keeps vectors)
 
     def format(self, prompt: str, chat: ChatMode = "auto") -> FormattedPrompt:
@@ -200,6 +204,67 @@ class Session:
             done.template = template_marks(self.model, sent, done.token_ids[: done.n_prompt])
         except Exception as exc:  # noqa: BLE001 - the marks are extra; never lose a captured trial over them
             done.errors.append(f"template marks: {type(exc).__name__}: {exc}")
+        return done
+
+    def swap_model(self, model_path: str | os.PathLike[str]) -> None:
+        """Load another GGUF model into this session, on the same collector and callback: the trials
+        so far stay, the catalogue is shared (same architecture, same graph names), and the model
+        card becomes the new model's. The old model is freed first."""
+        from spectra_vis.capturing.llama import Llama
+
+        path = str(check_gguf_file(model_path))
+        self.model = None  # the old context goes before another loads (memory, and the callback's order)
+        with deferred_template_errors():
+            self.model = Llama(model_path=path, cb_eval=self._callback, verbose=False, **self._load)
+
+    def vocabulary(self) -> tuple[int, str]:
+        """The loaded model's vocabulary size and a sha256 over every token's text (and type): two
+        models with the same pair read the same token ids the same way."""
+        inner = self.model._model
+        digest = hashlib.sha256()
+        n = int(inner.n_vocab())
+        for i in range(n):
+            text = inner.token_get_text(i) or ""
+            digest.update(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+            digest.update(b"\0%d\0" % int(inner.token_get_attr(i)))
+        return n, digest.hexdigest()
+
+    def force(self, prompt: str, token_ids: list[int], n_prompt: int, emit: EventHook | None = None) -> TrialData:
+        """A teacher-forced trial: the model reads ``token_ids`` (the prompt's ``n_prompt``, then one
+        response token per step) instead of sampling, so its steps align with the run that produced
+        them. At each step the token it would have chosen greedily (the argmax of its logits) is
+        recorded as its sampled token; the trial's tokens are the given ones. Ctrl-C keeps the
+        steps so far (the trial is marked interrupted) and re-raises."""
+        import llama_cpp
+
+        if not 0 < n_prompt <= len(token_ids):
+            raise ValueError(f"n_prompt must be 1..{len(token_ids)}, got {n_prompt}")
+        emit = emit or (lambda kind, payload: None)
+        collector, model = self.collector, self.model
+        collector.start_trial(prompt)
+        n_vocab = int(model.n_vocab())
+        response = token_ids[n_prompt:]
+        interrupted = False
+        try:
+            with StopAfterDecode(collector) as stop:
+                model.eval(token_ids[:n_prompt])
+                for i, token in enumerate(response):
+                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(model._ctx.ctx, -1), shape=(n_vocab,))
+                    collector.on_sample(int(np.argmax(logits)))
+                    emit("token", (collector.current_trial.trial_id if collector.current_trial else -1, ""))
+                    if i + 1 < len(response):
+                        model.eval([token])
+                stop.check()
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            text = model.detokenize(response).decode("utf-8", "replace") if response else ""
+            done = collector.end_trial(text, interrupted=interrupted)
+            done.token_ids = list(token_ids)
+            done.token_texts = [collector.token_text(i) for i in token_ids]
+            done.n_prompt = n_prompt
+            emit("trial_end", done)
         return done
 
     def capture(self, out: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None) -> Capture:

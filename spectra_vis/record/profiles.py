@@ -141,6 +141,9 @@ def get_supported_models() -> list[str]:
     return SUPPORTED_MODELS.copy()
 
 
+REQUANTIZED_KEY = "spectra_vis.requantized_from"  # GGUF metadata written by spectra-vis quantize --allow-requantize
+
+
 @dataclass
 class ModelCard:
     """What the GGUF metadata says about a model. Sizes come from the file, not a guess."""
@@ -160,6 +163,7 @@ class ModelCard:
     family_forced: bool = False
     family_warning: str | None = None
     chat_template: bool = False  # the GGUF carries tokenizer.chat_template
+    requantized_from: str | None = None  # made by requantizing a model of this file type (spectra-vis quantize)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,6 +232,7 @@ def read_model_card(path: str | os.PathLike[str], family: str = "auto") -> Model
         n_vocab=int(tokens.parts[4][0]) if tokens is not None else 0,  # key length, key, type, item type, count
         file_type=_file_type_name(field("general.file_type")),
         chat_template=bool(field("tokenizer.chat_template")),
+        requantized_from=field(REQUANTIZED_KEY),
     )
     return force_family(card, family)
 

@@ -1,0 +1,362 @@
+"""Comparing stage: two trials side by side, token by token and layer by layer.
+
+``compare(cap_a, trial_a, cap_b, trial_b)`` aligns the trials by token (the shared prefix of
+their token ids; where they differ, ``diverge_at`` says where) and gives:
+
+- per layer x tensor type, the signed relative change of each statistic's mean over the shared
+  tokens, ``(mean_b - mean_a) / |mean_a|``;
+- per layer x token, the relative change of the residual stream's L2 (``l_out`` statistics, in
+  every capture), and where both trials hold vectors its cosine similarity and relative L2 error
+  ``|b - a| / |a|`` (``blocks.L.hook_resid_post``);
+- per token, where both hold final-norm vectors (``ln_final.hook_normalized``: the rows llama.cpp
+  turns into logits) and both models' output heads are at hand, the exact next-token comparison
+  through the lens's head over the whole vocabulary: KL(a || b), top-1 agreement, and the
+  probability each run gives to the other's next token;
+- summaries: per-layer means and the drift curve (mean residual cosine against layer).
+
+Trial a is the reference. A pair made by ``spectra-vis compare`` stores its next-token block in
+the candidate trial (``trials[].pair.next_token``), so that the comparison of the pair needs no
+model file later; other pairs need the two GGUF files (``models=``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from spectra_vis.capturing.lens import LogitLens
+from spectra_vis.constants import FINAL_NORM_LAYER, STAT_NAMES
+from spectra_vis.errors import NotFound
+from spectra_vis.store.capture_file import Capture, trial_of
+
+RESIDUAL = "l_out"
+FINAL_NORM_HOOK = "ln_final.hook_normalized"
+NEXT_TOKEN_FIELDS = ("kl", "top1_a", "top1_b", "p_b_of_a", "p_a_of_b")
+
+
+@dataclass
+class Comparison:
+    """Two trials compared; every array is float64 with NaN where a value is missing."""
+
+    a: dict[str, Any]  # {"trial": id, "model": name, "n_tokens": n}
+    b: dict[str, Any]
+    n_shared: int  # tokens compared (the shared prefix)
+    diverge_at: int | None  # the first position where the token ids differ (None: one is a prefix of the other)
+    tokens: list[str]  # texts of the shared tokens (a's)
+    n_prompt: int
+    layers: list[int]
+    types: list[str]
+    stats: dict[str, np.ndarray]  # stat -> (layers, types) signed relative change of the mean
+    resid_l2_change: np.ndarray  # (layers, tokens) signed relative change of the residual's L2
+    cosine: np.ndarray | None = None  # (layers, tokens) residual cosine similarity
+    rel_l2: np.ndarray | None = None  # (layers, tokens) |b - a| / |a| of the residual
+    next_token: dict[str, np.ndarray] | None = None  # NEXT_TOKEN_FIELDS -> (tokens,)
+    notices: list[str] = field(default_factory=list)
+
+    # ----- summaries ---------------------------------------------------------------------------
+    @property
+    def drift(self) -> np.ndarray | None:
+        """The drift curve: per layer, the mean residual cosine over the shared tokens."""
+        return None if self.cosine is None else _nanmean(self.cosine, axis=1)
+
+    @property
+    def layer_rel_l2(self) -> np.ndarray | None:
+        return None if self.rel_l2 is None else _nanmean(self.rel_l2, axis=1)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_shared": self.n_shared, "diverge_at": self.diverge_at}
+        if self.next_token is not None:
+            kl, agree = self.next_token["kl"], self.next_token["top1_a"] == self.next_token["top1_b"]
+            have = ~np.isnan(kl)
+            out["mean_kl"] = _num(kl[have].mean()) if have.any() else None
+            out["top1_agreement"] = _num(agree[have].mean()) if have.any() else None
+            out["n_next_token"] = int(have.sum())
+        if self.cosine is not None:
+            out["mean_cosine"] = _num(np.nanmean(self.cosine)) if np.isfinite(self.cosine).any() else None
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: arrays as lists, NaN as null."""
+        nt = None
+        if self.next_token is not None:
+            nt = {k: _lists(v) for k, v in self.next_token.items()}
+            for k in ("top1_a", "top1_b"):
+                nt[k] = [None if v is None else int(v) for v in nt[k]]
+        return {
+            "a": self.a,
+            "b": self.b,
+            "n_shared": self.n_shared,
+            "diverge_at": self.diverge_at,
+            "tokens": self.tokens,
+            "n_prompt": self.n_prompt,
+            "layers": self.layers,
+            "types": self.types,
+            "stats": {k: _lists(v) for k, v in self.stats.items()},
+            "resid_l2_change": _lists(self.resid_l2_change),
+            "cosine": _lists(self.cosine),
+            "rel_l2": _lists(self.rel_l2),
+            "drift": _lists(self.drift),
+            "layer_rel_l2": _lists(self.layer_rel_l2),
+            "next_token": nt,
+            "summary": self.summary(),
+            "notices": self.notices,
+        }
+
+
+def compare(
+    cap_a: Capture,
+    trial_a: int,
+    cap_b: Capture,
+    trial_b: int,
+    *,
+    models: tuple[str | os.PathLike[str] | None, str | os.PathLike[str] | None] | None = None,
+    heads: tuple[LogitLens, LogitLens] | None = None,
+) -> Comparison:
+    """Compare trial ``trial_a`` of ``cap_a`` (the reference) with ``trial_b`` of ``cap_b``.
+
+    The next-token block comes from the pair's stored values when the two trials are a pair made by
+    ``spectra-vis compare``, else from ``heads`` (two LogitLens) or ``models`` (their GGUF paths);
+    without them it is None and a notice says why. NotFound for an unknown trial."""
+    ta, tb = trial_of(cap_a.data, trial_a), trial_of(cap_b.data, trial_b)
+    ids_a, ids_b = ta["tokens"]["ids"], tb["tokens"]["ids"]
+    n = min(len(ids_a), len(ids_b))
+    diverge = next((i for i in range(n) if ids_a[i] != ids_b[i]), None)
+    n_shared = n if diverge is None else diverge
+    notices: list[str] = []
+    if cap_a is cap_b and trial_a == trial_b:
+        notices.append("a trial compared with itself: every difference is zero")
+    if diverge is not None:
+        notices.append(f"the token sequences diverge at position {diverge}: the first {n_shared} tokens are compared")
+    model_a, model_b = _model(cap_a, ta), _model(cap_b, tb)
+    same_shape = model_a.get("architecture") == model_b.get("architecture") and model_a.get("n_layer") == model_b.get(
+        "n_layer"
+    )
+    if not same_shape:
+        notices.append(
+            f"different models ({model_a.get('architecture')} x {model_a.get('n_layer')} layers and "
+            f"{model_b.get('architecture')} x {model_b.get('n_layer')}): statistics only, vectors are not comparable"
+        )
+    layers = list(range(int(model_a.get("n_layer") or 0)))
+    by_key_b = {t["key"]: t for t in cap_b.tensors}
+    pairs = [(t, by_key_b[t["key"]]) for t in cap_a.tensors if t["key"] in by_key_b]
+    types = _types(pairs)
+    stats = _stat_changes(ta, tb, pairs, layers, types, n_shared)
+    resid = _resid_change(ta, tb, pairs, layers, n_shared)
+    out = Comparison(
+        a={"trial": trial_a, "model": model_a.get("name"), "n_tokens": len(ids_a)},
+        b={"trial": trial_b, "model": model_b.get("name"), "n_tokens": len(ids_b)},
+        n_shared=n_shared,
+        diverge_at=diverge,
+        tokens=list(ta["tokens"]["texts"][:n_shared]),
+        n_prompt=int(ta["tokens"].get("n_prompt", 0)),
+        layers=layers,
+        types=types,
+        stats=stats,
+        resid_l2_change=resid,
+        notices=notices,
+    )
+    if same_shape:
+        _vector_changes(out, cap_a, trial_a, cap_b, trial_b)
+        _next_token(out, cap_a, trial_a, cap_b, trial_b, models, heads)
+    return out
+
+
+# ----- statistics ------------------------------------------------------------------------------
+def token_stats(trial: dict[str, Any], tid: int, n: int) -> np.ndarray:
+    """The statistics of tensor ``tid`` per token position ``(n, 8)``: a step's per-token rows, or a
+    one-token step's statistics; NaN where the capture has neither."""
+    out = np.full((n, len(STAT_NAMES)), np.nan)
+    key = str(tid)
+    for step in trial["steps"]:
+        pos, count = int(step["pos"]), int(step["n_tokens"])
+        if pos >= n:
+            continue
+        rows = step.get("rows", {}).get(key)
+        if rows is not None:
+            arr = np.asarray(rows, dtype=np.float64).reshape(-1, len(STAT_NAMES))[: n - pos]
+            out[pos : pos + len(arr)] = arr
+        elif count == 1 and key in step.get("stats", {}):
+            out[pos] = np.asarray(step["stats"][key], dtype=np.float64)
+    return out
+
+
+def _stat_changes(
+    ta: dict[str, Any], tb: dict[str, Any], pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    layers: list[int], types: list[str], n: int,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    out = {s: np.full((len(layers), len(types)), np.nan) for s in STAT_NAMES}
+    seen: set[tuple[int, str]] = set()
+    for a, b in pairs:
+        cell = (a["layer"], a["type"])
+        if a["layer"] not in layers or a["type"] not in types or cell in seen:
+            continue
+        seen.add(cell)
+        sa, sb = token_stats(ta, a["id"], n), token_stats(tb, b["id"], n)
+        both = ~np.isnan(sa[:, 0]) & ~np.isnan(sb[:, 0])
+        if not both.any():
+            continue
+        ma, mb = sa[both].mean(axis=0), sb[both].mean(axis=0)
+        change = _relative(mb, ma)
+        i, j = layers.index(a["layer"]), types.index(a["type"])
+        for k, stat in enumerate(STAT_NAMES):
+            out[stat][i, j] = change[k]
+    return out
+
+
+Pairs = list[tuple[dict[str, Any], dict[str, Any]]]  # (tensor of a, tensor of b) with the same key
+
+
+def _resid_change(ta: dict[str, Any], tb: dict[str, Any], pairs: Pairs, layers: list[int], n: int) -> np.ndarray:
+    out = np.full((len(layers), n), np.nan)
+    done: set[int] = set()
+    for a, b in pairs:
+        if a["type"] != RESIDUAL or a["layer"] not in layers or a["layer"] in done:
+            continue
+        done.add(a["layer"])
+        la, lb = token_stats(ta, a["id"], n)[:, 0], token_stats(tb, b["id"], n)[:, 0]
+        out[layers.index(a["layer"])] = _relative(lb, la)
+    return out
+
+
+# ----- vectors -----------------------------------------------------------------------------------
+def _vector_changes(out: Comparison, cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int) -> None:
+    held_a, held_b = set(_hooks(cap_a, trial_a)), set(_hooks(cap_b, trial_b))
+    names = [f"blocks.{L}.hook_resid_post" for L in out.layers]
+    if not any(name in held_a and name in held_b for name in names):
+        why = "no residual vectors in " + ("either trial" if not held_a and not held_b else "one of the trials")
+        out.notices.append(f"{why}: cosine and relative L2 need captures with vectors (preset standard or full)")
+        return
+    n = out.n_shared
+    cos, rel = np.full((len(names), n), np.nan), np.full((len(names), n), np.nan)
+    for i, name in enumerate(names):
+        if name in held_a and name in held_b:
+            va = cap_a.vectors(trial_a, name)[:n].astype(np.float64)
+            vb = cap_b.vectors(trial_b, name)[:n].astype(np.float64)
+            cos[i], rel[i] = _cosine_rel(va, vb)
+    out.cosine, out.rel_l2 = cos, rel
+
+
+def _cosine_rel(va: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: cosine similarity and |b - a| / |a| (exactly 1 and 0 for equal rows)."""
+    na, nb = np.einsum("ij,ij->i", va, va), np.einsum("ij,ij->i", vb, vb)
+    diff = vb - va
+    d2 = np.einsum("ij,ij->i", diff, diff)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.clip((na + nb - d2) / (2.0 * np.sqrt(na * nb)), -1.0, 1.0)
+        rel = np.sqrt(d2) / np.sqrt(na)
+    cos = np.where(d2 == 0.0, 1.0, cos)
+    return np.where(np.isnan(d2), np.nan, cos), rel
+
+
+# ----- the next token --------------------------------------------------------------------------
+def _next_token(
+    out: Comparison, cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int,
+    models: tuple[Any, Any] | None, heads: tuple[LogitLens, LogitLens] | None,
+) -> None:  # fmt: skip
+    stored = stored_next_token(cap_a, trial_a, cap_b, trial_b)
+    if stored is not None:
+        out.next_token = {k: v[: out.n_shared] for k, v in stored.items()}
+        return
+    held_a, held_b = _hooks(cap_a, trial_a), _hooks(cap_b, trial_b)
+    if FINAL_NORM_HOOK not in held_a or FINAL_NORM_HOOK not in held_b:
+        out.notices.append("no final-norm vectors in both trials: no next-token comparison (KL, top-1 agreement)")
+        return
+    if heads is None:
+        if models is None or not all(p and os.path.isfile(p) for p in models):
+            out.notices.append(
+                "the next-token comparison needs both models' GGUF files (their output heads): pass models=(a, b)"
+            )
+            return
+        heads = (LogitLens.from_gguf(models[0]), LogitLens.from_gguf(models[1]))  # type: ignore[arg-type]
+    out.next_token = next_token_block(cap_a, trial_a, cap_b, trial_b, heads, out.n_shared)
+
+
+def next_token_block(
+    cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int, heads: tuple[LogitLens, LogitLens], n: int
+) -> dict[str, np.ndarray]:
+    """KL(a || b), top-1 of each and the probability each gives to the other's next token, per
+    token position < ``n`` where both trials hold the final norm's output (NaN elsewhere)."""
+    va = cap_a.vectors(trial_a, FINAL_NORM_HOOK)[:n]
+    vb = cap_b.vectors(trial_b, FINAL_NORM_HOOK)[:n]
+    have = np.flatnonzero(~np.isnan(va).any(axis=1) & ~np.isnan(vb).any(axis=1))
+    nxt_a, nxt_b = _next_ids(trial_of(cap_a.data, trial_a), n), _next_ids(trial_of(cap_b.data, trial_b), n)
+    block = {k: np.full(n, np.nan) for k in NEXT_TOKEN_FIELDS}
+    if len(have):
+        got = heads[0].divergence(va[have], heads[1], vb[have], nxt_a[have], nxt_b[have])
+        block["kl"][have] = got["kl"]
+        block["top1_a"][have] = got["top1_self"]
+        block["top1_b"][have] = got["top1_other"]
+        block["p_b_of_a"][have] = np.where(nxt_a[have] >= 0, got["p_other_of_next"], np.nan)
+        block["p_a_of_b"][have] = np.where(nxt_b[have] >= 0, got["p_self_of_next"], np.nan)
+    return block
+
+
+def stored_next_token(cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int) -> dict[str, np.ndarray] | None:
+    """The next-token block a pair capture stored in its candidate trial, when (a, b) is that pair."""
+    if cap_a is not cap_b and cap_a.data is not cap_b.data:
+        return None
+    pair = trial_of(cap_b.data, trial_b).get("pair") or {}
+    block = pair.get("next_token")
+    if pair.get("role") != "candidate" or pair.get("reference") != trial_a or not block:
+        return None
+    return {k: np.array([np.nan if v is None else v for v in block[k]], dtype=np.float64) for k in NEXT_TOKEN_FIELDS}
+
+
+def _next_ids(trial: dict[str, Any], n: int) -> np.ndarray:
+    """Per position p < n, the token that came next in this trial (the sampled one at the end), or -1."""
+    ids = list(trial["tokens"]["ids"])
+    out = np.full(n, -1, dtype=np.int64)
+    for p in range(n):
+        if p + 1 < len(ids):
+            out[p] = ids[p + 1]
+    return out
+
+
+# ----- helpers -----------------------------------------------------------------------------------
+def _model(cap: Capture, trial: dict[str, Any]) -> dict[str, Any]:
+    """The trial's own model card (a pair's candidate carries one), else the capture's."""
+    return dict(trial.get("model") or cap.model)
+
+
+def _hooks(cap: Capture, trial_id: int) -> list[str]:
+    try:
+        return cap.hook_names(trial_id)
+    except NotFound:
+        return []
+
+
+def _types(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for a, _ in pairs:
+        if 0 <= a["layer"] < FINAL_NORM_LAYER:
+            seen.setdefault(a["type"], None)
+    return list(seen)
+
+
+def _relative(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """(b - a) / |a|: 0 where equal (also both 0), NaN where a is 0 and b is not."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (b - a) / np.abs(a)
+    return np.where(b == a, 0.0, r)
+
+
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    have = ~np.isnan(x)
+    total = np.where(have, x, 0.0).sum(axis=axis)
+    count = have.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _num(x: Any) -> float | None:
+    v = float(x)
+    return v if np.isfinite(v) else None
+
+
+def _lists(x: np.ndarray | None) -> Any:
+    if x is None:
+        return None
+    return [_lists(r) for r in x] if x.ndim > 1 else [_num(v) for v in x]
