@@ -15,7 +15,9 @@ from backend.deps import OrjsonResponse, StoreDep
 from backend.store import Loaded
 from spectra_vis import analysis
 from spectra_vis.analysis import interpret
+from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis.trace import export_trial
+from spectra_vis.comparing import compare
 from spectra_vis.constants import EMBED_LAYER, OUTPUT_LAYER
 from spectra_vis.errors import InvalidArgument
 
@@ -145,6 +147,32 @@ def lens(
         return _reply(loaded.capture_id, analysis.lens_cell(loaded.capture, trial_id, layer, token, k))
     grid = loaded.cached(("lens", trial_id), lambda: analysis.lens_grid(loaded.capture, trial_id))
     return _reply(loaded.capture_id, grid)
+
+
+SideQuery = Annotated[
+    str, Query(max_length=80, pattern=r"^[A-Za-z0-9_.-]+:[0-9]{1,9}$", description="capture_id:trial")
+]
+
+
+@router.get("/compare", response_model=S.ComparisonOut)
+def compare_trials(store: StoreDep, a: SideQuery, b: SideQuery) -> OrjsonResponse:
+    """Two trials of loaded captures compared token by token and layer by layer (a: the reference):
+    statistics, residual cosine and relative L2, and the next-token KL of a pair made by
+    ``spectra-vis compare``. Computed once per pair of trials and cached."""
+    (id_a, trial_a), (id_b, trial_b) = (_side(x) for x in (a, b))
+    la, lb = store.get(id_a), store.get(id_b)
+
+    def compute() -> P.ComparisonOut:
+        out = compare(la.capture, trial_a, lb.capture, trial_b).to_dict()
+        out["a"]["capture_id"], out["b"]["capture_id"] = la.capture_id, lb.capture_id
+        return out
+
+    return OrjsonResponse(la.cached(("compare", trial_a, lb.capture_id, trial_b), compute))
+
+
+def _side(text: str) -> tuple[str, int]:
+    capture_id, _, trial = text.rpartition(":")
+    return capture_id, int(trial)
 
 
 @router.get("/attention", response_model=S.AttentionOut)

@@ -154,6 +154,10 @@ class LensCellOut(P.LensCell):
     capture_id: str
 
 
+class ComparisonOut(P.ComparisonOut):
+    pass
+
+
 __all__ = ["ColorsOut", "FlowsOut", "ModelsOut"]  # served as analysis builds them
 
 # Field docstrings of the analysis payloads become descriptions here too (pydantic's attribute docstrings).

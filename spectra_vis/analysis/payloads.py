@@ -348,3 +348,65 @@ class Summary(CaptureSummary):
 # Field docstrings become descriptions in the OpenAPI schema (pydantic's attribute docstrings).
 for _payload in (ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief, LensGrid):
     setattr(_payload, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010
+
+
+class CompareSide(TypedDict):
+    trial: int
+    model: str | None
+    n_tokens: int
+    capture_id: NotRequired[str]
+    """the REST API: the loaded capture the trial is in"""
+
+
+class NextTokenComparison(TypedDict):
+    """Per token position: the exact next-token comparison through both output heads (null where a
+    position has no final-norm row in both trials)."""
+
+    kl: list[float | None]
+    """KL(a || b) in nats"""
+    top1_a: list[int | None]
+    top1_b: list[int | None]
+    p_b_of_a: list[float | None]
+    """b's probability of the token that came next in a"""
+    p_a_of_b: list[float | None]
+    """a's probability of the token that came next in b"""
+
+
+class CompareSummary(TypedDict):
+    n_shared: int
+    diverge_at: int | None
+    mean_kl: NotRequired[float | None]
+    top1_agreement: NotRequired[float | None]
+    """the fraction of positions where both top-1 tokens agree"""
+    n_next_token: NotRequired[int]
+    mean_cosine: NotRequired[float | None]
+
+
+class ComparisonOut(TypedDict):
+    """Two trials compared (``spectra_vis.compare``); a is the reference. Arrays [layer][token] run
+    over the shared tokens; null where a value is missing."""
+
+    a: CompareSide
+    b: CompareSide
+    n_shared: int
+    """tokens compared: the shared prefix of the two token sequences"""
+    diverge_at: int | None
+    """the first position where the token ids differ (null: one is a prefix of the other)"""
+    tokens: list[str]
+    n_prompt: int
+    layers: list[int]
+    types: list[str]
+    stats: dict[str, list[list[float | None]]]
+    """statistic -> [layer][type]: (mean_b - mean_a) / |mean_a| over the shared tokens"""
+    resid_l2_change: list[list[float | None]]
+    """[layer][token]: relative change of the residual stream's L2 (l_out statistics)"""
+    cosine: list[list[float | None]] | None
+    """[layer][token]: cosine similarity of the residual vectors (null: no vectors)"""
+    rel_l2: list[list[float | None]] | None
+    """[layer][token]: |b - a| / |a| of the residual vectors"""
+    drift: list[float | None] | None
+    """the drift curve: per layer, the mean residual cosine"""
+    layer_rel_l2: list[float | None] | None
+    next_token: NextTokenComparison | None
+    summary: CompareSummary
+    notices: list[str]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.analysis.payloads import CompareSide, CompareSummary, ComparisonOut, NextTokenComparison
 from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.constants import FINAL_NORM_LAYER, STAT_NAMES
 from spectra_vis.errors import NotFound
@@ -41,8 +42,8 @@ NEXT_TOKEN_FIELDS = ("kl", "top1_a", "top1_b", "p_b_of_a", "p_a_of_b")
 class Comparison:
     """Two trials compared; every array is float64 with NaN where a value is missing."""
 
-    a: dict[str, Any]  # {"trial": id, "model": name, "n_tokens": n}
-    b: dict[str, Any]
+    a: CompareSide  # {"trial": id, "model": name, "n_tokens": n}
+    b: CompareSide
     n_shared: int  # tokens compared (the shared prefix)
     diverge_at: int | None  # the first position where the token ids differ (None: one is a prefix of the other)
     tokens: list[str]  # texts of the shared tokens (a's)
@@ -66,8 +67,8 @@ class Comparison:
     def layer_rel_l2(self) -> np.ndarray | None:
         return None if self.rel_l2 is None else _nanmean(self.rel_l2, axis=1)
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"n_shared": self.n_shared, "diverge_at": self.diverge_at}
+    def summary(self) -> CompareSummary:
+        out: CompareSummary = {"n_shared": self.n_shared, "diverge_at": self.diverge_at}
         if self.next_token is not None:
             kl, agree = self.next_token["kl"], self.next_token["top1_a"] == self.next_token["top1_b"]
             have = ~np.isnan(kl)
@@ -78,13 +79,14 @@ class Comparison:
             out["mean_cosine"] = _num(np.nanmean(self.cosine)) if np.isfinite(self.cosine).any() else None
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ComparisonOut:
         """JSON-ready: arrays as lists, NaN as null."""
-        nt = None
+        nt: NextTokenComparison | None = None
         if self.next_token is not None:
-            nt = {k: _lists(v) for k, v in self.next_token.items()}
-            for k in ("top1_a", "top1_b"):
-                nt[k] = [None if v is None else int(v) for v in nt[k]]
+            lists: dict[str, Any] = {k: _lists(v) for k, v in self.next_token.items()}
+            ids = {k: [None if v is None else int(v) for v in lists[k]] for k in ("top1_a", "top1_b")}
+            nt = {"kl": lists["kl"], "top1_a": ids["top1_a"], "top1_b": ids["top1_b"],
+                  "p_b_of_a": lists["p_b_of_a"], "p_a_of_b": lists["p_a_of_b"]}  # fmt: skip
         return {
             "a": self.a,
             "b": self.b,

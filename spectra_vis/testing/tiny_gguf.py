@@ -200,6 +200,7 @@ def write_tiny_model(
     weight_type: str = "f32",
     chat_template: str | None = None,
     prefer_token: str | None = None,
+    extra_tokens: list[str] | None = None,
 ) -> Path:
     """Write a tiny random-weight GGUF model of architecture ``arch`` to ``path``; returns the path.
 
@@ -207,7 +208,8 @@ def write_tiny_model(
     ``"f32"`` or ``"f16"`` for the matrices; norms and biases stay F32, as in real files.
     ``chat_template`` is stored as ``tokenizer.chat_template``, with ``<|end|>`` as the
     end-of-turn token; ``prefer_token`` (a token of the vocabulary, on an architecture with its
-    own output matrix) is what greedy decoding then generates at every step.
+    own output matrix) is what greedy decoding then generates at every step. ``extra_tokens`` are
+    appended to the vocabulary (another tokenizer, for tests that must tell two apart).
     """
     import gguf  # the writer is only needed here
 
@@ -219,6 +221,8 @@ def write_tiny_model(
         raise ValueError("n_embd must be a multiple of n_head, and n_head a multiple of n_head_kv")
     spec = ARCHS[arch]
     tokens, scores, types = vocabulary()
+    for extra in extra_tokens or []:
+        tokens, scores, types = [*tokens, extra], [*scores, -100.0 + len(extra)], [*types, types[-1]]
     preferred = _preferred_id(tokens, prefer_token, spec.output)
     d = Dims(n_layer, n_embd, n_head, n_head_kv, n_ff, len(tokens))
     rng = np.random.default_rng(seed)

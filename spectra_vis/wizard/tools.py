@@ -29,7 +29,7 @@ from spectra_vis.wizard.scripted import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, E
 
 
 def quantize_main(argv: list[str], prog: str = "spectra-vis quantize") -> int:
-    from spectra_vis.capturing.quantize import quantize
+    from spectra_vis.capturing.quantize import quant_types, quantize
 
     p = argparse.ArgumentParser(prog=prog, description="Quantize a GGUF model with llama.cpp's own quantizer.")
     p.add_argument("model", help="the GGUF model to quantize (F16 or F32; a quantized one needs --allow-requantize)")
@@ -40,6 +40,10 @@ def quantize_main(argv: list[str], prog: str = "spectra-vis quantize") -> int:
     args = p.parse_args(argv)
     console = Console(highlight=False, stderr=True)
     src = Path(args.model)
+    known = quant_types()
+    unknown = [t for t in args.types if t.upper() not in known]
+    if unknown:  # every type checked before the first is made
+        return fail(prog, f"unknown quantization type {unknown[0]!r}; llama.cpp knows: {', '.join(sorted(known))}")
     written: list[Path] = []
     for qtype in args.types:
         out = Path(args.out_dir or src.parent) / f"{src.stem}-{qtype.upper()}.gguf"

@@ -329,6 +329,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compare Trials
+         * @description Two trials of loaded captures compared token by token and layer by layer (a: the reference):
+         *     statistics, residual cosine and relative L2, and the next-token KL of a pair made by
+         *     ``spectra-vis compare``. Computed once per pair of trials and cached.
+         */
+        get: operations["compare_trials_api_compare_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/attention": {
         parameters: {
             query?: never;
@@ -496,6 +518,67 @@ export interface components {
             };
             /** Scale */
             scale: string[];
+        };
+        /** CompareSide */
+        CompareSide: {
+            /** Trial */
+            trial: number;
+            /** Model */
+            model: string | null;
+            /** N Tokens */
+            n_tokens: number;
+            /** Capture Id */
+            capture_id?: string;
+        };
+        /** CompareSummary */
+        CompareSummary: {
+            /** N Shared */
+            n_shared: number;
+            /** Diverge At */
+            diverge_at: number | null;
+            /** Mean Kl */
+            mean_kl?: number | null;
+            /** Top1 Agreement */
+            top1_agreement?: number | null;
+            /** N Next Token */
+            n_next_token?: number;
+            /** Mean Cosine */
+            mean_cosine?: number | null;
+        };
+        /** ComparisonOut */
+        ComparisonOut: {
+            a: components["schemas"]["CompareSide"];
+            b: components["schemas"]["CompareSide"];
+            /** N Shared */
+            n_shared: number;
+            /** Diverge At */
+            diverge_at: number | null;
+            /** Tokens */
+            tokens: string[];
+            /** N Prompt */
+            n_prompt: number;
+            /** Layers */
+            layers: number[];
+            /** Types */
+            types: string[];
+            /** Stats */
+            stats: {
+                [key: string]: (number | null)[][];
+            };
+            /** Resid L2 Change */
+            resid_l2_change: (number | null)[][];
+            /** Cosine */
+            cosine: (number | null)[][] | null;
+            /** Rel L2 */
+            rel_l2: (number | null)[][] | null;
+            /** Drift */
+            drift: (number | null)[] | null;
+            /** Layer Rel L2 */
+            layer_rel_l2: (number | null)[] | null;
+            next_token: components["schemas"]["NextTokenComparison"] | null;
+            summary: components["schemas"]["CompareSummary"];
+            /** Notices */
+            notices: string[];
         };
         /** DeltaEntry */
         DeltaEntry: {
@@ -908,6 +991,23 @@ export interface components {
             id: number;
             /** Logit */
             logit: number;
+        };
+        /**
+         * NextTokenComparison
+         * @description Per token position: the exact next-token comparison through both output heads (null where a
+         *     position has no final-norm row in both trials).
+         */
+        NextTokenComparison: {
+            /** Kl */
+            kl: (number | null)[];
+            /** Top1 A */
+            top1_a: (number | null)[];
+            /** Top1 B */
+            top1_b: (number | null)[];
+            /** P B Of A */
+            p_b_of_a: (number | null)[];
+            /** P A Of B */
+            p_a_of_b: (number | null)[];
         };
         /** StatusOut */
         StatusOut: {
@@ -2094,6 +2194,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LensGridOut"] | components["schemas"]["LensCellOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    compare_trials_api_compare_get: {
+        parameters: {
+            query: {
+                /** @description capture_id:trial */
+                a: string;
+                /** @description capture_id:trial */
+                b: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ComparisonOut"];
                 };
             };
             /** @description Bad Request */

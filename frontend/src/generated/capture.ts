@@ -15,9 +15,9 @@ export type Stats = [(number | null), (number | null), (number | null), (number 
 export interface SpectraVisCapture {
 format: "spectra-vis-capture"
 /**
- * 2.1 adds activation vectors (the optional vectors block, Tensor.vector, Trial.vectors_dropped, the preset's vector options); 2.0 files have none
+ * 2.1 adds activation vectors (the optional vectors block, Tensor.vector, Trial.vectors_dropped, the preset's vector options); 2.2 adds pairs of trials (Trial.pair, Trial.model: two models' runs of the same tokens, made by spectra-vis compare); 2.0 files have neither
  */
-version: ("2.0" | "2.1")
+version: ("2.0" | "2.1" | "2.2")
 /**
  * ISO 8601 time the capture was saved
  */
@@ -91,6 +91,10 @@ family_warning?: (string | null)
  * The GGUF carries a chat template (tokenizer.chat_template)
  */
 chat_template?: boolean
+/**
+ * Version 2.2: the model was made by requantizing a model of this file type (spectra-vis quantize --allow-requantize writes it into the GGUF as spectra_vis.requantized_from)
+ */
+requantized_from?: (string | null)
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema
@@ -255,6 +259,44 @@ vocab?: {
 [k: string]: string
 }
 }
+model?: ModelCard1
+/**
+ * Version 2.2: this trial is one of a pair made by spectra-vis compare. The reference generated; the candidate, on another model with the same tokenizer, read the reference's exact tokens (forced) and its sampled tokens are what it would have chosen greedily at each step
+ */
+pair?: {
+role: ("reference" | "candidate")
+/**
+ * The candidate: the id of its reference trial
+ */
+reference?: number
+/**
+ * The reference: the id of its candidate trial
+ */
+candidate?: number
+/**
+ * The trial read given tokens rather than sampling
+ */
+forced: boolean
+/**
+ * The candidate: per token position, the exact next-token comparison through both output heads over the whole vocabulary (a = reference, b = candidate); null where a position has no final-norm row
+ */
+next_token?: {
+/**
+ * KL(a || b) in nats
+ */
+kl: (number | null)[]
+top1_a: (number | null)[]
+top1_b: (number | null)[]
+/**
+ * b's probability of a's next token
+ */
+p_b_of_a: (number | null)[]
+/**
+ * a's probability of b's next token (what b would have sampled)
+ */
+p_a_of_b: (number | null)[]
+}
+}
 }
 /**
  * This interface was referenced by `SpectraVisCapture`'s JSON-Schema
@@ -325,4 +367,31 @@ entropy: number[][]
  * [head][token][n_kv] whole probability rows (only with full_attention)
  */
 full?: unknown[]
+}
+/**
+ * The model this trial ran on when it is not the capture's (version 2.2: a pair's candidate, and its reference too)
+ */
+export interface ModelCard1 {
+file_name: string
+file_size: number
+architecture: string
+family: string
+name: string
+n_layer: number
+n_head: number
+n_head_kv: number
+n_embd: number
+n_ctx_train: number
+n_vocab: number
+file_type: string
+family_forced?: boolean
+family_warning?: (string | null)
+/**
+ * The GGUF carries a chat template (tokenizer.chat_template)
+ */
+chat_template?: boolean
+/**
+ * Version 2.2: the model was made by requantizing a model of this file type (spectra-vis quantize --allow-requantize writes it into the GGUF as spectra_vis.requantized_from)
+ */
+requantized_from?: (string | null)
 }
