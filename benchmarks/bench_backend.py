@@ -66,6 +66,27 @@ def build_capture(work: Path, size_mb: float) -> Path:
     return out
 
 
+def build_pair(work: Path, n_tokens: int) -> Path:
+    """A real standard-preset pair of ``n_tokens`` generated tokens: a tiny 8-layer llama (F32) and
+    its Q8_0 (llama.cpp's quantizer) reading the same tokens (``spectra-vis compare``)."""
+    from spectra_vis.capturing.quantize import quantize
+    from spectra_vis.comparing.pair import capture_pair
+    from spectra_vis.testing.tiny_gguf import write_tiny_model
+
+    out = work / f"pair_bench_{n_tokens}.json"
+    if out.exists():
+        return out
+    work.mkdir(parents=True, exist_ok=True)
+    ref = write_tiny_model(work / "bench-pair-f32.gguf", arch="llama", n_layer=8, n_embd=128, n_ff=256, seed=3,
+                           prefer_token="the")  # fmt: skip
+    cand = quantize(ref, "Q8_0", work / "bench-pair-q8_0.gguf")
+    print(f"capturing a {n_tokens}-token pair (standard preset) on a tiny 8-layer llama and its Q8_0 ...", flush=True)
+    t = time.perf_counter()
+    capture_pair(ref, cand, PROMPTS[0], max_tokens=n_tokens, n_ctx=n_tokens + 64, out=out)
+    print(f"  built {out.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t:.1f} s", flush=True)
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mb", type=float, default=50.0, help="size of the capture to build (50)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "spectra-vis" / "bench-backend")
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats of each request after the first (5)")
+    parser.add_argument("--pair-tokens", type=int, default=1000, help="tokens of the /api/compare pair (0: skip)")
     args = parser.parse_args(argv)
+    if args.pair_tokens:
+        compare_bench(build_pair(args.work, args.pair_tokens), args.repeat)
 
     from spectra_vis import load_capture
 
@@ -163,6 +187,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label:<48} {first:>10.1f} {median:>10.1f} {len(resp.content):>12}")
     print("\n(attention, interpretation and analyze are cached per capture after their first call)")
     return 0
+
+
+def compare_bench(path: Path, repeat: int) -> None:
+    """GET /api/compare of the pair's two trials once loaded: the first answer (computed) and the
+    cached ones (target: at most 300 ms for two 1,000-token standard trials)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        for f in (path, path.with_name(path.stem + ".vectors.safetensors")):
+            shutil.copy(f, data / f.name)
+        with serve(data) as client:
+            r = client.post("/api/load", json={"filepath": path.name})
+            r.raise_for_status()
+            cid = r.json()["capture_id"]
+            params = {"a": f"{cid}:0", "b": f"{cid}:1"}
+            first, median, resp = timed(lambda: client.get("/api/compare", params=params), repeat)
+            resp.raise_for_status()
+            body = resp.json()
+            print(f"GET /api/compare ({body['n_shared']} tokens, {len(body['layers'])} layers): "
+                  f"first {first:.0f} ms (target <= 300), cached {median:.1f} ms, {len(resp.content):,} bytes; "
+                  f"mean KL {body['summary'].get('mean_kl')}")  # fmt: skip
 
 
 if __name__ == "__main__":

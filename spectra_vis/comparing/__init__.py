@@ -145,11 +145,10 @@ def compare(
     by_key_b = {t["key"]: t for t in cap_b.tensors}
     pairs = [(t, by_key_b[t["key"]]) for t in cap_a.tensors if t["key"] in by_key_b]
     types = _types(pairs)
-    stats = _stat_changes(ta, tb, pairs, layers, types, n_shared)
-    resid = _resid_change(ta, tb, pairs, layers, n_shared)
+    stats, resid = _stat_changes(ta, tb, pairs, layers, types, n_shared)
     out = Comparison(
-        a={"trial": trial_a, "model": model_a.get("name"), "n_tokens": len(ids_a)},
-        b={"trial": trial_b, "model": model_b.get("name"), "n_tokens": len(ids_b)},
+        a={"trial": trial_a, "model": model_a.get("file_name") or model_a.get("name"), "n_tokens": len(ids_a)},
+        b={"trial": trial_b, "model": model_b.get("file_name") or model_b.get("name"), "n_tokens": len(ids_b)},
         n_shared=n_shared,
         diverge_at=diverge,
         tokens=list(ta["tokens"]["texts"][:n_shared]),
@@ -167,60 +166,61 @@ def compare(
 
 
 # ----- statistics ------------------------------------------------------------------------------
-def token_stats(trial: dict[str, Any], tid: int, n: int) -> np.ndarray:
-    """The statistics of tensor ``tid`` per token position ``(n, 8)``: a step's per-token rows, or a
-    one-token step's statistics; NaN where the capture has neither."""
-    out = np.full((n, len(STAT_NAMES)), np.nan)
-    key = str(tid)
+Pairs = list[tuple[dict[str, Any], dict[str, Any]]]  # (tensor of a, tensor of b) with the same key
+
+
+def token_stats(trial: dict[str, Any], tids: list[int], n: int) -> np.ndarray:
+    """The statistics of tensors ``tids`` per token position ``(len(tids), n, 8)``, in one pass over
+    the steps: a step's per-token rows, or a one-token step's statistics; NaN where neither."""
+    out = np.full((len(tids), n, len(STAT_NAMES)), np.nan)
+    keys = [str(t) for t in tids]
     for step in trial["steps"]:
         pos, count = int(step["pos"]), int(step["n_tokens"])
         if pos >= n:
             continue
-        rows = step.get("rows", {}).get(key)
-        if rows is not None:
-            arr = np.asarray(rows, dtype=np.float64).reshape(-1, len(STAT_NAMES))[: n - pos]
-            out[pos : pos + len(arr)] = arr
-        elif count == 1 and key in step.get("stats", {}):
-            out[pos] = np.asarray(step["stats"][key], dtype=np.float64)
+        if count == 1:
+            vals = list(map(step.get("stats", {}).get, keys))
+            if None not in vals:  # the usual decode step: every tensor
+                out[:, pos] = np.asarray(vals, dtype=np.float64)
+            elif idx := [i for i, v in enumerate(vals) if v is not None]:
+                out[idx, pos] = np.asarray([vals[i] for i in idx], dtype=np.float64)
+            continue
+        rows = step.get("rows", {})
+        for i, k in enumerate(keys):
+            r = rows.get(k)
+            if r is not None:
+                arr = np.asarray(r, dtype=np.float64).reshape(-1, len(STAT_NAMES))[: n - pos]
+                out[i, pos : pos + len(arr)] = arr
     return out
 
 
 def _stat_changes(
-    ta: dict[str, Any], tb: dict[str, Any], pairs: list[tuple[dict[str, Any], dict[str, Any]]],
-    layers: list[int], types: list[str], n: int,
-) -> dict[str, np.ndarray]:  # fmt: skip
-    out = {s: np.full((len(layers), len(types)), np.nan) for s in STAT_NAMES}
-    seen: set[tuple[int, str]] = set()
+    ta: dict[str, Any], tb: dict[str, Any], pairs: Pairs, layers: list[int], types: list[str], n: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per layer x type, the signed relative change of each statistic's mean over the tokens both
+    trials have it for; and per layer x token the residual L2's relative change."""
+    chosen: dict[tuple[int, str], tuple[int, int]] = {}
     for a, b in pairs:
-        cell = (a["layer"], a["type"])
-        if a["layer"] not in layers or a["type"] not in types or cell in seen:
-            continue
-        seen.add(cell)
-        sa, sb = token_stats(ta, a["id"], n), token_stats(tb, b["id"], n)
-        both = ~np.isnan(sa[:, 0]) & ~np.isnan(sb[:, 0])
-        if not both.any():
-            continue
-        ma, mb = sa[both].mean(axis=0), sb[both].mean(axis=0)
-        change = _relative(mb, ma)
-        i, j = layers.index(a["layer"]), types.index(a["type"])
+        if a["layer"] in layers and a["type"] in types:
+            chosen.setdefault((a["layer"], a["type"]), (a["id"], b["id"]))
+    cells = list(chosen)
+    sa = token_stats(ta, [chosen[c][0] for c in cells], n)
+    sb = token_stats(tb, [chosen[c][1] for c in cells], n)
+    both = ~np.isnan(sa[:, :, 0]) & ~np.isnan(sb[:, :, 0])  # (cells, n)
+    count = both.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma = np.where(both[:, :, None], sa, 0.0).sum(axis=1) / count[:, None]
+        mb = np.where(both[:, :, None], sb, 0.0).sum(axis=1) / count[:, None]
+    change = np.where(count[:, None] > 0, _relative(mb, ma), np.nan)  # (cells, 8)
+    stats = {s: np.full((len(layers), len(types)), np.nan) for s in STAT_NAMES}
+    resid = np.full((len(layers), n), np.nan)
+    for c, (layer, ttype) in enumerate(cells):
+        i, j = layers.index(layer), types.index(ttype)
         for k, stat in enumerate(STAT_NAMES):
-            out[stat][i, j] = change[k]
-    return out
-
-
-Pairs = list[tuple[dict[str, Any], dict[str, Any]]]  # (tensor of a, tensor of b) with the same key
-
-
-def _resid_change(ta: dict[str, Any], tb: dict[str, Any], pairs: Pairs, layers: list[int], n: int) -> np.ndarray:
-    out = np.full((len(layers), n), np.nan)
-    done: set[int] = set()
-    for a, b in pairs:
-        if a["type"] != RESIDUAL or a["layer"] not in layers or a["layer"] in done:
-            continue
-        done.add(a["layer"])
-        la, lb = token_stats(ta, a["id"], n)[:, 0], token_stats(tb, b["id"], n)[:, 0]
-        out[layers.index(a["layer"])] = _relative(lb, la)
-    return out
+            stats[stat][i, j] = change[c, k]
+        if ttype == RESIDUAL:
+            resid[i] = _relative(sb[c, :, 0], sa[c, :, 0])
+    return stats, resid
 
 
 # ----- vectors -----------------------------------------------------------------------------------

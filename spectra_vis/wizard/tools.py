@@ -134,6 +134,8 @@ def _compare_models(args: argparse.Namespace, console: Console) -> Any:
         def on_event(kind: str, payload: Any) -> None:
             if kind == "trial_start":
                 progress.update(task, name=("reference (generating)", "candidate (reading its tokens)")[payload[0]])
+                if payload[0] == 1:  # the candidate reads as many tokens as the reference made
+                    progress.update(task, total=2 * steps["n"])
             elif kind == "token":
                 steps["n"] += 1
                 progress.update(task, completed=steps["n"])
