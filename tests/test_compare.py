@@ -229,6 +229,17 @@ def test_other_architectures_compare_statistics_only(variants: dict[str, Any], t
     assert cmp.cosine is None and cmp.next_token is None
 
 
+def test_a_missing_vectors_file_compares_statistics_and_says_why(pairs: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(pairs["Q8_0"], tmp_path / "alone.json")  # without its .vectors.safetensors
+    cap = load_capture(tmp_path / "alone.json")
+    cmp = compare(cap, 0, cap, 1)
+    assert cmp.cosine is None and any("vectors file" in n and "missing" in n for n in cmp.notices)
+    assert cmp.next_token is not None  # the pair's stored KL needs no vectors
+    assert np.isfinite(cmp.stats["l2"]).any()
+
+
 def test_an_unknown_trial_is_not_found(pairs: dict[str, Path]) -> None:
     cap = load_capture(pairs["Q8_0"])
     with pytest.raises(NotFound):

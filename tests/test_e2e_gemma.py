@@ -83,3 +83,30 @@ def test_gemma_residual_vectors_and_the_last_layer_lens(gemma_path: Path, tmp_pa
         # llama.cpp quantizes the activations to 8 bits before the quantized head: about 1%
         np.testing.assert_allclose(full[step["logits"]["ids"]], step["logits"]["logits"], rtol=2e-2)
         assert got.next_rank[0] == 0 and got.top_p[0, 0] == pytest.approx(got.next_p[0], rel=1e-4)
+
+
+def test_gemma_requantized_to_q8_0_compared_with_itself_end_to_end(gemma_path: Path, tmp_path: Path) -> None:
+    """The quantization lens on the real model, through the command line: spectra-vis quantize
+    (requantizing Q4_K_M, so --allow-requantize) then spectra-vis compare --models."""
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    cli = [sys.executable, "-m", "spectra_vis.cli"]
+    q = subprocess.run(cli + ["quantize", str(gemma_path), "--type", "Q8_0", "--allow-requantize", "--out-dir",
+                              str(tmp_path)], capture_output=True, text=True, cwd=repo, timeout=600)  # fmt: skip
+    assert q.returncode == 0, q.stdout + q.stderr
+    q8 = tmp_path / f"{gemma_path.stem}-Q8_0.gguf"
+    out, report = tmp_path / "pair.json", tmp_path / "cmp.json"
+    c = subprocess.run(cli + ["compare", "--models", str(gemma_path), str(q8), "--prompt", "The capital of France is",
+                              "--max-tokens", "6", "--out", str(out), "--json", str(report)],
+                       capture_output=True, text=True, cwd=repo, timeout=600)  # fmt: skip
+    assert c.returncode == 0, c.stdout + c.stderr
+    cap = load_capture(out)
+    ref, cand = cap.trials
+    assert cand["model"]["file_type"] == "Q8_0" and cand["model"]["requantized_from"] == "Q4_K_M"
+    assert ref["model"]["requantized_from"] is None and cand["tokens"]["ids"] == ref["tokens"]["ids"]
+    doc = json.loads(report.read_text())
+    assert len(doc["drift"]) == 18 and all(0.99 < d < 1.0 for d in doc["drift"])
+    assert 0.0 < doc["summary"]["mean_kl"] < 0.05 and doc["summary"]["n_next_token"] == 6

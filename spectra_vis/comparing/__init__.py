@@ -127,7 +127,7 @@ def compare(
     n = min(len(ids_a), len(ids_b))
     diverge = next((i for i in range(n) if ids_a[i] != ids_b[i]), None)
     n_shared = n if diverge is None else diverge
-    notices: list[str] = []
+    notices: list[str] = list(dict.fromkeys(cap_a.notices + cap_b.notices))  # e.g. a missing vectors file
     if cap_a is cap_b and trial_a == trial_b:
         notices.append("a trial compared with itself: every difference is zero")
     if diverge is not None:
