@@ -175,10 +175,10 @@ def test_float16_rows_beyond_its_range_are_scaled_by_powers_of_two() -> None:
     extra = np.array([[7.0, -70000.0]], dtype=np.float32)
     packed = np.concatenate([rows.reshape(-1), extra.reshape(-1)])
     stored, scales = _f16_packed(packed, [(0, 0, 3, 3), (1, 9, 1, 2)])
-    assert [s.tolist() for s in scales] == [[4.0, 1.0, 1.0], [4.0]]
-    first = stored[:9].reshape(3, 3).astype(np.float32) * scales[0][:, None]
+    assert scales.tolist() == [4.0, 1.0, 1.0, 4.0]  # node 0's three rows, then node 1's one
+    first = stored[:9].reshape(3, 3).astype(np.float32) * scales[:3, None]
     np.testing.assert_allclose(first[:2], rows[:2], rtol=1e-3)
-    np.testing.assert_allclose(stored[9:].astype(np.float32) * scales[1], extra[0], rtol=1e-3)
+    np.testing.assert_allclose(stored[9:].astype(np.float32) * scales[3], extra[0], rtol=1e-3)
     assert np.isfinite(stored[:6]).all() and np.isfinite(stored[9:]).all()
 
 

@@ -230,9 +230,11 @@ class Recorder:
             stored, scales = _f16_packed(vals, meta)
         else:
             stored = np.array(vals, dtype=np.float32)
-            scales = [np.ones(rows, dtype=np.float32) for _, _, rows, _ in meta]
+            scales = np.ones(sum(int(m[2]) for m in meta), dtype=np.float32)
         budget = self.preset.max_vector_bytes
-        for (tid, first, rows, width), scale in zip(meta, scales, strict=True):
+        row0 = 0  # the node's first row in ``scales``
+        for tid, first, rows, width in meta:
+            scale, row0 = scales[row0 : row0 + rows], row0 + rows
             if self._vec_width.setdefault(tid, width) != width:
                 continue
             size = rows * width * itemsize + 4 * rows
@@ -399,8 +401,8 @@ def _vector_rows(arr: np.ndarray, n_tokens: int) -> np.ndarray | None:
 F16_LIMIT = 32768.0  # rows are scaled so that no stored value is above this (float16's max is 65504)
 
 
-def _f16_packed(vals: np.ndarray, meta: Sequence[Sequence[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``vals`` as float16 and, per node of ``meta``, its rows' scales: per row a power of two that
+def _f16_packed(vals: np.ndarray, meta: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``vals`` as float16 and every row's scale, in ``meta`` order (node by node): a power of two that
     brings it inside float16's range (1 for almost every row; Gemma's residual stream reaches 1e5),
     stored = row / scale. Powers of two scale without rounding anything."""
     m = np.asarray(meta, dtype=np.int64).reshape(-1, 4)
@@ -414,4 +416,4 @@ def _f16_packed(vals: np.ndarray, meta: Sequence[Sequence[int]]) -> tuple[np.nda
         stored = vals.astype(np.float16)
     else:  # rare: a row past float16's range
         stored = (vals / np.repeat(scale, widths)).astype(np.float16)
-    return stored, np.split(scale, np.cumsum(counts)[:-1])
+    return stored, scale
