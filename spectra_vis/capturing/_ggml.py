@@ -89,15 +89,20 @@ def llama_lib_dir() -> pathlib.Path:
     return pathlib.Path(llama_cpp.__file__).parent / "lib"
 
 
+def _open(stem: str) -> ctypes.CDLL:
+    """llama-cpp-python's ``lib/<stem>`` shared library, as this platform names it."""
+    d = llama_lib_dir()
+    candidates = [d / n for n in (f"lib{stem}.so", f"lib{stem}.dylib", f"{stem}.dll")]
+    path = next((p for p in candidates if p.exists()), None)
+    if path is None:
+        raise LayoutError(f"lib{stem} not found in {d} (llama-cpp-python {llama_cpp_version()})")
+    return ctypes.CDLL(str(path))
+
+
 @functools.cache
 def lib() -> ctypes.CDLL:
     """libggml-base with the functions Spectra Vis calls declared."""
-    d = llama_lib_dir()
-    candidates = [d / n for n in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll")]
-    path = next((p for p in candidates if p.exists()), None)
-    if path is None:
-        raise LayoutError(f"libggml-base not found in {d} (llama-cpp-python {llama_cpp_version()})")
-    so = ctypes.CDLL(str(path))
+    so = _open("ggml-base")
     _declare(so)
     return so
 
@@ -105,13 +110,8 @@ def lib() -> ctypes.CDLL:
 @functools.cache
 def cpu_lib() -> ctypes.CDLL:
     """libggml-cpu (the CPU backend's graph compute) with the functions Spectra Vis calls declared."""
-    d = llama_lib_dir()
-    candidates = [d / n for n in ("libggml-cpu.so", "libggml-cpu.dylib", "ggml-cpu.dll")]
-    path = next((p for p in candidates if p.exists()), None)
-    if path is None:
-        raise LayoutError(f"libggml-cpu not found in {d} (llama-cpp-python {llama_cpp_version()})")
     lib()  # its symbols first
-    so = ctypes.CDLL(str(path))
+    so = _open("ggml-cpu")
     # void ggml_cpu_init(void);
     so.ggml_cpu_init.argtypes, so.ggml_cpu_init.restype = [], None
     # enum ggml_status ggml_graph_compute_with_ctx(struct ggml_context * ctx, struct ggml_cgraph * cgraph,
