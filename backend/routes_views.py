@@ -20,6 +20,7 @@ from spectra_vis.analysis.trace import export_trial
 from spectra_vis.comparing import compare
 from spectra_vis.constants import EMBED_LAYER, OUTPUT_LAYER
 from spectra_vis.errors import InvalidArgument
+from spectra_vis.store.capture_file import trial_of
 
 router = APIRouter(prefix="/api", tags=["views"])
 
@@ -163,11 +164,21 @@ def compare_trials(store: StoreDep, a: SideQuery, b: SideQuery) -> OrjsonRespons
     la, lb = store.get(id_a), store.get(id_b)
 
     def compute() -> P.ComparisonOut:
-        out = compare(la.capture, trial_a, lb.capture, trial_b).to_dict()
+        names = [_model_of(x.capture, t).get("file_name", "") for x, t in ((la, trial_a), (lb, trial_b))]
+        heads = store.heads(*names) if names[0] and names[1] else None
+        cmp = compare(la.capture, trial_a, lb.capture, trial_b, heads=(heads[0], heads[1]) if heads else None)
+        if cmp.next_token is None and heads is None:
+            cmp.notices.append(f"for the KL, put {names[0]} and {names[1]} in the models directory")
+        out = cmp.to_dict()
         out["a"]["capture_id"], out["b"]["capture_id"] = la.capture_id, lb.capture_id
         return out
 
     return OrjsonResponse(la.cached(("compare", trial_a, lb.capture_id, trial_b), compute))
+
+
+def _model_of(cap: Any, trial_id: int) -> dict[str, Any]:
+    trial = trial_of(cap.data, trial_id)
+    return dict(trial.get("model") or cap.model)
 
 
 def _side(text: str) -> tuple[str, int]:

@@ -68,6 +68,7 @@ def create_app(
     max_load_bytes: int = DEFAULT_MAX_LOAD,
     max_captures: int = DEFAULT_MAX_CAPTURES,
     frontend_dir: str | os.PathLike[str] | None = None,
+    models_dir: str | os.PathLike[str] | None = None,
 ) -> FastAPI:
     """The app over the captures in ``data_dir`` (default: SPECTRA_DATA_DIR, else ``data/``)."""
     settings = Settings(
@@ -76,6 +77,7 @@ def create_app(
         max_load_bytes=max_load_bytes,
         max_captures=max_captures,
         cors_origins=list(cors_origins or []),
+        models_dir=Path(models_dir) if models_dir is not None else None,
     )
     app = FastAPI(
         title="Spectra Vis",
@@ -209,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-dir", default=None, help="folder of capture files (default: $SPECTRA_DATA_DIR, else data/)"
     )
+    parser.add_argument(
+        "--models-dir", default=None, help="GGUF models the server may read (default: DATA_DIR/models)"
+    )
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD / MB, help="upload limit (200)")
     parser.add_argument("--max-load-mb", type=float, default=DEFAULT_MAX_LOAD / MB, help="load limit (2048)")
     parser.add_argument(
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         max_upload_bytes=int(args.max_upload_mb * MB),
         max_load_bytes=int(args.max_load_mb * MB),
         cors_origins=origins,
+        models_dir=args.models_dir,
     )
     import uvicorn
 

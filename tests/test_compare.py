@@ -299,3 +299,49 @@ def test_api_compare_serves_the_pair_and_refuses_unknown_ids(pairs: dict[str, Pa
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_api_compare_of_two_captures_reads_heads_only_from_the_models_directory(
+    variants: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two captures made apart (same prompt, greedy): the server computes their KL when both models
+    are in its models directory, and not when one is a symlink leading out of it."""
+    import shutil
+
+    import httpx
+
+    from tests.test_backend import _free_port, _wait_up
+
+    data, models, outside = tmp_path / "data", tmp_path / "data" / "models", tmp_path / "outside"
+    models.mkdir(parents=True)
+    outside.mkdir()
+    for name, q in (("a.json", "F32"), ("b.json", "Q8_0")):
+        capture(variants[q], [PROMPT], max_tokens=4, n_ctx=64, out=data / name)
+    shutil.copy(variants["F32"], models / variants["F32"].name)
+    shutil.copy(variants["Q8_0"], outside / variants["Q8_0"].name)
+    (models / variants["Q8_0"].name).symlink_to(outside / variants["Q8_0"].name)
+    want = compare(load_capture(data / "a.json"), 0, load_capture(data / "b.json"), 0,
+                   models=(variants["F32"], variants["Q8_0"])).to_dict()  # fmt: skip
+    assert want["next_token"] is not None
+
+    def serve_and_compare() -> dict[str, Any]:
+        port = _free_port()
+        cmd = [sys.executable, "backend/server.py", "--port", str(port), "--data-dir", str(data)]
+        proc = subprocess.Popen(cmd + ["--log-level", "warning"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            _wait_up(f"http://127.0.0.1:{port}", proc)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                ids = [client.post("/api/load", json={"filepath": n}).json()["capture_id"] for n in ("a.json", "b.json")]  # noqa: E501
+                r = client.get("/api/compare", params={"a": f"{ids[0]}:0", "b": f"{ids[1]}:0"})
+                assert r.status_code == 200, r.text
+                return dict(r.json())
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    refused = serve_and_compare()  # the Q8_0 model is a symlink leading out: not read
+    assert refused["next_token"] is None and any("models directory" in n for n in refused["notices"])
+    (models / variants["Q8_0"].name).unlink()
+    shutil.copy(variants["Q8_0"], models / variants["Q8_0"].name)
+    got = serve_and_compare()
+    assert got["next_token"] == want["next_token"] and got["summary"] == want["summary"]
