@@ -326,7 +326,8 @@ def test_api_compare_of_two_captures_reads_heads_only_from_the_models_directory(
 
     def serve_and_compare() -> dict[str, Any]:
         port = _free_port()
-        cmd = [sys.executable, "backend/server.py", "--port", str(port), "--data-dir", str(data), "--log-level", "error"]
+        cmd = [sys.executable, "backend/server.py", "--port", str(port), "--data-dir", str(data)]
+        cmd += ["--log-level", "error"]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             _wait_up(f"http://127.0.0.1:{port}", proc)
