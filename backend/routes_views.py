@@ -204,7 +204,7 @@ def attention(
     payload = loaded.cached(
         key,
         lambda: analysis.attention(
-            loaded.capture, trial_id, step, layer, head, token, zones=_token_zones(loaded, trial_id)
+            loaded.capture, trial_id, step, layer, head, token, zones=_zones(loaded, trial_id, step)
         ),
     )
     return _reply(loaded.capture_id, payload)
@@ -213,3 +213,13 @@ def attention(
 def _token_zones(loaded: Loaded, trial_id: int) -> list[dict[str, Any]]:
     """The trial's token-strip zones, computed once per capture (the slow part of attention)."""
     return loaded.cached(("token_zones", trial_id), lambda: interpret.token_zones(loaded.capture.data, trial_id))
+
+
+def _zones(loaded: Loaded, trial_id: int, step: int | None) -> list[dict[str, Any]]:
+    """Zones for an attention request: one step's alone (cached per step; no whole-trial stall on
+    the first request of a long trial), or the trial's."""
+    if step is None or ("token_zones", trial_id) in loaded.cache:
+        return _token_zones(loaded, trial_id)
+    return loaded.cached(
+        ("step_zones", trial_id, step), lambda: interpret.step_zones(loaded.capture.data, trial_id, step)
+    )

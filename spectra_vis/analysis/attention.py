@@ -25,7 +25,8 @@ def attention(
     Filters: one step (else every step), one layer (else every attention layer), one head
     (else every head's edges and the head-averaged fingerprint), one query position.
     Each token's top-level ``zone`` is its token-strip zone (``interpret.token_zones``, which
-    a caller that has it may pass as ``zones``), independent of the filters.
+    a caller that has it may pass as ``zones``; else those of the chosen steps are computed),
+    independent of the filters.
     """
     doc = cap.data
     trial = _trial(cap, trial_id)
@@ -39,8 +40,8 @@ def attention(
     n_head = _n_head(trial, att_layers)
     if head is not None and not 0 <= head < n_head:
         raise NotFound(f"no head {head}; this capture has {n_head} heads per layer (0..{max(n_head - 1, 0)})")
-    if zones is None:
-        zones = interpret.token_zones(doc, trial_id)
+    if zones is None:  # only the steps asked for: a token's zone depends on its own step alone
+        zones = [z for st in steps for z in interpret.step_zones(doc, trial_id, st["index"])]
     strip_zone = {z["pos"]: z["zone"] for z in zones}
     tokens: dict[int, P.TokenAttention] = {}
     for st in steps:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.analysis._common import _step
 from spectra_vis.constants import FINAL_NORM_LAYER
 from spectra_vis.errors import NotFound
 from spectra_vis.store.capture_file import trial_of
@@ -158,16 +159,21 @@ def token_attention(doc: dict[str, Any], trial_id: int, step_index: int, layer: 
 def token_zones(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]:
     """Zone of every token of a trial, from its fingerprint averaged over heads and layers."""
     trial = trial_of(doc, trial_id)
-    layers = sorted(attention_tensors(doc))
+    return [z for step in trial["steps"] for z in step_zones(doc, trial_id, step["index"])]
+
+
+def step_zones(doc: dict[str, Any], trial_id: int, step_index: int) -> list[dict[str, Any]]:
+    """The zones of one step's tokens (``token_zones`` of that step alone: a token's zone depends on
+    its own attention rows only)."""
+    step = _step(trial_of(doc, trial_id), step_index)
+    if not step["attention"]:
+        return []
+    per_layer = [token_attention(doc, trial_id, step_index, L)["tokens"] for L in sorted(attention_tensors(doc))]
     out = []
-    for step in trial["steps"]:
-        if not step["attention"]:
-            continue
-        per_layer = [token_attention(doc, trial_id, step["index"], L)["tokens"] for L in layers]
-        for r in range(step["n_tokens"]):
-            fp = np.mean([np.asarray(tokens[r]["fingerprint"]) for tokens in per_layer], axis=0)
-            ripple = float(np.mean([tokens[r]["periodicity"] for tokens in per_layer]))
-            out.append({"pos": step["pos"] + r, "step": step["index"], "zone": zone(fp, ripple)})
+    for r in range(step["n_tokens"]):
+        fp = np.mean([np.asarray(tokens[r]["fingerprint"]) for tokens in per_layer], axis=0)
+        ripple = float(np.mean([tokens[r]["periodicity"] for tokens in per_layer]))
+        out.append({"pos": step["pos"] + r, "step": step_index, "zone": zone(fp, ripple)})
     return out
 
 

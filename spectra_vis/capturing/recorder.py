@@ -314,8 +314,9 @@ class Recorder:
             captured=False,
         )
         info.captured = self.preset.wants(name, ttype, category, info.view)
-        info.vector = (
+        info.vector = (  # activations are float32; float16 nodes are the KV cache and its views, not token rows
             info.captured
+            and t.type == _ggml.GGML_TYPE_F32
             and ttype not in ROW_AXIS_FROM_END
             and self.preset.wants_vector(name, ttype, category, info.view)
         )
