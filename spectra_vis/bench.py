@@ -261,6 +261,19 @@ def vector_ratio(rows: list[Row]) -> float | None:
     return statistics.median(a.decode_per_token / b.decode_per_token for a, b in pairs)
 
 
+KEPT_MARK = "<!-- below: written by benchmarks/bench_backend.py, kept by spectra-vis bench -->"
+
+
+def kept_sections(path: Path) -> str:
+    """What another benchmark wrote at the end of the report (from ``KEPT_MARK`` on), to keep."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    at = text.find(KEPT_MARK)
+    return "" if at < 0 else "\n" + text[at:]
+
+
 def lens_run(model_path: str, n_tokens: int, threads: int) -> dict[str, Any]:
     """The logit lens of every layer over ``n_tokens`` prompt tokens: seconds and extra memory (the
     Python heap's peak, tracemalloc, which numpy reports to), against the lens targets."""
@@ -553,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         from spectra_vis.store.capture_file import atomic_write
 
-        atomic_write(Path(args.out), markdown(results, memory, args, lens).encode())
+        out = Path(args.out)
+        report = markdown(results, memory, args, lens)
+        atomic_write(out, (report.rstrip("\n") + "\n" + kept_sections(out)).encode())
         print(f"wrote {args.out}")
     return 0
 

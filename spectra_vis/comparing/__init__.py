@@ -174,16 +174,16 @@ def token_stats(trial: dict[str, Any], tids: list[int], n: int) -> np.ndarray:
     the steps: a step's per-token rows, or a one-token step's statistics; NaN where neither."""
     out = np.full((len(tids), n, len(STAT_NAMES)), np.nan)
     keys = [str(t) for t in tids]
+    index = {k: i for i, k in enumerate(keys)}
     for step in trial["steps"]:
         pos, count = int(step["pos"]), int(step["n_tokens"])
         if pos >= n:
             continue
         if count == 1:
-            vals = list(map(step.get("stats", {}).get, keys))
-            if None not in vals:  # the usual decode step: every tensor
-                out[:, pos] = np.asarray(vals, dtype=np.float64)
-            elif idx := [i for i, v in enumerate(vals) if v is not None]:
-                out[idx, pos] = np.asarray([vals[i] for i in idx], dtype=np.float64)
+            stats = step.get("stats", {})
+            common = list(stats.keys() & index.keys())  # set intersection, in C
+            if common:
+                out[list(map(index.__getitem__, common)), pos] = list(map(stats.__getitem__, common))
             continue
         rows = step.get("rows", {})
         for i, k in enumerate(keys):
@@ -359,6 +359,9 @@ def _num(x: Any) -> float | None:
 
 
 def _lists(x: np.ndarray | None) -> Any:
+    """Nested lists of Python floats, null where not finite."""
     if x is None:
         return None
-    return [_lists(r) for r in x] if x.ndim > 1 else [_num(v) for v in x]
+    obj = x.astype(object)
+    obj[~np.isfinite(x)] = None
+    return obj.tolist()
