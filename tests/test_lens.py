@@ -215,3 +215,28 @@ def test_a_capture_whose_architecture_the_lens_cannot_mirror_says_so(tiny_llama:
     observe = capture(tiny_llama, [PROMPT], preset="observe", max_tokens=2, n_ctx=128)
     with pytest.raises(NotFound, match="kept no residual-stream vectors"):
         observe.logit_lens(0)
+
+
+def test_the_lens_reports_its_progress_block_by_block(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long trial's lens takes a while: capture's on_event follows it, trial by trial, and the
+    wizard's live display shows it."""
+    from rich.console import Console
+
+    from spectra_vis import capture
+    from spectra_vis.wizard.run import Progress
+
+    monkeypatch.setattr("spectra_vis.capturing.lens.VOCAB_BLOCK", 64)  # several blocks of the tiny vocabulary
+    events: list[tuple[str, Any]] = []
+    cap = capture(tiny_llama, [PROMPT, "Once upon a time"], max_tokens=3, n_ctx=128,
+                  on_event=lambda kind, payload: events.append((kind, payload)))  # fmt: skip
+    lens = [p for k, p in events if k == "lens"]
+    total = -(-int(cap.model["n_vocab"]) // 64)
+    assert [p for p in lens if p[0] == 0] == [(0, i, total) for i in range(1, total + 1)]
+    assert lens[-1] == (1, total, total) and total > 1
+    view = Progress.__new__(Progress)
+    view.rows, view.current, view.lens, view.collector = [], -1, lens[3], None
+    view.out = Path("capture.json")
+    console = Console(width=120, record=True)
+    console.print(view)
+    text = console.export_text()
+    assert "logit lens of trial 0" in text and f"4/{total} blocks of the vocabulary" in text

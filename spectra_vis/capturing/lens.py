@@ -121,8 +121,15 @@ class LogitLens:
         h = self.normed(rows)
         return np.concatenate([self._head_logits(h, self._head[a:b]) for a, b in self._blocks()], axis=1)
 
-    def read(self, rows: np.ndarray, k: int = 5, next_ids: list[int | None] | None = None) -> LensRows:
-        """Top-k, entropy and the next token's rank and probability of each row, in one pass over the head."""
+    def read(
+        self,
+        rows: np.ndarray,
+        k: int = 5,
+        next_ids: list[int | None] | None = None,
+        on_block: Callable[[int, int], None] | None = None,
+    ) -> LensRows:
+        """Top-k, entropy and the next token's rank and probability of each row, in one pass over the
+        head; ``on_block(done, total)`` after each block of the vocabulary (progress)."""
         h = np.ascontiguousarray(self.normed(rows))
         n = h.shape[0]
         k = max(1, min(k, self.n_vocab))
@@ -136,9 +143,12 @@ class LogitLens:
             next_logit[has] = part[np.arange(len(where)), where]
         red = _reduction(n, k, want, next_logit)
         out = np.empty((n, min(VOCAB_BLOCK, self.n_vocab)), dtype=np.float32)
-        for a, b in self._blocks():
+        blocks = self._blocks()
+        for i, (a, b) in enumerate(blocks):
             lg = self._head_logits(h, self._head[a:b], out[:, : b - a] if b - a == out.shape[1] else None)
             red.update(lg, a)
+            if on_block is not None:
+                on_block(i + 1, len(blocks))
         log_z = red.mx + np.log(red.s)
         top_ids, top_val = red.top()
         return LensRows(
@@ -305,7 +315,13 @@ def _dequantize(data: np.ndarray, qtype: Any) -> np.ndarray:
 LENS_K = 5  # tokens kept per layer and position in a capture
 
 
-def trial_lens(cap: Capture, trial_id: int, lens: LogitLens, k: int = LENS_K) -> dict[str, Any] | None:
+def trial_lens(
+    cap: Capture,
+    trial_id: int,
+    lens: LogitLens,
+    k: int = LENS_K,
+    on_block: Callable[[int, int], None] | None = None,
+) -> dict[str, Any] | None:
     """The lens grid of one trial from its residual-stream vectors (``blocks.L.hook_resid_post``):
     per layer and token position, the top-k ids and probabilities, the entropy, and the rank and
     probability of the token that came next. Positions without a vector are null. None when the
@@ -323,7 +339,7 @@ def trial_lens(cap: Capture, trial_id: int, lens: LogitLens, k: int = LENS_K) ->
     haves = [np.flatnonzero(~np.isnan(v).any(axis=1)) for v in vecs]
     rows = np.concatenate([v[h] for v, h in zip(vecs, haves, strict=True)])
     nexts = [ids[p + 1] if p + 1 < n else None for h in haves for p in h.tolist()]
-    everything = lens.read(rows, k=k, next_ids=nexts)
+    everything = lens.read(rows, k=k, next_ids=nexts, on_block=on_block)
     start = 0
     for have in haves:
         part = slice(start, start + len(have))
@@ -348,11 +364,13 @@ def add_lens(
     text_of: Callable[[int], str] | None = None,
     k: int = LENS_K,
     trials: Iterable[int] | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
 ) -> None:
     """Put each trial's lens grid (or those of ``trials``: the ones that ran on this model) into
     ``cap`` (``trial["lens"]``), with the text of every token it names (``vocab``, from
     ``text_of``); where the model's architecture is not mirrored, ``options["lens"]`` says so
-    instead. Nothing when the capture has no vectors."""
+    instead. Nothing when the capture has no vectors. ``on_progress(trial_id, done, total)``
+    follows the pass over the head, block by block (a long trial's lens takes a while)."""
     if not cap.arrays:
         return
     try:
@@ -364,7 +382,9 @@ def add_lens(
     for trial in cap.data["trials"]:
         if chosen is not None and trial["id"] not in chosen:
             continue
-        grid = trial_lens(cap, trial["id"], lens, k)
+        tid = trial["id"]
+        step = None if on_progress is None else (lambda done, total, tid=tid: on_progress(tid, done, total))
+        grid = trial_lens(cap, tid, lens, k, on_block=step)
         if grid is not None:
             named = {i for layer in grid["ids"] for cell in layer if cell for i in cell}
             grid["vocab"] = {str(i): text_of(i) if text_of else "" for i in sorted(named)}

@@ -61,7 +61,8 @@ class RunOptions:
 
 
 # on_event(kind, payload): "collector" (the TensorCollector, for live counts of steps and tensors),
-# "model" (card), "trial_start" (index, prompt), "token" (trial, text), "trial_end" (TrialData);
+# "model" (card), "trial_start" (index, prompt), "token" (trial, text), "trial_end" (TrialData),
+# "lens" (trial, blocks done, blocks in all: the logit lens computed as the capture is made);
 # lets a UI show progress without the library importing one.
 EventHook = Callable[[str, Any], None]
 
@@ -267,11 +268,18 @@ class Session:
             emit("trial_end", done)
         return done
 
-    def capture(self, out: str | os.PathLike[str] | None = None, options: dict[str, Any] | None = None) -> Capture:
-        """The trials so far as a Capture (validated); saved atomically to ``out`` when given."""
+    def capture(
+        self,
+        out: str | os.PathLike[str] | None = None,
+        options: dict[str, Any] | None = None,
+        emit: EventHook | None = None,
+    ) -> Capture:
+        """The trials so far as a Capture (validated); saved atomically to ``out`` when given.
+        ``emit("lens", (trial_id, done, total))`` follows the logit lens's pass over the head."""
         result = self.collector.to_capture(options=options or {"n_threads": self.n_threads})
         if self.lens:
-            add_lens(result, self.collector.model_path or "", self.collector.token_text)
+            lens_progress = None if emit is None else (lambda t, done, total: emit("lens", (t, done, total)))
+            add_lens(result, self.collector.model_path or "", self.collector.token_text, on_progress=lens_progress)
         if out is not None:
             result.save(out)
         return result
@@ -335,6 +343,6 @@ def capture(
             stop.saving = True
             if session.collector.current_trial is not None:  # interrupted outside generation
                 emit("trial_end", session.end_trial(sent[i], interrupted=True))
-            interrupt.capture = session.capture(out, options)  # type: ignore[attr-defined]
+            interrupt.capture = session.capture(out, options, emit)  # type: ignore[attr-defined]
             raise
-        return session.capture(out, options)
+        return session.capture(out, options, emit)

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -51,6 +52,7 @@ class Progress:
         self.rows = [_Row(p) for p in cfg.prompts]
         self.current = -1
         self.collector: Any = None
+        self.lens: tuple[int, int, int] | None = None  # trial, vocabulary blocks done, in all
 
     def on_event(self, kind: str, payload: Any) -> None:
         if kind == "collector":
@@ -63,6 +65,8 @@ class Progress:
             self.rows[self.current].text += payload[1]
         elif kind == "trial_end":
             self._finish(payload)
+        elif kind == "lens":
+            self.lens = payload
 
     def _finish(self, trial: Any) -> None:
         row = self.rows[trial.trial_id]
@@ -105,6 +109,12 @@ class Progress:
             row = self.rows[self.current]
             shown = row.text[-RESPONSE_TAIL:].lstrip()
             parts.append(Panel(Text(shown or "…"), title=f"trial {self.current}: {_short(row.prompt, 60)}"))
+        if self.lens is not None:
+            trial, done, total = self.lens
+            line = Table.grid(padding=(0, 1))
+            line.add_row(f"logit lens of trial {trial}", ProgressBar(total=total, completed=done, width=30),
+                         f"{done}/{total} blocks of the vocabulary")  # fmt: skip
+            parts.append(line)
         return Group(*parts)
 
 
