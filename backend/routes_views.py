@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import StreamingResponse
 
 from backend import schemas as S
 from backend.deps import OrjsonResponse, StoreDep
@@ -16,7 +17,7 @@ from backend.store import Loaded
 from spectra_vis import analysis
 from spectra_vis.analysis import interpret
 from spectra_vis.analysis import payloads as P
-from spectra_vis.analysis.trace import export_trial
+from spectra_vis.analysis.trace import trace_lines
 from spectra_vis.comparing import compare
 from spectra_vis.constants import EMBED_LAYER, OUTPUT_LAYER
 from spectra_vis.errors import InvalidArgument
@@ -111,10 +112,10 @@ def trace(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = Non
     """The trial as a JSONL trace (header, tokens, steps with fingerprints, metrics; docs/ATTENTION.md).
     Uploading the file (POST /api/upload) turns it back into a one-trial capture."""
     loaded = store.get(capture_id)
-    body = export_trial(loaded.capture, trial_id)
+    lines = trace_lines(loaded.capture, trial_id)  # errors before the first byte; then streamed line by line
     stem = loaded.name.removesuffix(".json")
-    return Response(
-        body,
+    return StreamingResponse(
+        lines,
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="{stem}_trial{trial_id}.jsonl"'},
     )

@@ -657,10 +657,16 @@ class TestConfiguredApps:
                     checked += 1
         assert checked == sum(s["n_tokens"] for s in steps) * 2 * 4
 
-    def test_trace_export_and_upload_round_trip(self, server: httpx.Client, tiny_id: str) -> None:
+    def test_trace_export_and_upload_round_trip(self, server: httpx.Client, tiny_id: str, dirs: dict) -> None:
         reply = server.get("/api/trials/1/trace", params={"capture_id": tiny_id})
         assert reply.status_code == 200 and reply.headers["content-type"].startswith("application/x-ndjson")
         assert 'filename="tiny_trial1.jsonl"' in reply.headers["content-disposition"]
+        # streamed as it is produced (no length known up front), and the same bytes as the export
+        assert reply.headers.get("transfer-encoding") == "chunked" and "content-length" not in reply.headers
+        from spectra_vis import load_capture
+        from spectra_vis.analysis.trace import export_trial
+
+        assert reply.content == export_trial(load_capture(dirs["data"] / "tiny.json"), 1)
         records = [orjson.loads(line) for line in reply.content.splitlines()]
         assert [r["record_type"] for r in records[:1] + records[-1:]] == ["header", "metrics"]
         original = ok(server.get("/api/trials/1", params={"capture_id": tiny_id}), S.TrialOut)

@@ -162,13 +162,17 @@ def token_zones(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]:
     return [z for step in trial["steps"] for z in step_zones(doc, trial_id, step["index"])]
 
 
-def step_zones(doc: dict[str, Any], trial_id: int, step_index: int) -> list[dict[str, Any]]:
+def step_zones(
+    doc: dict[str, Any], trial_id: int, step_index: int, per_layer: list[list[dict[str, Any]]] | None = None
+) -> list[dict[str, Any]]:
     """The zones of one step's tokens (``token_zones`` of that step alone: a token's zone depends on
-    its own attention rows only)."""
+    its own attention rows only). ``per_layer``: the step's ``token_attention`` tokens of every
+    attention layer, when the caller has them."""
     step = _step(trial_of(doc, trial_id), step_index)
     if not step["attention"]:
         return []
-    per_layer = [token_attention(doc, trial_id, step_index, L)["tokens"] for L in sorted(attention_tensors(doc))]
+    if per_layer is None:
+        per_layer = [token_attention(doc, trial_id, step_index, L)["tokens"] for L in sorted(attention_tensors(doc))]
     out = []
     for r in range(step["n_tokens"]):
         fp = np.mean([np.asarray(tokens[r]["fingerprint"]) for tokens in per_layer], axis=0)

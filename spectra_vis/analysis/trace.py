@@ -17,11 +17,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from spectra_vis.analysis.interpret import cognitive_states, token_attention, token_zones, zone_distribution
+from spectra_vis.analysis.interpret import (
+    attention_tensors,
+    cognitive_states,
+    step_zones,
+    token_attention,
+    zone_distribution,
+)
 from spectra_vis.errors import SpectraVisError
 from spectra_vis.store.capture_file import (
     FORMAT,
@@ -39,15 +47,30 @@ _OPTIONAL_TRIAL_FIELDS = ("chat", "prompt_text", "lens", "vectors_dropped")  # a
 
 
 def export_trial(cap: Capture, trial_id: int) -> bytes:
-    """The trial as JSONL bytes (header, tokens, steps, metrics).
+    """The trial as JSONL bytes (header, tokens, steps, metrics); see ``trace_lines``."""
+    return b"".join(trace_lines(cap, trial_id))
+
+
+def trace_lines(cap: Capture, trial_id: int) -> Iterator[bytes]:
+    """The trial's trace, one JSON line at a time, each produced as it is needed (a server streams
+    them: the first lines leave at once, whatever the trial's length).
 
     NotFound for a trial the capture does not have; CaptureError for a version 1.0 capture,
-    which has no steps to export."""
+    which has no steps to export. Both are raised here, before the first line."""
     if cap.legacy:
         raise CaptureError("a version 1.0 capture has no steps to export as a trace; capture the model again")
+    trial_of(cap.data, trial_id)
+    return _lines(cap, trial_id)
+
+
+def _lines(cap: Capture, trial_id: int) -> Iterator[bytes]:
     doc = cap.data
     trial = trial_of(doc, trial_id)
-    header = {
+
+    def dump(record: dict[str, Any]) -> bytes:
+        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+    yield dump({
         "record_type": "header",
         "format": TRACE_FORMAT,
         "capture_version": doc["version"],
@@ -62,35 +85,32 @@ def export_trial(cap: Capture, trial_id: int) -> bytes:
         "n_prompt": trial["tokens"]["n_prompt"],
         **{k: trial[k] for k in _TRIAL_FIELDS},
         **{k: trial[k] for k in _OPTIONAL_TRIAL_FIELDS if k in trial},
-    }
-    lines = [header]
+    })  # fmt: skip
     n_prompt = trial["tokens"]["n_prompt"]
     marks = trial["tokens"].get("template")
     for i, (tid, text) in enumerate(zip(trial["tokens"]["ids"], trial["tokens"]["texts"], strict=True)):
         token = {"record_type": "token", "index": i, "id": tid, "text": text, "prompt": i < n_prompt}
         if marks is not None and i < len(marks):
             token["template"] = marks[i]
-        lines.append(token)
-    layers = sorted({t["layer"] for t in doc["tensors"] if t["type"] == "kq_soft_max"})
+        yield dump(token)
+    layers = sorted(attention_tensors(doc))
+    zones: list[dict[str, Any]] = []
     for step in trial["steps"]:
         fingerprints = {}
         if step["attention"]:
-            for layer in layers:
-                toks = token_attention(doc, trial_id, step["index"], layer)["tokens"]
+            per_layer = [token_attention(doc, trial_id, step["index"], layer)["tokens"] for layer in layers]
+            for layer, toks in zip(layers, per_layer, strict=True):
                 fingerprints[str(layer)] = [{"fingerprint": t["fingerprint"], "zone": t["zone"]} for t in toks]
-        lines.append({"record_type": "step", "step": step, "fingerprints": fingerprints})
-    zones = token_zones(doc, trial_id)
+            zones += step_zones(doc, trial_id, step["index"], per_layer)
+        yield dump({"record_type": "step", "step": step, "fingerprints": fingerprints})
     dist = zone_distribution(zones)
     states = cognitive_states(doc, trial_id)
-    lines.append(
-        {
-            "record_type": "metrics",
-            "zone_distribution": dist,
-            "dominant_zone": max(dist, key=lambda z: dist[z]) if zones else None,
-            "labels": dict(Counter(s["label"] for s in states)),
-        }
-    )
-    return b"".join(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for line in lines)
+    yield dump({
+        "record_type": "metrics",
+        "zone_distribution": dist,
+        "dominant_zone": max(dist, key=lambda z: dist[z]) if zones else None,
+        "labels": dict(Counter(s["label"] for s in states)),
+    })  # fmt: skip
 
 
 def import_trial(raw: bytes, name: str = "trace") -> Capture:
