@@ -9,12 +9,12 @@ has the table per architecture, checked against real captures by tests/test_hook
 | `l_out` (layer L) | `blocks.L.hook_resid_post` | also `blocks.{L+1}.hook_resid_pre` in TransformerLens |
 | `attn_post_norm` (Gemma 2/3) else `attn_out` | `blocks.L.hook_attn_out` | what attention adds to the residual stream |
 | `ffn_post_norm` (Gemma 2/3) else `ffn_out` | `blocks.L.hook_mlp_out` | what the FFN adds |
+| `ffn_inp`, Gemma's `sa_out` | `blocks.L.hook_resid_mid` | the residual stream between attention and the FFN (not kept by `standard`) |
 | `result_norm` (layer 998) | `ln_final.hook_normalized` | the final norm's output, the logit lens's input |
 | `kq_soft_max` (full attention only) | `blocks.L.attn.hook_pattern` | kept in the capture's steps, not as vectors |
 
 No TransformerLens hook corresponds to: Gemma's `attn_out` / `ffn_out` before their post-norms, llama.cpp's
-intermediate views and reshapes, `ffn_inp` (the residual between attention and FFN: TransformerLens's
-`hook_resid_mid` only where the block has no post-attention norm; not mapped here), and the output
+intermediate views and reshapes, Phi-3's residual between attention and FFN (an unnamed node), and the output
 logits (`result_output`, TransformerLens returns them from the forward pass rather than a hook).
 Nodes without a hook are reached by their capture key (e.g. ``ffn_up-3``).
 """
@@ -25,6 +25,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from spectra_vis.constants import EMBED_LAYER, FINAL_NORM_LAYER
+
+
+RESID_MID_TYPES = ("ffn_inp", "sa_out")  # the residual between attention and the FFN (Gemma's is sa_out)
 
 
 def hook_names(tensors: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -50,6 +53,8 @@ def _names(t: dict[str, Any], types: set[str]) -> list[str]:
         return []
     if ttype == "l_out":
         return [f"blocks.{layer}.hook_resid_post"]
+    if ttype in RESID_MID_TYPES:
+        return [f"blocks.{layer}.hook_resid_mid"]
     post = {"attn_out": "attn_post_norm", "ffn_out": "ffn_post_norm"}
     hook = {"attn_out": "hook_attn_out", "ffn_out": "hook_mlp_out", "attn_post_norm": "hook_attn_out",
             "ffn_post_norm": "hook_mlp_out"}.get(ttype)
