@@ -26,7 +26,6 @@ from typing import Any
 
 from spectra_vis.constants import EMBED_LAYER, FINAL_NORM_LAYER
 
-
 RESID_MID_TYPES = ("ffn_inp", "sa_out")  # the residual between attention and the FFN (Gemma's is sa_out)
 
 
