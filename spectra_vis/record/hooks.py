@@ -9,7 +9,7 @@ has the table per architecture, checked against real captures by tests/test_hook
 | `l_out` (layer L) | `blocks.L.hook_resid_post` | also `blocks.{L+1}.hook_resid_pre` in TransformerLens |
 | `attn_post_norm` (Gemma 2/3) else `attn_out` | `blocks.L.hook_attn_out` | what attention adds to the residual stream |
 | `ffn_post_norm` (Gemma 2/3) else `ffn_out` | `blocks.L.hook_mlp_out` | what the FFN adds |
-| `ffn_inp`, Gemma's `sa_out` | `blocks.L.hook_resid_mid` | the residual stream between attention and the FFN (not kept by `standard`) |
+| `ffn_inp`, Gemma's `sa_out` | `blocks.L.hook_resid_mid` | the residual between attention and FFN (`full` keeps it) |
 | `result_norm` (layer 998) | `ln_final.hook_normalized` | the final norm's output, the logit lens's input |
 | `kq_soft_max` (full attention only) | `blocks.L.attn.hook_pattern` | kept in the capture's steps, not as vectors |
 
