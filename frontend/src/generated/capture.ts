@@ -259,7 +259,7 @@ vocab?: {
 [k: string]: string
 }
 }
-model?: ModelCard1
+model?: ModelCard
 /**
  * Version 2.2: this trial is one of a pair made by spectra-vis compare. The reference generated; the candidate, on another model with the same tokenizer, read the reference's exact tokens (forced) and its sampled tokens are what it would have chosen greedily at each step
  */
@@ -367,31 +367,4 @@ entropy: number[][]
  * [head][token][n_kv] whole probability rows (only with full_attention)
  */
 full?: unknown[]
-}
-/**
- * The model this trial ran on when it is not the capture's (version 2.2: a pair's candidate, and its reference too)
- */
-export interface ModelCard1 {
-file_name: string
-file_size: number
-architecture: string
-family: string
-name: string
-n_layer: number
-n_head: number
-n_head_kv: number
-n_embd: number
-n_ctx_train: number
-n_vocab: number
-file_type: string
-family_forced?: boolean
-family_warning?: (string | null)
-/**
- * The GGUF carries a chat template (tokenizer.chat_template)
- */
-chat_template?: boolean
-/**
- * Version 2.2: the model was made by requantizing a model of this file type (spectra-vis quantize --allow-requantize writes it into the GGUF as spectra_vis.requantized_from)
- */
-requantized_from?: (string | null)
 }
