@@ -6,6 +6,7 @@ import { useCapture, useStartup } from "./api/queries";
 import { startupPath } from "./state/selection";
 import { useViewer } from "./state/store";
 import { CapturesPanel, EmptyState } from "./views/CapturesPanel";
+import { ComparePanel } from "./views/ComparePanel";
 import { Toolbar } from "./views/Controls";
 import { FlowPanel } from "./views/FlowPanel";
 import { GridPanel } from "./views/GridPanel";
@@ -42,6 +43,7 @@ export function App() {
             <TimelinePanel />
             <HeatMapsPanel />
             <LogitLensPanel />
+            <ComparePanel />
             <FlowPanel />
           </>
         )}

@@ -27,6 +27,7 @@ export type InterpretationOut = S["InterpretationOut"];
 export type StepState = S["StepState"];
 export type LensGridOut = S["LensGridOut"];
 export type LensCellOut = S["LensCellOut"];
+export type ComparisonOut = S["ComparisonOut"];
 export type Metric = S["GridRequest"]["metric"] & string;
 
 export type GridQuery = { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number };
@@ -102,4 +103,6 @@ export const api = {
     request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id })}`),
   lens: (capture_id: string, trial_id: number) => request<LensGridOut>(`/api/trials/${trial_id}/lens${qs({ capture_id })}`),
   lensCell: ({ trial_id, ...q }: LensCellQuery) => request<LensCellOut>(`/api/trials/${trial_id}/lens${qs(q)}`),
+  /** Two trials compared, each as `capture_id:trial` (a: the reference). */
+  compare: (a: string, b: string) => request<ComparisonOut>(`/api/compare${qs({ a, b })}`),
 };

@@ -35,6 +35,7 @@ export const keys = {
   interpretation: (cid: string, tid: number) => ["interpretation", cid, tid] as const,
   lens: (cid: string, tid: number) => ["lens", cid, tid] as const,
   lensCell: (q: LensCellQuery) => ["lensCell", q.capture_id, q.trial_id, q.layer, q.token, q.k ?? 5] as const,
+  compare: (a: string, b: string) => ["compare", a, b] as const,
 };
 
 /** What a view reads of a query: its data (kept from the previous key while the next one loads),
@@ -171,6 +172,15 @@ export function useLensCell(q: LensCellQuery | null) {
     queryKey: q ? keys.lensCell(q) : ["lensCell", null], queryFn: () => api.lensCell(q!), enabled: q !== null,
   });
   return asAsync(r, q !== null);
+}
+
+/** Two trials compared (`capture_id:trial` each, a: the reference); null for either: nothing to load. */
+export function useCompare(a: string | null, b: string | null) {
+  const enabled = a !== null && b !== null;
+  const q = useQuery({
+    queryKey: enabled ? keys.compare(a, b) : ["compare", null], queryFn: () => api.compare(a!, b!), enabled,
+  });
+  return asAsync(q, enabled);
 }
 
 // ----- startup, load and upload ----------------------------------------------------------

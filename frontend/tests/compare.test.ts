@@ -1,0 +1,88 @@
+// The comparison data (data/compare.ts): the default pair, the disagreement positions, the
+// symmetric domain and diverging colour, the drift curve's points and the panel's lines.
+import { describe, expect, it } from "vitest";
+import type { ComparisonOut } from "../src/api/client";
+import {
+  DIVERGING, defaultPair, disagreements, disagreesAt, divergingColor, driftPoints, firstScored, fixed, positionLine,
+  summaryLine, symmetricMax, tokenTitle, trialRef,
+} from "../src/data/compare";
+
+type NextToken = NonNullable<ComparisonOut["next_token"]>;
+
+const next: NextToken = {
+  kl: [null, 0.5, 0.25, 0.125, null],
+  top1_a: [null, 10, 11, 12, null],
+  top1_b: [null, 10, 99, null, 7],
+  p_b_of_a: [null, 0.9, 0.1, null, null],
+  p_a_of_b: [null, 0.9, 0.2, null, null],
+};
+
+describe("trials", () => {
+  it("names a trial capture_id:trial and compares trial 0 with trial 1 when there are two", () => {
+    expect(trialRef("c1", 1)).toBe("c1:1");
+    expect(defaultPair(2)).toEqual({ a: 0, b: 1 });
+    expect(defaultPair(5)).toEqual({ a: 0, b: 1 });
+    expect(defaultPair(1)).toBeNull();
+    expect(defaultPair(0)).toBeNull();
+  });
+});
+
+describe("disagreements", () => {
+  it("are the positions where both top-1 tokens are known and differ", () => {
+    expect(disagreements(next)).toEqual([2]);
+    expect(disagreesAt(next, 1)).toBe(false); // same token
+    expect(disagreesAt(next, 3)).toBe(false); // b unknown
+    expect(disagreesAt(next, 4)).toBe(false); // a unknown
+    expect(disagreesAt(next, 2)).toBe(true);
+    expect(disagreements(null)).toEqual([]);
+  });
+});
+
+describe("diverging scale", () => {
+  it("is symmetric around 0 over the largest finite |value|", () => {
+    expect(symmetricMax([[0.1, -0.4, null], [0.2, Number.NaN]])).toBe(0.4);
+    expect(symmetricMax([[null, 0]])).toBe(1);
+  });
+
+  it("goes blue at -m, white at 0, red at +m, clamped, grey without a value", () => {
+    expect(divergingColor(-2, 2)).toBe(DIVERGING.neg);
+    expect(divergingColor(0, 2)).toBe(DIVERGING.mid);
+    expect(divergingColor(2, 2)).toBe(DIVERGING.pos);
+    expect(divergingColor(10, 2)).toBe(DIVERGING.pos);
+    expect(divergingColor(-10, 2)).toBe(DIVERGING.neg);
+    expect(divergingColor(null, 2)).toBe(DIVERGING.none);
+    // Halfway: the mean of white and the end colour.
+    expect(divergingColor(1, 2)).toBe("#d58891");
+    expect(divergingColor(-1, 2)).toBe("#8cafd2");
+  });
+});
+
+describe("drift curve", () => {
+  it("has one point per layer with a value, the highest drift at the top", () => {
+    const pts = driftPoints([0, 1, 2, 3], [0.9, null, 0.5, 0.7], 108, 58, 4);
+    expect(pts.map((p) => p.layer)).toEqual([0, 2, 3]);
+    expect(pts.map((p) => p.value)).toEqual([0.9, 0.5, 0.7]);
+    expect(pts[0]).toMatchObject({ x: 4, y: 4 });
+    expect(pts[1]).toMatchObject({ x: 4 + (2 / 3) * 100, y: 54 });
+    expect(pts[2].x).toBeCloseTo(104);
+    expect(pts[2].y).toBeCloseTo(29);
+    expect(driftPoints([0, 1], null, 100, 50)).toEqual([]);
+    expect(driftPoints([0, 1], [0.5, 0.5], 100, 50).map((p) => p.y)).toEqual([25, 25]);
+  });
+});
+
+describe("lines", () => {
+  it("formats the summary, the scrubber position and a token's title", () => {
+    const s = summaryLine({ n_shared: 19, diverge_at: null, mean_kl: 0.0704, top1_agreement: 1 / 6, n_next_token: 6, mean_cosine: 0.95086 });
+    expect(s).toBe("mean KL 0.0704 nats · top-1 agreement 16.7% · mean cosine 0.9509 · 19 shared tokens");
+    expect(summaryLine({ n_shared: 3, diverge_at: 2 })).toBe("mean KL — · top-1 agreement — · mean cosine — · 3 shared tokens · diverges at token 2");
+    expect(positionLine(next, 2)).toBe("a: 11 b: 99 KL 0.25000");
+    expect(positionLine(next, 0)).toBe("a: — b: — KL —");
+    expect(positionLine(null, 1)).toBe("a: — b: — KL —");
+    expect(tokenTitle(" is", next, 1)).toBe("#1 “·is” · KL 0.50000");
+    expect(fixed(0.1234567)).toBe("0.123457");
+    expect(fixed(null)).toBe("—");
+    expect(firstScored(next)).toBe(1);
+    expect(firstScored(null)).toBe(0);
+  });
+});
