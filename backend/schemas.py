@@ -158,6 +158,10 @@ class ComparisonOut(P.ComparisonOut):
     pass
 
 
+class ProjectionOut(P.Projection):
+    capture_id: str
+
+
 __all__ = ["ColorsOut", "FlowsOut", "ModelsOut"]  # served as analysis builds them
 
 # Field docstrings of the analysis payloads become descriptions here too (pydantic's attribute docstrings).

@@ -24,7 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend import routes_files, routes_views
+from backend import routes_files, routes_steering, routes_views
 from backend.deps import OrjsonResponse, error_payload
 from backend.schemas import ErrorOut
 from backend.store import (
@@ -99,6 +99,7 @@ def create_app(
     _add_error_handlers(app)
     app.include_router(routes_files.router)
     app.include_router(routes_views.router)
+    app.include_router(routes_steering.router)
     _add_frontend(app)
     return app
 

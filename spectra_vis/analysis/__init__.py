@@ -26,6 +26,7 @@ from spectra_vis.analysis.attention import attention, interpretation
 from spectra_vis.analysis.grid import heatmap, tensor_grid
 from spectra_vis.analysis.logit_lens import lens_cell, lens_grid
 from spectra_vis.analysis.overview import analyze, colors, flows, models, summary
+from spectra_vis.analysis.steering import projection
 from spectra_vis.analysis.trials import step_detail, trial_detail
 from spectra_vis.constants import MAX_DEPTH, METRICS
 
@@ -49,6 +50,7 @@ __all__ = [
     "lens_cell",
     "lens_grid",
     "models",
+    "projection",
     "step_detail",
     "summary",
     "tensor_grid",

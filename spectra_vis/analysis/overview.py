@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spectra_vis.analysis import interpret
+from spectra_vis.analysis import interpret, steering
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import (
     INTENSITY_SCALE,
@@ -37,6 +37,8 @@ def summary(cap: Capture) -> P.Summary:
                 "n_tokens": len(t["tokens"]["ids"]),
                 "n_prompt": t["tokens"]["n_prompt"],
                 "n_steps": len(t["steps"]),
+                "control": steering.control_info(t),
+                "sweep": steering.sweep_info(t),
             }
             for i, t in enumerate(doc["trials"])
         ],

@@ -325,6 +325,29 @@ class LensCell(TypedDict):
     next_p: float | None
 
 
+class ControlInfo(TypedDict):
+    """A control vector applied during a trial (capture format 2.3, ``trials[].control``)."""
+
+    file: str
+    """the control vector's file name"""
+    sha256: str
+    layers: list[int]
+    """[first, last], inclusive: the llama.cpp blocks whose output the vector was added to"""
+    strength: float
+    """0: the unsteered run"""
+    n_embd: int
+
+
+class SweepInfo(TypedDict):
+    """The trial's place in a sweep (``spectra-vis steer try``; ``trials[].sweep``)."""
+
+    id: str
+    """shared by the trials of one sweep"""
+    strength: float
+    baseline: int
+    """the trial id of the sweep's strength-0 trial"""
+
+
 class TrialBrief(TypedDict):
     id: int
     prompt: str
@@ -334,6 +357,10 @@ class TrialBrief(TypedDict):
     n_tokens: int
     n_prompt: int
     n_steps: int
+    control: ControlInfo | None
+    """the control vector applied during the trial (null: unsteered)"""
+    sweep: SweepInfo | None
+    """the trial is one strength of a sweep (null: not)"""
 
 
 class Summary(CaptureSummary):
@@ -346,7 +373,9 @@ class Summary(CaptureSummary):
 
 
 # Field docstrings become descriptions in the OpenAPI schema (pydantic's attribute docstrings).
-for _payload in (ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief, LensGrid):
+for _payload in (
+    ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief, LensGrid, ControlInfo, SweepInfo
+):
     setattr(_payload, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010
 
 
@@ -410,3 +439,24 @@ class ComparisonOut(TypedDict):
     next_token: NextTokenComparison | None
     summary: CompareSummary
     notices: list[str]
+
+
+class Projection(TypedDict):
+    """A steered trial's residual stream projected on the control vector's direction
+    (``trials[].projection``): where the model "thinks along" the concept, steered or not."""
+
+    trial: int
+    layers: list[int]
+    """the block layers the vector has a direction for"""
+    n_tokens: int
+    n_prompt: int
+    tokens: list[str]
+    values: list[list[float | None]]
+    """[layer][token]: the l_out row projected on the layer's unit direction, in residual units (null: no row)"""
+    strength: float | None
+    """the strength the trial ran with (null: no control recorded)"""
+    control_file: str | None
+    """the control vector's file name"""
+
+
+setattr(Projection, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010

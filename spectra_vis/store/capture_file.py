@@ -26,8 +26,9 @@ from spectra_vis.store import vectors
 from spectra_vis.store.files import atomic_write
 
 FORMAT = "spectra-vis-capture"
-VERSION = "2.2"
-READABLE_VERSIONS = ("2.0", "2.1", "2.2")  # 2.1: activation vectors (a companion file); 2.2: pairs of trials
+VERSION = "2.3"
+# 2.1: activation vectors (a companion file); 2.2: pairs of trials; 2.3: steering (control, sweep, projection)
+READABLE_VERSIONS = ("2.0", "2.1", "2.2", "2.3")
 LEGACY_VERSION = "1.0"
 SCHEMA_FILE = "capture-v2.schema.json"
 

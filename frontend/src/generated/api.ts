@@ -371,6 +371,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/trials/{trial_id}/projection": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Projection
+         * @description The trial's residual stream (l_out) projected on its control vector's unit direction, per layer
+         *     and token, in residual units; 404 when the trial was not run with a control vector.
+         */
+        get: operations["projection_api_trials__trial_id__projection_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -579,6 +600,31 @@ export interface components {
             summary: components["schemas"]["CompareSummary"];
             /** Notices */
             notices: string[];
+        };
+        /**
+         * ControlInfo
+         * @description A control vector applied during a trial (capture format 2.3, ``trials[].control``).
+         */
+        ControlInfo: {
+            /**
+             * File
+             * @description the control vector's file name
+             */
+            file: string;
+            /** Sha256 */
+            sha256: string;
+            /**
+             * Layers
+             * @description [first, last], inclusive: the llama.cpp blocks whose output the vector was added to
+             */
+            layers: number[];
+            /**
+             * Strength
+             * @description 0: the unsteered run
+             */
+            strength: number;
+            /** N Embd */
+            n_embd: number;
         };
         /** DeltaEntry */
         DeltaEntry: {
@@ -1009,6 +1055,27 @@ export interface components {
             /** P A Of B */
             p_a_of_b: (number | null)[];
         };
+        /** ProjectionOut */
+        ProjectionOut: {
+            /** Trial */
+            trial: number;
+            /** Layers */
+            layers: number[];
+            /** N Tokens */
+            n_tokens: number;
+            /** N Prompt */
+            n_prompt: number;
+            /** Tokens */
+            tokens: string[];
+            /** Values */
+            values: (number | null)[][];
+            /** Strength */
+            strength: number | null;
+            /** Control File */
+            control_file: string | null;
+            /** Capture Id */
+            capture_id: string;
+        };
         /** StatusOut */
         StatusOut: {
             /** Ok */
@@ -1130,6 +1197,24 @@ export interface components {
             /** Rows */
             rows: (number | null)[][] | null;
         };
+        /**
+         * SweepInfo
+         * @description The trial's place in a sweep (``spectra-vis steer try``; ``trials[].sweep``).
+         */
+        SweepInfo: {
+            /**
+             * Id
+             * @description shared by the trials of one sweep
+             */
+            id: string;
+            /** Strength */
+            strength: number;
+            /**
+             * Baseline
+             * @description the trial id of the sweep's strength-0 trial
+             */
+            baseline: number;
+        };
         /** TokenAttention */
         TokenAttention: {
             /** Pos */
@@ -1230,6 +1315,10 @@ export interface components {
             n_prompt: number;
             /** N Steps */
             n_steps: number;
+            /** @description the control vector applied during the trial (null: unsteered) */
+            control: components["schemas"]["ControlInfo"] | null;
+            /** @description the trial is one strength of a sweep (null: not) */
+            sweep: components["schemas"]["SweepInfo"] | null;
         };
         /** TrialOut */
         TrialOut: {
@@ -2306,6 +2395,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AttentionOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    projection_api_trials__trial_id__projection_get: {
+        parameters: {
+            query?: {
+                /** @description Loaded capture id; default: the last loaded */
+                capture_id?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description Trial index */
+                trial_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectionOut"];
                 };
             };
             /** @description Bad Request */

@@ -15,9 +15,9 @@ export type Stats = [(number | null), (number | null), (number | null), (number 
 export interface SpectraVisCapture {
 format: "spectra-vis-capture"
 /**
- * 2.1 adds activation vectors (the optional vectors block, Tensor.vector, Trial.vectors_dropped, the preset's vector options); 2.2 adds pairs of trials (Trial.pair, Trial.model: two models' runs of the same tokens, made by spectra-vis compare); 2.0 files have neither
+ * 2.1 adds activation vectors (the optional vectors block, Tensor.vector, Trial.vectors_dropped, the preset's vector options); 2.2 adds pairs of trials (Trial.pair, Trial.model: two models' runs of the same tokens, made by spectra-vis compare); 2.3 adds steering (Trial.control, Trial.sweep, Trial.projection: a control vector applied through llama.cpp, one trial per strength of spectra-vis steer try, and the residual stream projected on the vector's direction); 2.0 files have none of these
  */
-version: ("2.0" | "2.1" | "2.2")
+version: ("2.0" | "2.1" | "2.2" | "2.3")
 /**
  * ISO 8601 time the capture was saved
  */
@@ -296,6 +296,65 @@ p_b_of_a: (number | null)[]
  */
 p_a_of_b: (number | null)[]
 }
+}
+/**
+ * Version 2.3: a control vector (llama.cpp's --control-vector GGUF) was added to the residual stream during this trial, through llama_set_adapter_cvec; absent on unsteered trials
+ */
+control?: {
+/**
+ * The control vector's file name
+ */
+file: string
+/**
+ * sha256 of the control vector file
+ */
+sha256: string
+/**
+ * [first, last], inclusive: the llama.cpp block indices whose output (l_out) the vector was added to
+ * 
+ * @minItems 2
+ * @maxItems 2
+ */
+layers: [number, number]
+/**
+ * The factor the vector was scaled by (0: the unsteered run)
+ */
+strength: number
+/**
+ * The vector's width (the model's embedding size)
+ */
+n_embd: number
+}
+/**
+ * Version 2.3: this trial is one strength of a sweep (spectra-vis steer try): the same prompt with the same control vector at several strengths
+ */
+sweep?: {
+/**
+ * Shared by the trials of one sweep
+ */
+id: string
+strength: number
+/**
+ * The trial id of the sweep's strength-0 trial
+ */
+baseline: number
+}
+/**
+ * Version 2.3: per layer and token, the residual stream (the l_out row) projected on the unit direction of the control vector at that layer, in residual units; present on every trial with control (strength 0 included), so steered and unsteered runs share one axis
+ */
+projection?: {
+/**
+ * The block layers the vector has a direction for, in order
+ */
+layers: number[]
+/**
+ * [layer][token position]; null where no row was captured
+ */
+values: (number | null)[][]
+/**
+ * The control vector's file name
+ */
+direction_file: string
 }
 }
 /**
