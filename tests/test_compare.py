@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from spectra_vis import capture, compare, load_capture
+from spectra_vis import analysis, capture, compare, load_capture
 from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.capturing.quantize import quantize
 from spectra_vis.comparing.pair import capture_pair
@@ -128,6 +128,16 @@ def test_the_candidate_reads_the_references_tokens_and_records_its_own_choice(pa
     assert ref["model"]["file_type"] == "ALL_F32" and cand["model"]["file_type"] == "Q4_0"
     assert cap.model["file_type"] == "ALL_F32"
     assert ref["lens"]["layers"] == cand["lens"]["layers"] == [0, 1, 2, 3]
+
+
+def test_the_overviews_trial_list_marks_the_pair(pairs: dict[str, Path]) -> None:
+    """The viewer opens a pair in its Compare view from the trial list (GET /api/load)."""
+    cap = load_capture(pairs["Q4_0"])
+    brief = [t["pair"] for t in analysis.summary(cap)["trial_list"]]
+    assert brief == [
+        {"role": "reference", "reference": None, "candidate": 1, "forced": False},
+        {"role": "candidate", "reference": 0, "candidate": None, "forced": True},
+    ]
 
 
 def test_next_token_block_equals_a_numpy_recomputation(pairs: dict[str, Path], variants: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ def summary(cap: Capture) -> P.Summary:
                 "n_steps": len(t["steps"]),
                 "control": steering.control_info(t),
                 "sweep": steering.sweep_info(t),
+                "pair": _pair_info(t),
             }
             for i, t in enumerate(doc["trials"])
         ],
@@ -46,6 +47,14 @@ def summary(cap: Capture) -> P.Summary:
         "attention_layers": sorted(interpret.attention_tensors(doc)),
         "stat_names": list(doc["stat_names"]),
     }
+
+
+def _pair_info(trial: dict[str, Any]) -> P.PairInfo | None:
+    p = trial.get("pair")
+    if not p:
+        return None
+    return {"role": p["role"], "reference": p.get("reference"), "candidate": p.get("candidate"),
+            "forced": bool(p["forced"])}  # fmt: skip
 
 
 def colors() -> P.ColorsOut:

@@ -348,6 +348,18 @@ class SweepInfo(TypedDict):
     """the trial id of the sweep's strength-0 trial"""
 
 
+class PairInfo(TypedDict):
+    """The trial's place in a pair made by ``spectra-vis compare`` (capture format 2.2, ``trials[].pair``)."""
+
+    role: Literal["reference", "candidate"]
+    reference: int | None
+    """the candidate: its reference trial's id"""
+    candidate: int | None
+    """the reference: its candidate trial's id"""
+    forced: bool
+    """the trial read given tokens (the reference's) rather than sampling"""
+
+
 class TrialBrief(TypedDict):
     id: int
     prompt: str
@@ -361,6 +373,8 @@ class TrialBrief(TypedDict):
     """the control vector applied during the trial (null: unsteered)"""
     sweep: SweepInfo | None
     """the trial is one strength of a sweep (null: not)"""
+    pair: PairInfo | None
+    """the trial is one of a pair made by spectra-vis compare (null: not)"""
 
 
 class Summary(CaptureSummary):
@@ -374,8 +388,8 @@ class Summary(CaptureSummary):
 
 # Field docstrings become descriptions in the OpenAPI schema (pydantic's attribute docstrings).
 for _payload in (
-    ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief, LensGrid, ControlInfo, SweepInfo
-):
+    ModelsOut, TrialDetail, TokenOut, TokenLayerAttention, TrialBrief, LensGrid, ControlInfo, SweepInfo, PairInfo,
+):  # fmt: skip
     setattr(_payload, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010
 
 

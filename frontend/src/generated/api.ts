@@ -1055,6 +1055,32 @@ export interface components {
             /** P A Of B */
             p_a_of_b: (number | null)[];
         };
+        /**
+         * PairInfo
+         * @description The trial's place in a pair made by ``spectra-vis compare`` (capture format 2.2, ``trials[].pair``).
+         */
+        PairInfo: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "reference" | "candidate";
+            /**
+             * Reference
+             * @description the candidate: its reference trial's id
+             */
+            reference: number | null;
+            /**
+             * Candidate
+             * @description the reference: its candidate trial's id
+             */
+            candidate: number | null;
+            /**
+             * Forced
+             * @description the trial read given tokens (the reference's) rather than sampling
+             */
+            forced: boolean;
+        };
         /** ProjectionOut */
         ProjectionOut: {
             /** Trial */
@@ -1319,6 +1345,8 @@ export interface components {
             control: components["schemas"]["ControlInfo"] | null;
             /** @description the trial is one strength of a sweep (null: not) */
             sweep: components["schemas"]["SweepInfo"] | null;
+            /** @description the trial is one of a pair made by spectra-vis compare (null: not) */
+            pair: components["schemas"]["PairInfo"] | null;
         };
         /** TrialOut */
         TrialOut: {
