@@ -3,6 +3,7 @@
  * the server's one-line message, which the views show to the user. No cache here: api/queries.ts
  * owns the one cache and every cache key. */
 import type { components } from "../generated/api";
+import type { ModelFilesOut, RunInfo, RunRequest, RunsOut } from "./runTypes";
 
 type S = components["schemas"];
 export type FilesOut = S["FilesOut"];
@@ -29,6 +30,7 @@ export type LensGridOut = S["LensGridOut"];
 export type LensCellOut = S["LensCellOut"];
 export type ComparisonOut = S["ComparisonOut"];
 export type Metric = S["GridRequest"]["metric"] & string;
+export type { DroppedEvent, ModelFilesOut, RunInfo, RunRequest, RunsOut, StepEvent, TrialEvent } from "./runTypes";
 
 export type GridQuery = { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number };
 export type HeatmapQuery = { capture_id: string; trial_id: number; metric: Metric; axis: "types" | "tokens"; step?: number; type?: string };
@@ -73,6 +75,9 @@ function qs(params: Record<string, string | number | null | undefined>): string 
   return s ? `?${s}` : "";
 }
 
+/** The header that carries a run token (servers started with --allow-runs); none when null. */
+export const tokenHeaders = (token: string | null): Record<string, string> => (token ? { "X-Spectra-Token": token } : {});
+
 const json = (body: unknown): RequestInit => ({
   method: "POST",
   headers: { "Content-Type": "application/json" },
@@ -105,4 +110,13 @@ export const api = {
   lensCell: ({ trial_id, ...q }: LensCellQuery) => request<LensCellOut>(`/api/trials/${trial_id}/lens${qs(q)}`),
   /** Two trials compared, each as `capture_id:trial` (a: the reference). */
   compare: (a: string, b: string) => request<ComparisonOut>(`/api/compare${qs({ a, b })}`),
+  // Live runs (docs/API.md): every runs route sends the run token when there is one.
+  modelFiles: () => request<ModelFilesOut>("/api/models/files"),
+  runs: (token: string | null) => request<RunsOut>("/api/runs", { headers: tokenHeaders(token) }),
+  startRun: (body: RunRequest, token: string | null) => {
+    const init = json(body);
+    return request<RunInfo>("/api/runs", { ...init, headers: { ...(init.headers as Record<string, string>), ...tokenHeaders(token) } });
+  },
+  cancelRun: (id: string, token: string | null) =>
+    request<RunInfo>(`/api/runs/${encodeURIComponent(id)}`, { method: "DELETE", headers: tokenHeaders(token) }),
 };

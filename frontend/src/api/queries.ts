@@ -7,7 +7,7 @@ import {
 } from "@tanstack/react-query";
 import {
   ApiError, api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LensCellQuery,
-  type LensGridOut, type LoadOut, type Metric, type ModelsOut, type StepOut,
+  type LensGridOut, type LoadOut, type Metric, type ModelsOut, type RunInfo, type RunRequest, type RunsOut, type StepOut,
 } from "./client";
 import { specialLayers, type SpecialLayers } from "../data/layers";
 
@@ -36,6 +36,8 @@ export const keys = {
   lens: (cid: string, tid: number) => ["lens", cid, tid] as const,
   lensCell: (q: LensCellQuery) => ["lensCell", q.capture_id, q.trial_id, q.layer, q.token, q.k ?? 5] as const,
   compare: (a: string, b: string) => ["compare", a, b] as const,
+  modelFiles: ["modelFiles"] as const,
+  runs: ["runs"] as const,
 };
 
 /** What a view reads of a query: its data (kept from the previous key while the next one loads),
@@ -61,6 +63,9 @@ const stepOptions = (cid: string, tid: number, n: number) =>
 
 // ----- hooks -----------------------------------------------------------------------------
 export const useFiles = () => asAsync(useQuery(filesOptions()), true);
+
+/** The captures the server has loaded (the compare view's pickers). */
+export const useCaptures = () => asAsync(useQuery(capturesOptions()), true);
 
 export const useColors = () => asAsync(useQuery({ queryKey: keys.colors, queryFn: api.colors }), true);
 
@@ -181,6 +186,38 @@ export function useCompare(a: string | null, b: string | null) {
     queryKey: enabled ? keys.compare(a, b) : ["compare", null], queryFn: () => api.compare(a!, b!), enabled,
   });
   return asAsync(q, enabled);
+}
+
+// ----- live runs --------------------------------------------------------------------------
+/** The models a run may use (GET /api/models/files). */
+export const useModelFiles = () => asAsync(useQuery({ queryKey: keys.modelFiles, queryFn: api.modelFiles }), true);
+
+const RUN_POLL_ACTIVE_MS = 1000; // while a run is queued or going: its progress
+const RUN_POLL_IDLE_MS = 5000; // otherwise: runs started elsewhere (another tab, the REST API)
+const ACTIVE_RUN = new Set(["queued", "loading", "running", "saving"]);
+
+/** The server's runs, read again every second while one is going (else every 5 s). `status`: the
+ * HTTP status of a refusal (403: runs are not allowed here), else null. Runs change: never cached. */
+export function useRuns(token: string | null): Async<RunsOut> & { status: number | null } {
+  const q = useQuery({
+    queryKey: keys.runs, queryFn: () => api.runs(token), staleTime: 0,
+    refetchInterval: (query) => (query.state.data?.runs.some((r) => ACTIVE_RUN.has(r.state)) ? RUN_POLL_ACTIVE_MS : RUN_POLL_IDLE_MS),
+  });
+  return { ...asAsync(q, true), status: q.error instanceof ApiError ? q.error.status : null };
+}
+
+/** Start a run (POST /api/runs); the run list is read again. */
+export async function startRun(qc: QueryClient, body: RunRequest, token: string | null): Promise<RunInfo> {
+  const run = await api.startRun(body, token);
+  void qc.invalidateQueries({ queryKey: keys.runs });
+  return run;
+}
+
+/** Stop a run (DELETE /api/runs/{id}): it keeps and saves what it captured; the run list is read again. */
+export async function cancelRun(qc: QueryClient, id: string, token: string | null): Promise<RunInfo> {
+  const run = await api.cancelRun(id, token);
+  void qc.invalidateQueries({ queryKey: keys.runs });
+  return run;
 }
 
 // ----- startup, load and upload ----------------------------------------------------------

@@ -1,0 +1,166 @@
+/** A live run as the viewer sees it: the state built from the run's Server-Sent Events (docs/API.md,
+ * GET /api/runs/{id}/events), pure and tested without a browser. The reducer applies events in order
+ * and ignores a replayed one (an id at or below the last applied: a reconnect with ?after= may
+ * overlap), so reconnecting is safe. Steps are stored by their index in the trial; steps the server
+ * dropped for a slow client leave holes and are counted (the saved capture has them all).
+ *
+ * The cursor: null follows the newest step; a {trial, step} is where the user moved the scrubber. */
+import type { DroppedEvent, RunInfo, StepEvent, TrialEvent } from "../api/client";
+import type { SseEvent } from "./sse";
+
+export type RunEvent =
+  | { type: "state"; data: RunInfo }
+  | { type: "trial"; data: TrialEvent }
+  | { type: "step"; data: StepEvent }
+  | { type: "dropped"; data: DroppedEvent }
+  | { type: "done"; data: RunInfo };
+
+const EVENT_TYPES = new Set(["state", "trial", "step", "dropped", "done"]);
+
+/** A run event of an SSE event with its sequence number; null for an event type the viewer does not
+ * know (a newer server may add some). Bad JSON throws, saying which event. */
+export function decodeRunEvent(e: SseEvent): { seq: number | null; event: RunEvent } | null {
+  if (!EVENT_TYPES.has(e.event)) return null;
+  let data: unknown;
+  try {
+    data = JSON.parse(e.data);
+  } catch {
+    throw new Error(`the server sent a "${e.event}" event that is not JSON (id ${e.id ?? "none"})`);
+  }
+  const seq = e.id !== null && /^\d+$/.test(e.id) ? Number(e.id) : null;
+  return { seq, event: { type: e.event, data } as RunEvent };
+}
+
+export interface LiveTrial {
+  trial: number;
+  prompt: string;
+  promptText: string;
+  promptTokens: string[];
+  steps: (StepEvent | null)[]; // by step index; null: not received (dropped)
+}
+
+export interface LiveState {
+  runId: string | null;
+  info: RunInfo | null;
+  lastSeq: number | null; // the last event applied: reconnect with ?after=lastSeq
+  trials: LiveTrial[]; // by trial index
+  dropped: number; // events the server dropped for this client
+  ended: boolean; // "done" arrived: the stream is over
+}
+
+export const initialLive: LiveState = { runId: null, info: null, lastSeq: null, trials: [], dropped: 0, ended: false };
+
+export type LiveAction =
+  | { type: "watch"; runId: string; info?: RunInfo | null } // start (or switch to) a run: everything else reset
+  | { type: "event"; seq: number | null; event: RunEvent };
+
+export function liveReducer(s: LiveState, a: LiveAction): LiveState {
+  if (a.type === "watch") return a.runId === s.runId ? s : { ...initialLive, runId: a.runId, info: a.info ?? null };
+  if (a.seq !== null && s.lastSeq !== null && a.seq <= s.lastSeq) return s; // a replay
+  const next = { ...s, lastSeq: a.seq ?? s.lastSeq };
+  const e = a.event;
+  switch (e.type) {
+    case "state":
+      return { ...next, info: e.data };
+    case "done":
+      return { ...next, info: e.data, ended: true };
+    case "dropped":
+      return { ...next, dropped: s.dropped + Math.max(0, e.data.count) };
+    case "trial":
+      return { ...next, trials: withTrial(s.trials, e.data.trial, (t) => ({
+        ...t, prompt: e.data.prompt, promptText: e.data.prompt_text, promptTokens: e.data.tokens,
+      })) };
+    case "step":
+      return { ...next, trials: withTrial(s.trials, e.data.trial, (t) => ({ ...t, steps: setAt(t.steps, e.data.index, e.data) })) };
+  }
+}
+
+function withTrial(trials: LiveTrial[], index: number, f: (t: LiveTrial) => LiveTrial): LiveTrial[] {
+  const out = [...trials];
+  for (let i = out.length; i <= index; i++) out.push({ trial: i, prompt: "", promptText: "", promptTokens: [], steps: [] });
+  out[index] = f(out[index]);
+  return out;
+}
+
+function setAt<T>(xs: (T | null)[], i: number, v: T): (T | null)[] {
+  const out = [...xs];
+  while (out.length < i) out.push(null);
+  out[i] = v;
+  return out;
+}
+
+// ----- reading the state -------------------------------------------------------------------
+const ACTIVE: ReadonlySet<string> = new Set(["queued", "loading", "running", "saving"]);
+
+/** Whether a run is still going (queued, loading the model, running or saving). */
+export const isActive = (info: RunInfo | null | undefined): boolean => !!info && ACTIVE.has(info.state);
+
+/** Steps received of a trial (holes left by dropped events not counted). */
+export const stepCount = (t: LiveTrial | undefined): number => t?.steps.filter((x) => x !== null).length ?? 0;
+
+/** Steps received in every trial. */
+export const totalSteps = (s: LiveState): number => s.trials.reduce((n, t) => n + stepCount(t), 0);
+
+export interface Cursor {
+  trial: number;
+  step: number;
+}
+
+/** The newest step received: the last trial with a step, its highest index; null before any step. */
+export function newestStep(s: LiveState): Cursor | null {
+  for (let i = s.trials.length - 1; i >= 0; i--) {
+    const steps = s.trials[i].steps;
+    for (let j = steps.length - 1; j >= 0; j--) if (steps[j] !== null) return { trial: i, step: j };
+  }
+  return null;
+}
+
+/** The step the live views show: where the user put the scrubber, else the newest one. */
+export function shownStep(s: LiveState, cursor: Cursor | null): Cursor | null {
+  return cursor ?? newestStep(s);
+}
+
+/** The text the model has produced in a trial so far, token by token (step order; a dropped step: null). */
+export function generatedTokens(t: LiveTrial | undefined): (string | null)[] {
+  return t?.steps.map((x) => x?.token ?? null) ?? [];
+}
+
+export interface HeatStrip {
+  layers: number[]; // row i is layers[i], top to bottom
+  steps: number; // columns: step 0..steps-1
+  values: (number | null)[][]; // [row][step]; null: that step was not received
+  min: number | null;
+  max: number | null;
+}
+
+/** Layers × steps of one trial's residual-stream L2 (each step's last row per layer). The layers
+ * are the first received step's; a later step with another layer set fills what it has. */
+export function heatStrip(t: LiveTrial | undefined): HeatStrip {
+  const steps = t?.steps ?? [];
+  const layers = steps.find((x) => x !== null)?.layers ?? [];
+  const rowOf = new Map(layers.map((l, i) => [l, i]));
+  const values = layers.map(() => steps.map((): number | null => null));
+  let min: number | null = null;
+  let max: number | null = null;
+  steps.forEach((st, j) => {
+    st?.layers.forEach((layer, k) => {
+      const r = rowOf.get(layer);
+      const v = st.l2[k];
+      if (r === undefined || v === undefined || v === null || !Number.isFinite(v)) return;
+      values[r][j] = v;
+      min = min === null ? v : Math.min(min, v);
+      max = max === null ? v : Math.max(max, v);
+    });
+  });
+  return { layers, steps: steps.length, values, min, max };
+}
+
+/** Where the viewer's cursor goes in the saved capture when the run ends (`nSteps`: steps per trial
+ * of the saved file): following (cursor null), its newest step, the last trial's last; else the step
+ * the user chose, clamped to what the file holds. */
+export function savedCursor(cursor: Cursor | null, nSteps: readonly number[]): Cursor {
+  if (nSteps.length === 0) return { trial: 0, step: 0 };
+  const trial = cursor === null ? nSteps.length - 1 : Math.min(Math.max(cursor.trial, 0), nSteps.length - 1);
+  const last = Math.max(nSteps[trial] - 1, 0);
+  return { trial, step: cursor === null ? last : Math.min(Math.max(cursor.step, 0), last) };
+}

@@ -1,0 +1,110 @@
+/** The Run panel's form, pure: its fields as typed, the request body they make (POST /api/runs) or
+ * one line per field saying what is wrong and what to do, and the one-line message of a refused
+ * request. The limits are the API's (docs/API.md); the server checks them again and its message is
+ * shown when it refuses. */
+import type { RunRequest } from "../api/client";
+
+export const MAX_PROMPTS = 8;
+export const MAX_PROMPT_CHARS = 4000;
+export const MAX_TOKENS = 1024;
+
+export const PRESETS = ["observe", "standard", "full"] as const satisfies readonly RunRequest["preset"][];
+export const CHAT_MODES = ["auto", "chat", "raw"] as const satisfies readonly NonNullable<RunRequest["chat"]>[];
+
+export interface RunForm {
+  model: string;
+  prompts: string; // one per line, or a JSON list of strings (for prompts with line breaks)
+  preset: (typeof PRESETS)[number];
+  chat: (typeof CHAT_MODES)[number];
+  maxTokens: string;
+  temperature: string;
+  seed: string; // empty: a random seed
+}
+
+export const defaultForm: RunForm = {
+  model: "", prompts: "", preset: "standard", chat: "auto", maxTokens: "32", temperature: "0", seed: "",
+};
+
+export type FormErrors = Partial<Record<keyof RunForm, string>>;
+export type Checked = { ok: true; body: RunRequest } | { ok: false; errors: FormErrors };
+
+/** The prompts of the text box: a JSON list of strings when it is one, else its non-blank lines. */
+export function parsePrompts(text: string): string[] | string {
+  const t = text.trim();
+  if (t.startsWith("[")) {
+    let list: unknown;
+    try {
+      list = JSON.parse(t);
+    } catch {
+      return 'the prompts start with "[" but are not a JSON list: write ["first", "second"] or one prompt per line';
+    }
+    if (!Array.isArray(list) || !list.every((p) => typeof p === "string")) return "a JSON list of prompts must hold strings only";
+    return list.filter((p) => p.trim() !== "");
+  }
+  return t.split(/\r\n|\n|\r/).map((l) => l.trim()).filter((l) => l !== "");
+}
+
+const INT = /^[+-]?\d+$/;
+
+function checkPrompts(text: string): string[] | string {
+  const prompts = parsePrompts(text);
+  if (typeof prompts === "string") return prompts;
+  if (prompts.length === 0) return "type a prompt (one per line)";
+  if (prompts.length > MAX_PROMPTS) return `${prompts.length} prompts: at most ${MAX_PROMPTS} per run`;
+  const long = prompts.findIndex((p) => p.length > MAX_PROMPT_CHARS);
+  if (long >= 0) return `prompt ${long + 1} has ${prompts[long].length} characters: at most ${MAX_PROMPT_CHARS}`;
+  return prompts;
+}
+
+function checkMaxTokens(text: string): number | string {
+  const t = text.trim();
+  if (!INT.test(t)) return `max tokens must be a whole number from 1 to ${MAX_TOKENS}`;
+  const n = Number(t);
+  return n >= 1 && n <= MAX_TOKENS ? n : `max tokens is ${n}: choose 1 to ${MAX_TOKENS}`;
+}
+
+function checkTemperature(text: string): number | string {
+  const t = text.trim();
+  const v = t === "" ? NaN : Number(t);
+  if (!Number.isFinite(v)) return "temperature must be a number (0: always the most likely token)";
+  return v >= 0 ? v : `temperature is ${v}: it cannot be negative`;
+}
+
+function checkSeed(text: string): number | null | string {
+  const t = text.trim();
+  if (t === "") return null;
+  return INT.test(t) && Number.isSafeInteger(Number(t)) ? Number(t) : "seed must be a whole number, or empty for a random one";
+}
+
+/** The request the form makes, or what is wrong with each field. */
+export function checkRunForm(f: RunForm): Checked {
+  const errors: FormErrors = {};
+  if (f.model === "") errors.model = "choose a model";
+  const prompts = checkPrompts(f.prompts);
+  const maxTokens = checkMaxTokens(f.maxTokens);
+  const temperature = checkTemperature(f.temperature);
+  const seed = checkSeed(f.seed);
+  if (typeof prompts === "string") errors.prompts = prompts;
+  if (typeof maxTokens === "string") errors.maxTokens = maxTokens;
+  if (typeof temperature === "string") errors.temperature = temperature;
+  if (typeof seed === "string") errors.seed = seed;
+  if (typeof prompts === "string" || typeof maxTokens === "string" || typeof temperature === "string" || typeof seed === "string" || errors.model) {
+    return { ok: false, errors };
+  }
+  return { ok: true, body: { model: f.model, prompts, preset: f.preset, chat: f.chat, max_tokens: maxTokens, temperature, seed } };
+}
+
+/** A refused run request as one line: what the status means here, then the server's reason. */
+export function runErrorMessage(status: number, message: string): string {
+  const what: Record<number, string> = {
+    0: "The server cannot be reached",
+    403: "Runs are not allowed on this server",
+    404: "Not found",
+    409: "Not possible now",
+    422: "The server refused the run",
+    429: "The run queue is full (wait for a run to end)",
+  };
+  const head = what[status] ?? (status >= 500 ? `The server failed (HTTP ${status})` : `Refused (HTTP ${status})`);
+  if (status === 0) return message || head;
+  return message ? `${head}: ${message}` : head;
+}

@@ -1,0 +1,65 @@
+// The Run panel's form (data/runForm.ts): the request body it makes, one line per wrong field, the
+// API's limits, prompts one per line or as a JSON list, and refusals as one line.
+import { describe, expect, it } from "vitest";
+import { MAX_PROMPT_CHARS, MAX_PROMPTS, MAX_TOKENS, checkRunForm, defaultForm, parsePrompts, runErrorMessage, type RunForm } from "../src/data/runForm";
+
+const form = (over: Partial<RunForm>): RunForm => ({ ...defaultForm, model: "tiny.gguf", prompts: "Hello", ...over });
+const errorsOf = (f: RunForm) => {
+  const c = checkRunForm(f);
+  if (c.ok) throw new Error("expected errors");
+  return c.errors;
+};
+
+describe("parsePrompts", () => {
+  it("takes the non-blank lines, trimmed, whatever the line ends", () => {
+    expect(parsePrompts("  one \r\n\ntwo\rthree\n   \n")).toEqual(["one", "two", "three"]);
+  });
+  it("takes a JSON list of strings as it is (prompts with line breaks)", () => {
+    expect(parsePrompts('["a\\nb", "c", " "]')).toEqual(["a\nb", "c"]);
+    expect(parsePrompts('["a", 3]')).toMatch(/strings only/);
+    expect(parsePrompts("[not json")).toMatch(/not a JSON list/);
+  });
+});
+
+describe("checkRunForm", () => {
+  it("makes the request body of a valid form", () => {
+    const c = checkRunForm(form({ prompts: "a\nb", preset: "full", chat: "raw", maxTokens: " 64 ", temperature: "0.7", seed: "42" }));
+    expect(c).toEqual({ ok: true, body: { model: "tiny.gguf", prompts: ["a", "b"], preset: "full", chat: "raw", max_tokens: 64, temperature: 0.7, seed: 42 } });
+    const noSeed = checkRunForm(form({}));
+    expect(noSeed.ok && noSeed.body.seed).toBeNull();
+  });
+
+  it("says what is wrong with each field, and sends nothing", () => {
+    const e = errorsOf(form({ model: "", prompts: " \n ", maxTokens: "ten", temperature: "-1", seed: "1.5" }));
+    expect(Object.keys(e).sort()).toEqual(["maxTokens", "model", "prompts", "seed", "temperature"]);
+    expect(e.model).toBe("choose a model");
+    expect(e.prompts).toBe("type a prompt (one per line)");
+    expect(e.maxTokens).toMatch(/whole number from 1 to 1024/);
+    expect(e.temperature).toBe("temperature is -1: it cannot be negative");
+    expect(e.seed).toMatch(/whole number, or empty/);
+    expect(errorsOf(form({ temperature: "" })).temperature).toMatch(/must be a number/);
+  });
+
+  it("keeps the API's limits: prompts, their length, max tokens", () => {
+    const many = Array.from({ length: MAX_PROMPTS + 1 }, (_, i) => `p${i}`).join("\n");
+    expect(errorsOf(form({ prompts: many })).prompts).toBe(`${MAX_PROMPTS + 1} prompts: at most ${MAX_PROMPTS} per run`);
+    expect(checkRunForm(form({ prompts: many.split("\n").slice(0, MAX_PROMPTS).join("\n") })).ok).toBe(true);
+    const long = "x".repeat(MAX_PROMPT_CHARS + 1);
+    expect(errorsOf(form({ prompts: `ok\n${long}` })).prompts).toBe(`prompt 2 has ${MAX_PROMPT_CHARS + 1} characters: at most ${MAX_PROMPT_CHARS}`);
+    expect(checkRunForm(form({ prompts: "x".repeat(MAX_PROMPT_CHARS) })).ok).toBe(true);
+    expect(errorsOf(form({ maxTokens: String(MAX_TOKENS + 1) })).maxTokens).toBe(`max tokens is ${MAX_TOKENS + 1}: choose 1 to ${MAX_TOKENS}`);
+    expect(errorsOf(form({ maxTokens: "0" })).maxTokens).toBe(`max tokens is 0: choose 1 to ${MAX_TOKENS}`);
+    expect(checkRunForm(form({ maxTokens: String(MAX_TOKENS) })).ok).toBe(true);
+    expect(checkRunForm(form({ maxTokens: "1" })).ok).toBe(true);
+  });
+});
+
+describe("runErrorMessage", () => {
+  it("one line: what the status means for a run, then the server's reason", () => {
+    expect(runErrorMessage(403, "runs need --allow-runs and a token")).toBe("Runs are not allowed on this server: runs need --allow-runs and a token");
+    expect(runErrorMessage(429, "8 runs are queued")).toBe("The run queue is full (wait for a run to end): 8 runs are queued");
+    expect(runErrorMessage(404, "no model nope.gguf")).toBe("Not found: no model nope.gguf");
+    expect(runErrorMessage(503, "")).toBe("The server failed (HTTP 503)");
+    expect(runErrorMessage(0, "cannot reach the Spectra Vis server")).toBe("cannot reach the Spectra Vis server");
+  });
+});
