@@ -5,6 +5,8 @@ The package reads the way data flows through it; each stage imports only the sta
 
 - ``capturing``: bindings, native callback, recorder and engines, ``Llama``, ``Session``;
 - ``comparing``: two trials side by side (``compare``), and the same tokens through two models;
+- ``steering``: control vectors from contrasting prompts (``steer.make``), sweeps of strengths
+  (``steer.sweep``); also reachable as ``spectra_vis.steer``;
 - ``analysis``: every payload the viewer and the REST API show, computed from a capture;
 - ``store``: the capture file (schema, load, validate, atomic save, version 1.0 read-only);
 - ``record``: names, model profiles, presets, statistics, trial records;
@@ -53,9 +55,10 @@ __all__ = [
     "load_capture",
     "parse_name",
     "read_model_card",
+    "steer",
 ]
 
-_LAZY = {"Llama": ("capturing.llama", "Llama")}
+_LAZY = {"Llama": ("capturing.llama", "Llama"), "steer": ("steering", None)}
 
 
 def __getattr__(name: str) -> Any:
@@ -63,5 +66,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f".{module}", __name__), attr)
+        loaded = importlib.import_module(f".{module}", __name__)
+        return loaded if attr is None else getattr(loaded, attr)
     raise AttributeError(f"module 'spectra_vis' has no attribute {name!r}")

@@ -51,6 +51,12 @@ def _compare(argv: list[str], prog: str) -> int:
     return compare_main(argv, prog)
 
 
+def _steer(argv: list[str], prog: str) -> int:
+    from spectra_vis.wizard.steer import main
+
+    return main(argv, prog)
+
+
 def _doctor(argv: list[str], prog: str) -> int:
     from spectra_vis.doctor import main
 
@@ -63,6 +69,7 @@ COMMANDS: dict[str, tuple[str, Runner]] = {
     "export": ("a trial's activation vectors as .npz or safetensors, by TransformerLens name", _export),
     "quantize": ("make quantized variants of a GGUF model with llama.cpp's own quantizer", _quantize),
     "compare": ("compare two runs: the same tokens through two models, or two captured trials", _compare),
+    "steer": ("steering: make a control vector from contrasting prompts, try it at several strengths", _steer),
     "doctor": ("can captures run here? versions, build, probe, native callback, demo, frontend", _doctor),
     "bench": ("capture overhead against plain llama-cpp-python (spectra-vis bench --help)", _bench),
 }

@@ -107,66 +107,85 @@ def lib() -> ctypes.CDLL:
     return so
 
 
+# struct ggml_type_traits { const char * type_name; int64_t blck_size; int64_t blck_size_interleave;
+#   size_t type_size; bool is_quantized; ggml_to_float_t to_float; ggml_from_float_t from_float_ref; };
+class GgmlTypeTraits(ctypes.Structure):
+    _fields_ = [
+        ("type_name", c_void_p),
+        ("blck_size", c_int64),
+        ("blck_size_interleave", c_int64),
+        ("type_size", c_size_t),
+        ("is_quantized", c_bool),
+        ("to_float", c_void_p),
+        ("from_float_ref", c_void_p),
+    ]
+
+
+# typedef void (*ggml_to_float_t)(const void * x, float * y, int64_t k);  (ctypes releases the GIL around it)
+_ToFloat = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_int64)
+
+
 @functools.cache
-def cpu_lib() -> ctypes.CDLL:
-    """libggml-cpu (the CPU backend's graph compute) with the functions Spectra Vis calls declared."""
-    lib()  # its symbols first
-    so = _open("ggml-cpu")
-    # void ggml_cpu_init(void);
-    so.ggml_cpu_init.argtypes, so.ggml_cpu_init.restype = [], None
-    # enum ggml_status ggml_graph_compute_with_ctx(struct ggml_context * ctx, struct ggml_cgraph * cgraph,
-    #   int n_threads);
-    so.ggml_graph_compute_with_ctx.argtypes = [c_void_p, c_void_p, c_int]
-    so.ggml_graph_compute_with_ctx.restype = c_int
-    so.ggml_cpu_init()
-    return so
-
-
-def mul_mat(weight: np.ndarray, weight_type: int, x: np.ndarray, out: np.ndarray, n_threads: int) -> None:
-    """``out = x @ W.T`` by ggml's own CPU kernels, W being ``weight``: rows of a GGUF tensor of
-    ggml type ``weight_type`` as stored (quantized blocks or values, read in place, e.g. from the
-    memory-mapped file). ``x`` is float32 ``(n, n_embd)``, ``out`` float32 ``(n, len(weight))``,
-    both C-contiguous. ggml quantizes ``x`` to the weight's dot type first, as llama.cpp does for
-    the model's own output head."""
+def _row_converter(ggml_type: int) -> Any:
+    """ggml's own converter of values of ``ggml_type`` to float32 (its type traits' ``to_float``),
+    after checking the traits struct against ggml's other accessors; LayoutError if they differ or
+    ggml has no converter for the type."""
     so = lib()
-    n, n_embd = x.shape
-    n_w = int(weight.shape[0])
-    if out.shape != (n, n_w) or out.dtype != np.float32 or not (x.flags.c_contiguous and out.flags.c_contiguous):
-        raise ValueError("mul_mat: out must be C-contiguous float32 (len(x), len(weight)) and x C-contiguous")
-    # tensor and graph objects, and the work buffer (x converted to the dot type: at most float32)
-    size = 4 * so.ggml_tensor_overhead() + so.ggml_graph_overhead() + x.nbytes + (1 << 16) * (n_threads + 1)
-    ctx = so.ggml_init(GgmlInitParams(size, None, True))
-    if not ctx:
-        raise LayoutError("ggml_init failed for the logit-lens head")
-    try:
-        w = so.ggml_new_tensor_2d(ctx, weight_type, n_embd, n_w)
-        if so.ggml_row_size(weight_type, n_embd) * n_w != weight.nbytes:
-            raise ValueError(f"mul_mat: {weight.nbytes} bytes are not {n_w} rows of {type_name(weight_type)}[{n_embd}]")
-        xt = so.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n)
-        y = so.ggml_mul_mat(ctx, w, xt)
-        for ptr, arr in ((w, weight), (xt, x), (y, out)):
-            tensor(ptr).data = arr.ctypes.data
-        graph = so.ggml_new_graph(ctx)
-        so.ggml_build_forward_expand(graph, y)
-        status = cpu_lib().ggml_graph_compute_with_ctx(ctx, graph, n_threads)
-        if status != 0:
-            raise LayoutError(f"ggml_graph_compute failed (status {status}) for the logit-lens head")
-    finally:
-        so.ggml_free(ctx)
+    traits = so.ggml_get_type_traits(ggml_type)
+    if not traits:
+        raise LayoutError(f"ggml has no type traits for type {ggml_type}")
+    t = GgmlTypeTraits.from_address(traits)
+    name = ctypes.cast(t.type_name, c_char_p).value if t.type_name else None
+    if (name, t.blck_size, t.type_size) != (so.ggml_type_name(ggml_type), so.ggml_blck_size(ggml_type),
+                                            so.ggml_type_size(ggml_type)):  # fmt: skip
+        raise LayoutError(
+            f"llama-cpp-python {llama_cpp_version()}: ggml_type_traits differs from what Spectra Vis reads"
+        )
+    if not t.to_float:
+        raise LayoutError(f"ggml has no float32 converter for {type_name(ggml_type)}")
+    return _ToFloat(t.to_float)
+
+
+def to_float(data: np.ndarray, ggml_type: int, n_per_row: int, out: np.ndarray) -> np.ndarray:
+    """Rows of a GGUF tensor of ggml type ``ggml_type`` as stored (``data``: quantized blocks or
+    values, C-contiguous, e.g. a slice of the memory-mapped file) converted to float32 into ``out``
+    (C-contiguous ``(rows, n_per_row)``) by ggml's own row converter, the one llama.cpp uses."""
+    rows = out.shape[0]
+    if out.dtype != np.float32 or out.shape != (rows, n_per_row) or not out.flags.c_contiguous:
+        raise ValueError("to_float: out must be C-contiguous float32 (rows, n_per_row)")
+    if not data.flags.c_contiguous or lib().ggml_row_size(ggml_type, n_per_row) * rows != data.nbytes:
+        raise ValueError(f"to_float: {data.nbytes} bytes are not {rows} rows of {type_name(ggml_type)}[{n_per_row}]")
+    _row_converter(ggml_type)(data.ctypes.data, out.ctypes.data, rows * n_per_row)
+    return out
+
+
+# LLAMA_API int32_t llama_set_adapter_cvec(struct llama_context * ctx, const float * data, size_t len,
+#   int32_t n_embd, int32_t il_start, int32_t il_end);
+# (llama-cpp-python binds it as llama_cpp.llama_set_adapter_cvec; the old name llama_apply_adapter_cvec
+# is a deprecated wrapper.) ``data`` holds n_embd floats per block from block 1 (block 0 has no slot);
+# il_start..il_end (inclusive) gate which blocks get theirs; NULL clears the vector.
+def set_control_vector(ctx: Any, data: np.ndarray | None, n_embd: int, il_start: int, il_end: int) -> int:
+    """Apply (``data``: float32, C-contiguous, ``(n_layer - 1) * n_embd``) or clear (None) the
+    control vector of llama context ``ctx``; llama.cpp copies the values. Returns its status (0: done)."""
+    import llama_cpp
+
+    fn: Any = getattr(llama_cpp, "llama_set_adapter_cvec", None) or llama_cpp.llama_apply_adapter_cvec
+    if data is None:
+        return int(fn(ctx, None, 0, n_embd, -1, -1))
+    if data.dtype != np.float32 or not data.flags.c_contiguous:
+        raise ValueError("set_control_vector: data must be C-contiguous float32")
+    ptr = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    return int(fn(ctx, ptr, data.size, n_embd, il_start, il_end))
 
 
 def _declare(so: ctypes.CDLL) -> None:
-    # size_t ggml_tensor_overhead(void);  size_t ggml_graph_overhead(void);
-    so.ggml_tensor_overhead.argtypes, so.ggml_tensor_overhead.restype = [], c_size_t
-    so.ggml_graph_overhead.argtypes, so.ggml_graph_overhead.restype = [], c_size_t
     # size_t ggml_row_size(enum ggml_type type, int64_t ne);
     so.ggml_row_size.argtypes, so.ggml_row_size.restype = [c_int, c_int64], c_size_t
-    # struct ggml_tensor * ggml_mul_mat(struct ggml_context * ctx, struct ggml_tensor * a, struct ggml_tensor * b);
-    so.ggml_mul_mat.argtypes, so.ggml_mul_mat.restype = [c_void_p, c_void_p, c_void_p], c_void_p
-    # struct ggml_cgraph * ggml_new_graph(struct ggml_context * ctx);
-    so.ggml_new_graph.argtypes, so.ggml_new_graph.restype = [c_void_p], c_void_p
-    # void ggml_build_forward_expand(struct ggml_cgraph * cgraph, struct ggml_tensor * tensor);
-    so.ggml_build_forward_expand.argtypes, so.ggml_build_forward_expand.restype = [c_void_p, c_void_p], None
+    # const struct ggml_type_traits * ggml_get_type_traits(enum ggml_type type);
+    so.ggml_get_type_traits.argtypes, so.ggml_get_type_traits.restype = [c_int], c_void_p
+    # int64_t ggml_blck_size(enum ggml_type type);  size_t ggml_type_size(enum ggml_type type);
+    so.ggml_blck_size.argtypes, so.ggml_blck_size.restype = [c_int], c_int64
+    so.ggml_type_size.argtypes, so.ggml_type_size.restype = [c_int], c_size_t
     # const char * ggml_get_name(const struct ggml_tensor * tensor);
     so.ggml_get_name.argtypes, so.ggml_get_name.restype = [c_void_p], c_char_p
     # const char * ggml_op_desc(const struct ggml_tensor * t);

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.capturing import control as steer
 from spectra_vis.capturing.chat import (
     ChatMode,
     FormattedPrompt,
@@ -135,6 +136,8 @@ class Session:
         n_threads: int | None = None,
         seed: int = 0,
         lens: bool = True,
+        control: steer.ControlSpec | None = None,
+        control_layers: str | tuple[int, int] | None = None,
         **preset_options: Any,
     ) -> None:
         from spectra_vis.capturing.llama import Llama
@@ -150,6 +153,27 @@ class Session:
         self.n_threads = n_threads
         self._load = {"n_ctx": n_ctx, "n_threads": n_threads, "seed": seed}
         self.lens = lens  # the logit lens of every trial goes into the capture (when it keeps vectors)
+        self.control: steer.Control | None = None
+        try:
+            self.set_control(control, control_layers)
+        except BaseException:
+            self.close()
+            raise
+
+    def set_control(
+        self, control: steer.ControlSpec | None, layers: str | tuple[int, int] | None = None
+    ) -> steer.Control | None:
+        """Apply a control vector to the trials that follow: ``(file or ControlVector, strength)``,
+        ``layers`` an inclusive block range (default: the vector's own). llama.cpp adds ``strength x
+        direction.L`` to block L's output at every token; strength 0 is exactly the unsteered run.
+        None removes it. Each trial records the vector and its residual projection on it. A vector
+        of another width or layer count, a range outside the model or a non-finite strength is an
+        InvalidArgument (one line); a file that is not a control vector a WrongFileType."""
+        card = self.collector.model_card
+        chosen = None if control is None else steer.resolve(control, int(card.n_layer), int(card.n_embd), layers)
+        steer.apply(self.model, chosen, int(card.n_layer))
+        self.control = chosen
+        return chosen
 
     def format(self, prompt: str, chat: ChatMode = "auto") -> FormattedPrompt:
         """``prompt`` as ``run`` would send it (see ``spectra_vis.capturing.chat.format_prompt``); ValueError
@@ -205,7 +229,17 @@ class Session:
             done.template = template_marks(self.model, sent, done.token_ids[: done.n_prompt])
         except Exception as exc:  # noqa: BLE001 - the marks are extra; never lose a captured trial over them
             done.errors.append(f"template marks: {type(exc).__name__}: {exc}")
+        self._mark_control(done)
         return done
+
+    def _mark_control(self, done: TrialData) -> None:
+        """Record the control vector on the trial, and its residual projection on the directions."""
+        if self.control is None:
+            return
+        done.control = self.control.record()
+        done.projection = steer.projection(done, self.collector.tensors, self.control.vector, self.control.file)
+        if done.projection is None:
+            done.errors.append("no projection: the preset kept no l_out rows (use the standard or full preset)")
 
     def swap_model(self, model_path: str | os.PathLike[str]) -> None:
         """Load another GGUF model into this session, on the same collector and callback: the trials
@@ -217,6 +251,7 @@ class Session:
         self.model = None  # the old context goes before another loads (memory, and the callback's order)
         with deferred_template_errors():
             self.model = Llama(model_path=path, cb_eval=self._callback, verbose=False, **self._load)
+        self.control = None  # a new context has no control vector
 
     def vocabulary(self) -> tuple[int, str]:
         """The loaded model's vocabulary size and a sha256 over every token's text (and type): two
@@ -309,9 +344,15 @@ def capture(
     n_threads: int | None = None,
     chat: ChatMode = "auto",
     on_event: EventHook | None = None,
+    control: steer.ControlSpec | None = None,
+    control_layers: str | tuple[int, int] | None = None,
     **preset_options: Any,
 ) -> Capture:
     """Capture ``prompts`` on the model at ``model_path``; save to ``out`` when given.
+
+    ``control=("NAME.gguf", strength)`` steers every trial with that control vector (llama.cpp's
+    ``--control-vector`` format), on the blocks ``control_layers`` (inclusive ``(first, last)`` or
+    ``"4-14"``; default: the vector's own); see ``Session.set_control``.
 
     ``chat`` as in ``Session.run`` ("auto": the model's chat template when it has one). Every
     prompt is formatted before the first trial runs, so a template error stops the capture
@@ -326,7 +367,8 @@ def capture(
     emit = on_event or (lambda kind, payload: None)
     with (
         Session(
-            model_path, preset, model_family=model_family, n_ctx=n_ctx, n_threads=n_threads, seed=seed, **preset_options
+            model_path, preset, model_family=model_family, n_ctx=n_ctx, n_threads=n_threads, seed=seed,
+            control=control, control_layers=control_layers, **preset_options,
         ) as session,
         StopAfterDecode(session.collector) as stop,
     ):

@@ -96,6 +96,9 @@ class TrialData:
     errors: list[str] = field(default_factory=list)
     tensor_counts: dict[str, int] = field(default_factory=dict)
     vectors_dropped: dict[str, Any] | None = None  # where and why vectors stopped (the byte budget)
+    control: dict[str, Any] | None = None  # the control vector applied (format 2.3; docs/CAPTURE_FORMAT.md)
+    projection: dict[str, Any] | None = None  # the l_out rows projected on the control vector's directions
+    sweep: dict[str, Any] | None = None  # the trial's place in a sweep (spectra-vis steer try)
 
     def timings(self) -> dict[str, float | None]:
         pre = [s for s in self.steps if s.phase == "prefill"]
@@ -112,6 +115,11 @@ class TrialData:
             "prefill_tokens_per_s": pre_tok / pre_ms * 1000 if pre_ms > 0 else None,
             "decode_tokens_per_s": len(dec) / dec_ms * 1000 if dec_ms > 0 else None,
         }
+
+    def _steering(self) -> dict[str, Any]:
+        """The steering fields (format 2.3) the trial has: control, sweep, projection."""
+        fields = (("control", self.control), ("sweep", self.sweep), ("projection", self.projection))
+        return {k: v for k, v in fields if v}
 
     def to_dict(self, n_tensors: int) -> dict[str, Any]:
         tokens: dict[str, Any] = {"ids": self.token_ids, "texts": self.token_texts, "n_prompt": self.n_prompt}
@@ -130,4 +138,5 @@ class TrialData:
             "errors": self.errors,
             "steps": [s.to_dict() for s in self.steps],
             **({"vectors_dropped": self.vectors_dropped} if self.vectors_dropped else {}),
+            **self._steering(),
         }

@@ -51,6 +51,9 @@ class WizardConfig:
     n_ctx: int | None = None
     chat: ChatMode = DEFAULT_CHAT
     out: Path | None = None
+    control: Path | None = None  # a control vector (llama.cpp's --control-vector GGUF) to steer with
+    strength: float = 1.0
+    control_layers: str | None = None  # "FIRST-LAST" blocks; None: the vector's own
     quiet: bool = False
     family_warning_shown: bool = False  # the questions already said the family contradicts the file
 

@@ -15,7 +15,15 @@ from typing import Any
 from spectra_vis.record.profiles import ModelFileError
 from spectra_vis.wizard import config as C
 from spectra_vis.wizard.paths import check_model
-from spectra_vis.wizard.scripted import EXIT_INTERRUPTED, UsageError, check_out, fail, parse, read_prompts
+from spectra_vis.wizard.scripted import (
+    EXIT_INTERRUPTED,
+    UsageError,
+    check_control,
+    check_out,
+    fail,
+    parse,
+    read_prompts,
+)
 
 NO_TTY = "stdin is not a terminal, so nothing can be asked"
 
@@ -82,6 +90,9 @@ def _from_flags(args: argparse.Namespace, console: Any, questions: ModuleType | 
         n_ctx=args.n_ctx,
         chat=args.chat,
         out=out,
+        control=check_control(args.control),
+        strength=args.strength,
+        control_layers=args.control_layers,
         quiet=args.quiet,
     )
 

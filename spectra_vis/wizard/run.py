@@ -133,6 +133,8 @@ def run(cfg: C.WizardConfig, console: Console, prog: str) -> int:
         "n_ctx": cfg.context_size(),
         "chat": cfg.chat,
     }
+    if cfg.control is not None:
+        kwargs["control"], kwargs["control_layers"] = (cfg.control, cfg.strength), cfg.control_layers
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_printer(cfg)

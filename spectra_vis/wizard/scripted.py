@@ -46,6 +46,17 @@ def _number(parse: Callable[[str], float], kind: str, low: float, high: float | 
     return convert
 
 
+def finite_number(text: str) -> float:
+    """A converter for a strength: any finite number (a control vector's scale)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 positive_int = _number(int, "whole number", 1)
 seed_value = _number(int, "whole number", 0)
 temperature_value = _number(float, "number", 0, 10)
@@ -136,6 +147,23 @@ def build_parser(prog: str = "capture_tensors.py") -> argparse.ArgumentParser:
         help="where to save the capture (default data/capture_<model>_<timestamp>.json; "
         "the folder is $SPECTRA_DATA_DIR when set)",
     )
+    p.add_argument(
+        "--control",
+        metavar="NAME.gguf",
+        help="steer with this control vector (llama.cpp's --control-vector format; spectra-vis steer make makes one)",
+    )
+    p.add_argument(
+        "--strength",
+        type=finite_number,
+        default=1.0,
+        metavar="S",
+        help="with --control: the factor the vector is scaled by (default 1; 0 is exactly the unsteered run)",
+    )
+    p.add_argument(
+        "--control-layers",
+        metavar="FIRST-LAST",
+        help="with --control: the blocks it is added to (default: every block the vector has)",
+    )
     p.add_argument("--quiet", action="store_true", help="no live display; print only the saved file's path")
     return p
 
@@ -174,6 +202,15 @@ def check_out(text: str | None) -> Path | None:
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name such as {out / 'capture.json'}")
     return out
+
+
+def check_control(text: str | None) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--control {path} not found; give a control vector file (spectra-vis steer make)")
+    return path
 
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:
