@@ -1,10 +1,11 @@
-// The comparison data (data/compare.ts): the default pair, the disagreement positions, the
-// symmetric domain and diverging colour, the drift curve's points and the panel's lines.
+// The comparison data (data/compare.ts): the disagreement positions, the symmetric domain and
+// diverging colour, the types heat map of a statistic, the KL per token, the drift curve's points
+// and the panel's lines.
 import { describe, expect, it } from "vitest";
 import type { ComparisonOut } from "../src/api/client";
 import {
-  DIVERGING, defaultPair, disagreements, disagreesAt, divergingColor, driftPoints, firstScored, fixed, positionLine,
-  summaryLine, symmetricMax, tokenTitle, trialRef,
+  DIVERGING, disagreements, disagreesAt, divergingColor, driftPoints, firstScored, fixed, idLabel, klFractions, positionLine,
+  statChoices, summaryLine, symmetricMax, tokenTitle, trialRef, typeHeat, vocabOf,
 } from "../src/data/compare";
 
 type NextToken = NonNullable<ComparisonOut["next_token"]>;
@@ -18,12 +19,8 @@ const next: NextToken = {
 };
 
 describe("trials", () => {
-  it("names a trial capture_id:trial and compares trial 0 with trial 1 when there are two", () => {
+  it("names a trial capture_id:trial", () => {
     expect(trialRef("c1", 1)).toBe("c1:1");
-    expect(defaultPair(2)).toEqual({ a: 0, b: 1 });
-    expect(defaultPair(5)).toEqual({ a: 0, b: 1 });
-    expect(defaultPair(1)).toBeNull();
-    expect(defaultPair(0)).toBeNull();
   });
 });
 
@@ -76,13 +73,52 @@ describe("lines", () => {
     const s = summaryLine({ n_shared: 19, diverge_at: null, mean_kl: 0.0704, top1_agreement: 1 / 6, n_next_token: 6, mean_cosine: 0.95086 });
     expect(s).toBe("mean KL 0.0704 nats · top-1 agreement 16.7% · mean cosine 0.9509 · 19 shared tokens");
     expect(summaryLine({ n_shared: 3, diverge_at: 2 })).toBe("mean KL — · top-1 agreement — · mean cosine — · 3 shared tokens · diverges at token 2");
-    expect(positionLine(next, 2)).toBe("a: 11 b: 99 KL 0.25000");
-    expect(positionLine(next, 0)).toBe("a: — b: — KL —");
-    expect(positionLine(null, 1)).toBe("a: — b: — KL —");
-    expect(tokenTitle(" is", next, 1)).toBe("#1 “·is” · KL 0.50000");
+    const vocab = vocabOf([{ id: 11, text: " Paris" }], null, [{ id: 11, text: "other" }, { id: 10, text: "a" }]);
+    expect([...vocab.entries()]).toEqual([[11, " Paris"], [10, "a"]]);
+    expect(idLabel(11, vocab)).toBe("“·Paris” #11");
+    expect(idLabel(99, vocab)).toBe("#99");
+    expect(idLabel(null, vocab)).toBe("—");
+    expect(positionLine(next, 2, vocab)).toBe("a → “·Paris” #11 (p of b’s next 0.2000) · b → #99 (p of a’s next 0.1000) · KL 0.25000");
+    expect(positionLine(next, 0)).toBe("a → — (p of b’s next —) · b → — (p of a’s next —) · KL —");
+    expect(positionLine(null, 1)).toBe("a → — (p of b’s next —) · b → — (p of a’s next —) · KL —");
+    expect(tokenTitle(" is", next, 1)).toBe("#1 “·is” · KL 0.50000 · top-1 a #10, b #10");
+    expect(tokenTitle(" is", next, 0)).toBe("#0 “·is” · KL —");
     expect(fixed(0.1234567)).toBe("0.123457");
     expect(fixed(null)).toBe("—");
     expect(firstScored(next)).toBe(1);
     expect(firstScored(null)).toBe(0);
+  });
+});
+
+describe("KL per token", () => {
+  it("is each KL over the largest, null without one, over n positions", () => {
+    expect(klFractions(next, 5)).toEqual([null, 1, 0.5, 0.25, null]);
+    expect(klFractions(next, 3)).toEqual([null, 1, 0.5]);
+    expect(klFractions(null, 2)).toEqual([null, null]);
+    const zero: NextToken = { ...next, kl: [0, 0] };
+    expect(klFractions(zero, 2)).toEqual([0, 0]);
+  });
+});
+
+describe("statistic change per layer and tensor type", () => {
+  const data = {
+    types: ["attn_norm", "Qcur", "l_out", "ffn_out"],
+    stats: {
+      mean: [[0.1, null, -0.2, null], [null, null, 0.3, null]],
+      l2: [[0.01, null, 0.02, null], [0.5, null, null, null]],
+      nonfinite: [[null, null, null, null], [null, null, null, null]],
+    },
+  };
+
+  it("offers the statistics with a value, l2 first", () => {
+    expect(statChoices(data.stats)).toEqual(["l2", "mean"]);
+    expect(statChoices({})).toEqual([]);
+  });
+
+  it("keeps only the types with a value in some layer, rows aligned with them", () => {
+    expect(typeHeat(data, "mean")).toEqual({ types: ["attn_norm", "l_out"], rows: [[0.1, -0.2], [null, 0.3]] });
+    expect(typeHeat(data, "l2")).toEqual({ types: ["attn_norm", "l_out"], rows: [[0.01, 0.02], [0.5, null]] });
+    expect(typeHeat(data, "nonfinite")).toEqual({ types: [], rows: [[], []] });
+    expect(typeHeat(data, "missing")).toEqual({ types: [], rows: [] });
   });
 });

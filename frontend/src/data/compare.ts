@@ -1,6 +1,7 @@
-/** The comparison of two trials (/api/compare), pure: which trials to compare by default, where the
- * two next-token predictions disagree, the diverging colour of a signed change, the drift curve's
- * points and the lines the panel shows. Tested without a browser. */
+/** The comparison of two trials (/api/compare), pure: where the two next-token predictions disagree,
+ * the diverging colour of a signed change, the layers x tensor types heat map of one statistic, the
+ * drift curve's points, the KL per token and the lines the panel shows. Which trials are compared:
+ * data/comparePick.ts. Tested without a browser. */
 import type { ComparisonOut } from "../api/client";
 import { hexToRgb, rgbToHex } from "./colors";
 import { fmt, tokenLabel } from "./format";
@@ -10,11 +11,6 @@ type Summary = ComparisonOut["summary"];
 
 /** A trial as the compare API names it: `capture_id:trial`. */
 export const trialRef = (captureId: string, trial: number) => `${captureId}:${trial}`;
-
-/** The trials compared when the panel opens: 0 (the reference) and 1, when there are two or more. */
-export function defaultPair(nTrials: number): { a: number; b: number } | null {
-  return nTrials >= 2 ? { a: 0, b: 1 } : null;
-}
 
 /** Whether both trials predict a next token at `pos` and the two top-1 tokens differ. */
 export function disagreesAt(next: NextToken | null, pos: number): boolean {
@@ -88,15 +84,63 @@ export function summaryLine(s: Summary): string {
   return parts.join(" · ");
 }
 
-/** What the scrubber shows at a position: both top-1 next tokens and the KL. */
-export function positionLine(next: NextToken | null, pos: number): string {
-  const id = (v: number | null | undefined) => (v === null || v === undefined ? "—" : String(v));
-  return `a: ${id(next?.top1_a[pos])} b: ${id(next?.top1_b[pos])} KL ${fixed(next?.kl[pos], 5)}`;
+/** Token id -> text, from token lists (the compared trials' tokens); the first text seen wins. */
+export function vocabOf(...lists: readonly (readonly { id: number; text: string }[] | null | undefined)[]): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const list of lists) for (const t of list ?? []) if (!out.has(t.id)) out.set(t.id, t.text);
+  return out;
+}
+
+/** A token id as the scrubber shows it: its text when known, and the id. */
+export function idLabel(id: number | null | undefined, vocab?: ReadonlyMap<number, string>): string {
+  if (id === null || id === undefined) return "—";
+  const text = vocab?.get(id);
+  return text === undefined ? `#${id}` : `“${tokenLabel(text)}” #${id}`;
+}
+
+/** What the scrubber shows of both runs at a position: each run's top-1 next token, the probability
+ * it gives to the token that came next in the other run, and KL(a || b). */
+export function positionLine(next: NextToken | null, pos: number, vocab?: ReadonlyMap<number, string>): string {
+  const a = `a → ${idLabel(next?.top1_a[pos], vocab)} (p of b’s next ${fixed(next?.p_a_of_b[pos], 4)})`;
+  const b = `b → ${idLabel(next?.top1_b[pos], vocab)} (p of a’s next ${fixed(next?.p_b_of_a[pos], 4)})`;
+  return `${a} · ${b} · KL ${fixed(next?.kl[pos], 5)}`;
+}
+
+/** Each position's KL as a fraction of the largest finite KL (0..1), null without one; n positions. */
+export function klFractions(next: NextToken | null, n: number): (number | null)[] {
+  const kl = next?.kl ?? [];
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const v = kl[i];
+    if (v !== null && v !== undefined && Number.isFinite(v)) m = Math.max(m, v);
+  }
+  return Array.from({ length: n }, (_, i) => {
+    const v = kl[i];
+    if (v === null || v === undefined || !Number.isFinite(v)) return null;
+    return m > 0 ? Math.max(0, v) / m : 0;
+  });
+}
+
+/** The statistics the types heat map offers: those with a finite value somewhere, l2 first. */
+export function statChoices(stats: ComparisonOut["stats"]): string[] {
+  const have = Object.keys(stats).filter((k) => stats[k].some((row) => row.some((v) => v !== null && Number.isFinite(v))));
+  return [...have.filter((k) => k === "l2"), ...have.filter((k) => k !== "l2")];
+}
+
+/** The layers x tensor types heat map of one statistic's relative change: only the types with a
+ * value in some layer (a preset that did not read a type leaves no empty column). */
+export function typeHeat(data: Pick<ComparisonOut, "types" | "stats">, stat: string): { types: string[]; rows: (number | null)[][] } {
+  const rows = data.stats[stat] ?? [];
+  const keep = data.types.flatMap((_, j) => (rows.some((row) => row[j] !== null && row[j] !== undefined) ? [j] : []));
+  return { types: keep.map((j) => data.types[j]), rows: rows.map((row) => keep.map((j) => row[j] ?? null)) };
 }
 
 /** The token strip's title at a position. */
-export function tokenTitle(text: string, next: NextToken | null, pos: number): string {
-  return `#${pos} “${tokenLabel(text)}” · KL ${fixed(next?.kl[pos], 5)}`;
+export function tokenTitle(text: string, next: NextToken | null, pos: number, vocab?: ReadonlyMap<number, string>): string {
+  const head = `#${pos} “${tokenLabel(text)}” · KL ${fixed(next?.kl[pos], 5)}`;
+  const a = next?.top1_a[pos], b = next?.top1_b[pos];
+  if ((a === null || a === undefined) && (b === null || b === undefined)) return head;
+  return `${head} · top-1 a ${idLabel(a, vocab)}, b ${idLabel(b, vocab)}`;
 }
 
 /** Where the scrubber starts: the first position with a next-token KL, else 0. */
