@@ -29,6 +29,7 @@ export type StepState = S["StepState"];
 export type LensGridOut = S["LensGridOut"];
 export type LensCellOut = S["LensCellOut"];
 export type ComparisonOut = S["ComparisonOut"];
+export type ProjectionOut = S["ProjectionOut"];
 export type Metric = S["GridRequest"]["metric"] & string;
 export type { DroppedEvent, ModelFilesOut, RunInfo, RunRequest, RunsOut, StepEvent, TrialEvent } from "./runTypes";
 
@@ -110,6 +111,9 @@ export const api = {
   lensCell: ({ trial_id, ...q }: LensCellQuery) => request<LensCellOut>(`/api/trials/${trial_id}/lens${qs(q)}`),
   /** Two trials compared, each as `capture_id:trial` (a: the reference). */
   compare: (a: string, b: string) => request<ComparisonOut>(`/api/compare${qs({ a, b })}`),
+  /** A steered trial's residual projection on its control vector's direction (404: no control). */
+  projection: (capture_id: string, trial_id: number) =>
+    request<ProjectionOut>(`/api/trials/${trial_id}/projection${qs({ capture_id })}`),
   // Live runs (docs/API.md): every runs route sends the run token when there is one.
   modelFiles: () => request<ModelFilesOut>("/api/models/files"),
   runs: (token: string | null) => request<RunsOut>("/api/runs", { headers: tokenHeaders(token) }),

@@ -7,7 +7,7 @@ import {
 } from "@tanstack/react-query";
 import {
   ApiError, api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LensCellQuery,
-  type LensGridOut, type LoadOut, type Metric, type ModelsOut, type RunInfo, type RunRequest, type RunsOut, type StepOut,
+  type LensGridOut, type LoadOut, type Metric, type ModelsOut, type ProjectionOut, type RunInfo, type RunRequest, type RunsOut, type StepOut,
 } from "./client";
 import { specialLayers, type SpecialLayers } from "../data/layers";
 
@@ -36,6 +36,7 @@ export const keys = {
   lens: (cid: string, tid: number) => ["lens", cid, tid] as const,
   lensCell: (q: LensCellQuery) => ["lensCell", q.capture_id, q.trial_id, q.layer, q.token, q.k ?? 5] as const,
   compare: (a: string, b: string) => ["compare", a, b] as const,
+  projection: (cid: string, tid: number) => ["projection", cid, tid] as const,
   modelFiles: ["modelFiles"] as const,
   runs: ["runs"] as const,
 };
@@ -186,6 +187,13 @@ export function useCompare(a: string | null, b: string | null) {
     queryKey: enabled ? keys.compare(a, b) : ["compare", null], queryFn: () => api.compare(a!, b!), enabled,
   });
   return asAsync(q, enabled);
+}
+
+/** A trial's residual projection on its control vector (steering). `missing`: the API answered 404,
+ * the trial ran without a control vector (then `error` is its one-line reason). */
+export function useProjection(cid: string | null, tid: number): Async<ProjectionOut> & { missing: boolean } {
+  const q = useQuery({ queryKey: keys.projection(cid ?? "", tid), queryFn: () => api.projection(cid!, tid), enabled: cid !== null });
+  return { ...asAsync(q, cid !== null), missing: q.error instanceof ApiError && q.error.status === 404 };
 }
 
 // ----- live runs --------------------------------------------------------------------------
