@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { ComparisonOut } from "../src/api/client";
 import {
   DIVERGING, disagreements, disagreesAt, divergingColor, driftPoints, firstScored, fixed, idLabel, klFractions, positionLine,
-  statChoices, summaryLine, symmetricMax, tokenTitle, trialRef, typeHeat, vocabOf,
+  statChoices, summaryLine, symmetricMax, tokenTitle, topChanges, trialRef, typeHeat, vocabOf,
 } from "../src/data/compare";
 
 type NextToken = NonNullable<ComparisonOut["next_token"]>;
@@ -32,6 +32,8 @@ describe("disagreements", () => {
     expect(disagreesAt(next, 4)).toBe(false); // a unknown
     expect(disagreesAt(next, 2)).toBe(true);
     expect(disagreements(null)).toEqual([]);
+    expect(topChanges(next, new Map([[11, " x"]]))).toEqual([{ pos: 2, a: "“·x” #11", b: "#99" }]);
+    expect(topChanges(null)).toEqual([]);
   });
 });
 

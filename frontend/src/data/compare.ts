@@ -24,6 +24,11 @@ export function disagreements(next: NextToken | null): number[] {
   return next.top1_a.flatMap((_, pos) => (disagreesAt(next, pos) ? [pos] : []));
 }
 
+/** Where the two top-1 next tokens change (both known, different), with each run's token. */
+export function topChanges(next: NextToken | null, vocab?: ReadonlyMap<number, string>): { pos: number; a: string; b: string }[] {
+  return disagreements(next).map((pos) => ({ pos, a: idLabel(next!.top1_a[pos], vocab), b: idLabel(next!.top1_b[pos], vocab) }));
+}
+
 /** The largest |value| over the finite values (the domain is [-m, m]); 1 when there is none or all are 0. */
 export function symmetricMax(rows: readonly (readonly (number | null)[])[]): number {
   let m = 0;

@@ -7,10 +7,13 @@ import { useMemo, useState } from "react";
 import type { ComparisonOut, TrialBrief } from "../api/client";
 import { useTrial } from "../api/queries";
 import {
-  disagreesAt, driftPoints, firstScored, fixed, klFractions, positionLine, statChoices, summaryLine, tokenTitle, typeHeat, vocabOf,
+  disagreesAt, driftPoints, firstScored, fixed, klFractions, positionLine, statChoices, summaryLine, tokenTitle, topChanges, typeHeat,
+  vocabOf,
 } from "../data/compare";
+import { strengthLabel } from "../data/comparePick";
 import { tokenLabel } from "../data/format";
 import { DivergingHeat } from "./DivergingHeat";
+import { ProjectionChart } from "./ProjectionChart";
 
 interface Props {
   data: ComparisonOut;
@@ -58,6 +61,7 @@ export function CompareView({ data, briefA, briefB, onPos }: Props) {
       </div>
       <h3>Tokens <span className="muted small">(red underline: the two top-1 next tokens differ; bar: KL(a‖b) at that token)</span></h3>
       <TokenStrip data={data} pos={pos} onPos={move} vocab={vocab} />
+      <Changes data={data} vocab={vocab} onPos={move} />
       {n > 0 && (
         <div className="compare-scrubber">
           <input type="range" data-testid="compare-scrub" aria-label="token position" min={0} max={n - 1} step={1} value={pos}
@@ -66,7 +70,31 @@ export function CompareView({ data, briefA, briefB, onPos }: Props) {
           <span data-testid="compare-pos" data-pos={pos}>{positionLine(next, pos, vocab)}</span>
         </div>
       )}
+      {(briefA?.control || briefB?.control) && (
+        <ProjectionChart a={{ captureId: data.a.capture_id ?? null, trial: data.a.trial }} b={{ captureId: data.b.capture_id ?? null, trial: data.b.trial }} pos={pos} />
+      )}
     </div>
+  );
+}
+
+/** Where the top-1 next tokens change (click: scrub there), and where the two token sequences part. */
+function Changes({ data, vocab, onPos }: { data: ComparisonOut; vocab: ReadonlyMap<number, string>; onPos: (p: number) => void }) {
+  const changes = useMemo(() => topChanges(data.next_token, vocab), [data.next_token, vocab]);
+  return (
+    <p className="small compare-changes" data-testid="compare-changes">
+      {data.next_token === null
+        ? <span className="muted">No next-token comparison (see the notices).</span>
+        : changes.length === 0
+          ? <span className="muted">The top-1 next token is the same at every compared token.</span>
+          : <>Top-1 changes at: {changes.map((c) => (
+            <button type="button" key={c.pos} className="linklike" data-testid="compare-change" data-pos={c.pos} onClick={() => onPos(c.pos)}>
+              {c.pos} (a {c.a} / b {c.b})
+            </button>
+          ))}</>}
+      {data.diverge_at !== null && (
+        <span data-testid="compare-diverge" data-pos={data.diverge_at}> · the two token sequences part at token {data.diverge_at} (the responses above)</span>
+      )}
+    </p>
   );
 }
 
@@ -108,10 +136,14 @@ function TokenStrip({ data, pos, onPos, vocab }: { data: ComparisonOut; pos: num
 }
 
 function Responses({ a, b }: { a: TrialBrief; b: TrialBrief }) {
+  const head = (side: string, t: TrialBrief) => {
+    const strength = t.sweep?.strength ?? t.control?.strength;
+    return `${side} · #${t.id}${strength === undefined ? "" : ` · strength ${strengthLabel(strength)}`}`;
+  };
   return (
     <div className="compare-responses" data-testid="compare-responses">
-      <div><span className="muted small">a · #{a.id}</span><pre data-testid="compare-response-a">{a.response}</pre></div>
-      <div><span className="muted small">b · #{b.id}</span><pre data-testid="compare-response-b">{b.response}</pre></div>
+      <div><span className="muted small">{head("a", a)}</span><pre data-testid="compare-response-a">{a.response}</pre></div>
+      <div><span className="muted small">{head("b", b)}</span><pre data-testid="compare-response-b">{b.response}</pre></div>
     </div>
   );
 }
