@@ -71,6 +71,8 @@ describe("compare", () => {
     const got = await strip.locator("span.disagree").evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-pos"))));
     assert.equal(got.length, want.length);
     assert.deepEqual(got, want);
+    const listed = await panel.locator("[data-testid=compare-change]").evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-pos"))));
+    assert.deepEqual(listed, want);
 
     assert.ok(cmp.drift && cmp.drift.length === cmp.layers.length);
     const circles = await panel.locator("[data-testid=compare-drift] circle").evaluateAll((els) =>
