@@ -58,3 +58,7 @@ class LlamaBuildError(SpectraVisError, RuntimeError):
 
 class ProbeUnavailable(SpectraVisError, RuntimeError):
     """The build probe could not run at all (no space for its model, a child that failed to start)."""
+
+
+class Busy(SpectraVisError, RuntimeError):
+    """A queue is full (or closing): the request may succeed later, unchanged."""

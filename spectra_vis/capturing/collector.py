@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,14 @@ from spectra_vis.capturing.recorder import Recorder, TensorHook
 from spectra_vis.record.naming import FINAL_NORM_LAYER
 from spectra_vis.record.presets import Preset, make_preset
 from spectra_vis.record.profiles import read_model_card
-from spectra_vis.record.records import TrialData
+from spectra_vis.record.records import Step, TrialData
 from spectra_vis.store import vectors
 from spectra_vis.store.capture_file import Capture, blank_card
+
+StepHook = Callable[[TrialData, list[Step], int | None], None]
+"""``fn(trial, steps, token)``: ``steps`` of ``trial`` are finished (their data read), and
+``token`` is the token sampled from the last one's logits (None when no token followed: the
+trial ended). Called in the decoding thread, between decodes: keep it short."""
 
 
 class TensorCollector(Recorder):
@@ -72,6 +77,8 @@ class TensorCollector(Recorder):
         self.n_ctx: int | None = None
         self.engine: Engine = PythonEngine(self)
         self._trial_t0 = 0.0
+        self.step_hook: StepHook | None = None  # live runs: each step as soon as its token is sampled
+        self._unreported: list[Step] = []
         _ggml.self_check()
 
     @property
@@ -104,6 +111,14 @@ class TensorCollector(Recorder):
         self.trials.clear()
         self.current_trial = None
 
+    def new_capture(self) -> None:
+        """Start another capture on the same model: no trials, the vector budget whole again
+        (the catalogue stays: same model, same graph)."""
+        self.clear()
+        self.vector_bytes = 0
+        self.vectors_stopped = None
+        self._unreported = []
+
     def start_trial(self, prompt: str = "") -> None:
         """Begin a trial. The attached model's KV cache is reset so the prefill covers the whole prompt."""
         model = self.model
@@ -114,6 +129,7 @@ class TensorCollector(Recorder):
         self._pending = None
         self._sampled_any = False
         self.interrupt_requested = False
+        self._unreported = []
         self._trial_t0 = time.perf_counter()
         self.engine.start_trial()
         self.enable()
@@ -127,6 +143,7 @@ class TensorCollector(Recorder):
             raise RuntimeError("no active trial to end; call start_trial(prompt) first")
         self.engine.end_trial(trial)
         self.close_graph_timing()
+        self._report(None)
         trial.inference_time_ms = (time.perf_counter() - self._trial_t0) * 1000
         trial.response = _response_text(response)
         trial.interrupted = interrupted
@@ -179,12 +196,22 @@ class TensorCollector(Recorder):
             new = trial.steps[steps_before:]
             for s in new:
                 s.ms = elapsed_ms / len(new)
+            if self.step_hook is not None:
+                self._unreported.extend(new)
         self.batch_done()
 
     def on_sample(self, token: int) -> None:
         if self.current_trial is not None and self.enabled:
             self.current_trial.sampled.append(int(token))
             self._sampled_any = True
+            self._report(int(token))
+
+    def _report(self, token: int | None) -> None:
+        """Hand the steps finished since the last report to ``step_hook`` (never raises)."""
+        if self.step_hook is None or not self._unreported or self.current_trial is None:
+            return
+        steps, self._unreported = self._unreported, []
+        self.guarded(None, self.step_hook, self.current_trial, steps, token)
 
     # ----- internals ----------------------------------------------------------------
     def _finish_tokens(self, trial: TrialData) -> None:
