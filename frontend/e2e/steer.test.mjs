@@ -11,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { PYTHON, REPO, getJSON, openCapture, openViewer, postJSON, saveScreenshot, tempDir } from "./harness.mjs";
 
 const SWEEP = "sweep.json";
+const STEERED = "steered.json";
 let viewer, backend, page, errors;
 
 function makeSweep(work, dataDir) {
@@ -24,6 +25,9 @@ function makeSweep(work, dataDir) {
     "--negative", join(REPO, "examples/steering/mountains.txt"), "--n-ctx", "128", "--out", vec]);
   run(["-m", "spectra_vis.cli", "steer", "try", "--model", model, "--control", vec, "--strengths", "-4,0,4",
     "--prompt", "The capital of France is", "--max-tokens", "6", "--n-ctx", "128", "--out", join(dataDir, SWEEP)]);
+  // One steered trial alone (capture(..., control=...)): the chart shows its line by itself.
+  run(["-c", `from spectra_vis import capture; capture(${JSON.stringify(model)}, ["The sea is"], preset="standard", max_tokens=4, `
+    + `n_ctx=128, control=(${JSON.stringify(vec)}, 2.0), out=${JSON.stringify(join(dataDir, STEERED))})`]);
 }
 
 before(async () => {
@@ -104,6 +108,23 @@ describe("steering", () => {
     }
     await chart.locator("[data-testid=projection-mode]").selectOption("layer");
     await saveScreenshot("steer-compare", (path) => panel().screenshot({ path }));
+    assert.deepEqual(errors, []);
+  });
+
+  test("a capture of one steered trial shows its projection line alone", async () => {
+    const one = await openCapture(page, backend.url, STEERED);
+    const p = panel();
+    await p.locator("[data-testid=compare-hint]").waitFor();
+    const chart = p.locator("[data-testid=projection]");
+    await chart.waitFor();
+    const proj = await getJSON(`${backend.url}/api/trials/0/projection?capture_id=${one}`);
+    assert.equal(proj.strength, 2);
+    const layer = proj.layers[proj.layers.length - 1];
+    assert.equal(await chart.getAttribute("data-layer"), String(layer));
+    assert.equal(await chart.locator("[data-testid=projection-line-b]").count(), 0);
+    const dots = await chart.locator("[data-testid=projection-line-a] circle").evaluateAll((els) =>
+      els.map((e) => [Number(e.getAttribute("data-at")), Number(e.getAttribute("data-value"))]));
+    assert.deepEqual(dots, proj.values[proj.layers.indexOf(layer)].flatMap((v, x) => (v === null ? [] : [[x, v]])));
     assert.deepEqual(errors, []);
   });
 

@@ -9,6 +9,7 @@ import type { LoadOut, TrialBrief } from "../api/client";
 import { trialRef } from "../data/compare";
 import { captureChoices, cursorTarget, defaultPair, strengthLabel, sweepOf, trialLabel, type CaptureChoice, type Side } from "../data/comparePick";
 import { CompareView } from "./CompareView";
+import { ProjectionChart } from "./ProjectionChart";
 import { useCurrent } from "./current";
 import { ErrorBox, Loading } from "./Status";
 import { tokenStep } from "./TokenTimeline";
@@ -47,6 +48,10 @@ function CompareBody({ path, trials }: { path: string; trials: TrialBrief[] }) {
       <ErrorBox error={cmp.error} what="the comparison" />
       {cmp.loading && <Loading what="the comparison" />}
       {ready && cmp.data && <CompareView key={`${refA}|${refB}`} data={cmp.data} briefA={briefA} briefB={briefB} onPos={onPos} />}
+      {!ready && briefA?.control && capA.data && (
+        <ProjectionChart a={{ captureId: capA.data.capture_id, trial: briefA.id }} b={null}
+          pos={Math.max(0, briefA.n_prompt - 1)} posNote="the last prompt token" />
+      )}
     </section>
   );
 }

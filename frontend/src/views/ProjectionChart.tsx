@@ -19,14 +19,15 @@ interface Ref {
 const BOX = { width: 420, height: 150, pad: 8 };
 const COLORS = { a: "#94a3b8", b: "#f59e0b" } as const;
 
-export function ProjectionChart({ a, b, pos }: { a: Ref; b: Ref; pos: number }) {
-  const pa = useProjection(a.captureId, a.trial), pb = useProjection(b.captureId, b.trial);
+/** `b` null: one trial's line alone (a steered capture of one trial). */
+export function ProjectionChart({ a, b, pos, posNote = "the scrubber" }: { a: Ref; b: Ref | null; pos: number; posNote?: string }) {
+  const pa = useProjection(a.captureId, a.trial), pb = useProjection(b?.captureId ?? null, b?.trial ?? 0);
   const sides = ([["a", pa.data], ["b", pb.data]] as const).filter((s): s is readonly ["a" | "b", ProjectionOut] => s[1] !== null);
   const layers = useMemo(() => projectionLayers(pa.data, pb.data), [pa.data, pb.data]);
   const [mode, setMode] = useState<ProjectionMode>("layer");
   const [layer, setLayer] = useState<number | null>(null);
   const shownLayer = layer !== null && layers.includes(layer) ? layer : (layers[layers.length - 1] ?? null);
-  if (pa.missing && pb.missing) return null;
+  if (pa.missing && (pb.missing || b === null)) return null;
   const error = (!pa.missing && pa.error) || (!pb.missing && pb.error) || null;
   const lines: Pt[][] = sides.map(([, p]) => (mode === "layer" ? (shownLayer === null ? [] : alongTokens(p, shownLayer)) : alongLayers(p, pos)));
   return (
@@ -42,7 +43,7 @@ export function ProjectionChart({ a, b, pos }: { a: Ref; b: Ref; pos: number }) 
             {layers.map((l) => <option key={l} value={l}>layer {l}</option>)}
           </select>
         ) : (
-          <span className="muted small">at token {pos}{sides[0] ? ` “${tokenLabel(sides[0][1].tokens[pos] ?? "")}”` : ""} (the scrubber)</span>
+          <span className="muted small">at token {pos}{sides[0] ? ` “${tokenLabel(sides[0][1].tokens[pos] ?? "")}”` : ""} ({posNote})</span>
         )}
       </h3>
       {(pa.missing || pb.missing) && (
