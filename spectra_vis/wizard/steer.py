@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from spectra_vis.errors import SpectraVisError
 from spectra_vis.wizard.scripted import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
-from spectra_vis.wizard.tools import _bar
 
 USAGE = "give a subcommand: make (a control vector from two prompt files) or try (a sweep of strengths)"
 
@@ -37,6 +37,31 @@ def main(argv: list[str], prog: str = "spectra-vis steer") -> int:
     if argv[0] == "try":
         return try_main(argv[1:], f"{prog} try")
     return fail(prog, f"unknown subcommand {argv[0]!r}; {USAGE}")
+
+
+class _LazyBar:
+    """A progress bar that appears with the first update: input refused before any work starts
+    leaves stderr with its one line only."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.progress = Progress(
+            TextColumn(f"{label} [dim]{{task.fields[name]}}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=False,
+        )  # fmt: skip
+        self.task: Any = None
+
+    def update(self, **fields: Any) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("", total=None, name="")
+        self.progress.update(self.task, **fields)
+
+    def __enter__(self) -> _LazyBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.stop()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,11 +106,11 @@ def make_main(argv: list[str], prog: str = "spectra-vis steer make") -> int:
     if Path(args.out).is_dir():
         return fail(prog, f"--out {args.out} is a directory; give a file name such as {Path(args.out) / 'sea.gguf'}")
     try:
-        with _bar(console, "capturing prompts") as (progress, task):
+        with _LazyBar(console, "capturing prompts") as bar:
 
             def on_event(kind: str, payload: Any) -> None:
                 if kind == "prompt":
-                    progress.update(task, completed=payload[0], total=payload[1])
+                    bar.update(completed=payload[0], total=payload[1])
 
             vector = make(_model(args.model), Path(args.positive), Path(args.negative), method=args.method,
                           layers=args.layers, position=args.position, out=args.out, chat=args.chat,
@@ -105,7 +130,7 @@ def make_main(argv: list[str], prog: str = "spectra-vis steer make") -> int:
     for layer in vector.layers:
         table.add_row(str(layer), f"{vector.scale(layer):.3f}", f"{vector.relative_gap.get(layer, float('nan')):.4f}")
     Console(highlight=False).print(table)
-    Console(highlight=False).print(f"wrote {args.out} ({len(vector.layers)} layers, n_embd {vector.n_embd})")
+    print(f"wrote {args.out} ({len(vector.layers)} layers, n_embd {vector.n_embd})", flush=True)
     return EXIT_OK
 
 
@@ -135,14 +160,16 @@ def try_main(argv: list[str], prog: str = "spectra-vis steer try") -> int:
     console = Console(highlight=False, stderr=True)
     chat = {"auto": "auto", "on": True, "off": False}[args.chat]
     try:
-        with _bar(console, "sweep") as (progress, task):
-            progress.update(task, total=None)
+        with _LazyBar(console, "sweep") as bar:
+            tokens = {"n": 0}
 
             def on_event(kind: str, payload: Any) -> None:
                 if kind == "trial_start":
-                    progress.update(task, name=payload[1], completed=0, total=args.max_tokens)
+                    tokens["n"] = 0
+                    bar.update(name=payload[1], completed=0, total=None)
                 elif kind == "token":
-                    progress.advance(task)
+                    tokens["n"] += 1
+                    bar.update(completed=tokens["n"])
 
             cap = sweep(_model(args.model), args.control, args.strengths, args.prompt, control_layers=args.layers,
                         preset=args.preset, max_tokens=args.max_tokens, n_ctx=args.n_ctx, n_threads=args.threads,
@@ -158,7 +185,7 @@ def try_main(argv: list[str], prog: str = "spectra-vis steer try") -> int:
     except OSError as exc:
         return fail(prog, f"could not save the capture to {args.out}: {exc}", EXIT_ERROR)
     print_sweep(Console(highlight=False), cap)
-    Console(highlight=False).print(f"wrote {args.out}")
+    print(f"wrote {args.out}", flush=True)
     return EXIT_OK
 
 
