@@ -13,9 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from backend import schemas as S
 from backend.deps import OrjsonResponse, StoreDep
-from backend.store import Loaded
 from spectra_vis import analysis
-from spectra_vis.analysis import interpret
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis.trace import trace_lines
 from spectra_vis.comparing import compare
@@ -122,12 +120,20 @@ def trace(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = Non
 
 
 @router.get("/trials/{trial_id}/interpretation", response_model=S.InterpretationOut)
-def interpretation(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = None) -> OrjsonResponse:
-    """Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md)."""
+def interpretation(
+    store: StoreDep,
+    trial_id: TrialPath,
+    capture_id: CaptureIdQuery = None,
+    start: Annotated[int, Query(ge=0, le=2**31, description="First step of the zones and states sent")] = 0,
+    stop: Annotated[int | None, Query(ge=0, le=2**31, description="Step after the last sent (default: end)")] = None,
+    delta: Annotated[bool, Query(description="Send each state's delta bar (every tensor); false: empty")] = True,
+) -> OrjsonResponse:
+    """Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md);
+    ``start``/``stop`` page through a long trial (the distribution is always the whole trial's)."""
     loaded = store.get(capture_id)
     payload = loaded.cached(
-        ("interpretation", trial_id),
-        lambda: analysis.interpretation(loaded.capture, trial_id, _token_zones(loaded, trial_id)),
+        ("interpretation", trial_id, start, stop, delta),
+        lambda: analysis.interpretation(loaded.capture, trial_id, start=start, stop=stop, delta=delta),
     )
     return _reply(loaded.capture_id, payload)
 
@@ -202,25 +208,5 @@ def attention(
     """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone."""
     loaded = store.get(capture_id)
     key = ("attention", trial_id, step, layer, head, token)
-    payload = loaded.cached(
-        key,
-        lambda: analysis.attention(
-            loaded.capture, trial_id, step, layer, head, token, zones=_zones(loaded, trial_id, step)
-        ),
-    )
+    payload = loaded.cached(key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token))
     return _reply(loaded.capture_id, payload)
-
-
-def _token_zones(loaded: Loaded, trial_id: int) -> list[dict[str, Any]]:
-    """The trial's token-strip zones, computed once per capture (the slow part of attention)."""
-    return loaded.cached(("token_zones", trial_id), lambda: interpret.token_zones(loaded.capture.data, trial_id))
-
-
-def _zones(loaded: Loaded, trial_id: int, step: int | None) -> list[dict[str, Any]]:
-    """Zones for an attention request: one step's alone (cached per step; no whole-trial stall on
-    the first request of a long trial), or the trial's."""
-    if step is None or ("token_zones", trial_id) in loaded.cache:
-        return _token_zones(loaded, trial_id)
-    return loaded.cached(
-        ("step_zones", trial_id, step), lambda: interpret.step_zones(loaded.capture.data, trial_id, step)
-    )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import numpy as np
+
 from spectra_vis.analysis import interpret
 from spectra_vis.analysis import payloads as P
-from spectra_vis.analysis._common import NotFound, _step, _trial
+from spectra_vis.analysis._common import InvalidArgument, NotFound, _step, _trial
+from spectra_vis.analysis.digest import TrialDigest, digest, step_of_token
 from spectra_vis.store.capture_file import Capture
 
 
@@ -31,18 +34,25 @@ def attention(
     doc = cap.data
     trial = _trial(cap, trial_id)
     att_layers = interpret.attention_tensors(doc)
-    steps = [_step(trial, step)] if step is not None else list(trial["steps"])
+    d = digest(cap, trial_id) if trial["steps"] and not cap.legacy else None
+    if step is not None:
+        steps = [_step(trial, step)]
+    elif token is not None and d is not None:  # the one step that evaluated the token
+        at = step_of_token(d, token)
+        steps = [_step(trial, at)] if at is not None else []
+    else:
+        steps = list(trial["steps"])
     if layer is not None and layer not in att_layers:
         raise NotFound(f"no attention captured for layer {layer}; attention layers: {sorted(att_layers) or 'none'}")
     layers = [layer] if layer is not None else sorted(att_layers)
     texts = trial["tokens"]["texts"]
     n_prompt = trial["tokens"]["n_prompt"]
-    n_head = _n_head(trial, att_layers)
+    n_head = d.n_head if d is not None else 0
     if head is not None and not 0 <= head < n_head:
         raise NotFound(f"no head {head}; this capture has {n_head} heads per layer (0..{max(n_head - 1, 0)})")
-    if zones is None:  # only the steps asked for: a token's zone depends on its own step alone
-        zones = [z for st in steps for z in interpret.step_zones(doc, trial_id, st["index"])]
-    strip_zone = {z["pos"]: z["zone"] for z in zones}
+    if zones is None and d is not None:  # the trial's, computed once (analysis.digest)
+        zones = [{"pos": z[0], "step": z[1], "zone": z[2]} for z in d.zones]
+    strip_zone = {z["pos"]: z["zone"] for z in zones or []}
     tokens: dict[int, P.TokenAttention] = {}
     for st in steps:
         for L in layers:
@@ -104,57 +114,63 @@ def attention(
     }
 
 
-def _n_head(trial: dict[str, Any], att_layers: dict[int, int]) -> int:
-    for st in trial["steps"]:
-        for key in st["attention"]:
-            if int(key) in att_layers.values():
-                return len(st["attention"][key]["pos"])
-    return 0
-
-
-def interpretation(cap: Capture, trial_id: int, zones: list[dict[str, Any]] | None = None) -> P.Interpretation:
+def interpretation(
+    cap: Capture,
+    trial_id: int,
+    zones: list[dict[str, Any]] | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    delta: bool = True,
+) -> P.Interpretation:
     """Zone per token, cognitive state (with the delta bar) per step, and the zone distribution.
 
-    ``zones``: the trial's ``interpret.token_zones``, when the caller has them already.
+    ``start``/``stop``: only the states of steps start..stop-1 and the zones of their tokens (the
+    distribution and the dominant zone are always the whole trial's); ``delta=False`` leaves each
+    state's delta bar empty (it lists every tensor: most of the payload of a long trial).
+    ``zones``: the trial's zones (``interpret.token_zones``), when the caller has them already;
+    else the trial's digest gives them (``analysis.digest``: computed once per trial).
     """
-    doc = cap.data
     trial = _trial(cap, trial_id)
     texts = trial["tokens"]["texts"]
+    n_steps = len(trial["steps"])
+    if start < 0 or (stop is not None and stop < start):
+        raise InvalidArgument(f"steps {start}..{stop} is not a range; give 0 <= start <= stop")
+    stop = n_steps if stop is None else min(stop, n_steps)
+    d = digest(cap, trial_id) if n_steps and not cap.legacy else None
     if zones is None:
-        zones = interpret.token_zones(doc, trial_id)
-    zones = [{**z, "text": texts[z["pos"]] if z["pos"] < len(texts) else ""} for z in zones]
+        zones = [{"pos": z[0], "step": z[1], "zone": z[2]} for z in d.zones] if d is not None else []
     distribution = interpret.zone_distribution(zones)
-    catalogue = doc["tensors"]
+    shown = [
+        {**z, "text": texts[z["pos"]] if z["pos"] < len(texts) else ""} for z in zones if start <= z["step"] < stop
+    ]
     states: list[P.StepState] = []
-    for s in interpret.cognitive_states(doc, trial_id):
-        delta: list[P.DeltaEntry] = [
-            {
-                "id": int(k),
-                "name": catalogue[int(k)]["name"],
-                "layer": catalogue[int(k)]["layer"],
-                "type": catalogue[int(k)]["type"],
-                "value": v,
-            }
-            for k, v in sorted(s["delta"].items(), key=lambda kv: int(kv[0]))
-        ]
-        states.append(
-            {
-                "step": s["step"],
-                "phase": s["phase"],
-                "label": s["label"],
-                "confidence": s["confidence"],
-                "attention_energy": s["attention_energy"],
-                "ffn_energy": s["ffn_energy"],
-                "depth_energy": s["depth_energy"],
-                "delta": delta,
-            }
-        )
+    if d is not None:
+        for j in range(start, stop):
+            states.append(cast(P.StepState, {**d.states[j], "delta": _delta(cap, d, j) if delta else []}))
     return {
         "trial_id": trial_id,
+        "n_steps": n_steps,
+        "start": start,
+        "stop": stop,
         "zone_names": list(interpret.ZONES),
         "state_names": list(interpret.STATES),
-        "zones": cast(list[P.TokenZone], zones),  # interpret builds them
+        "zones": cast(list[P.TokenZone], shown),
         "zone_distribution": distribution,
         "dominant_zone": max(distribution, key=lambda z: distribution[z]) if zones else None,
         "states": states,
     }
+
+
+def _delta(cap: Capture, d: TrialDigest, j: int) -> list[P.DeltaEntry]:
+    """The delta bar of step j: each tensor's relative change of L2 from step j - 1 (catalogue order)."""
+    if j == 0:
+        return []
+    prev, cur = d.l2[j - 1], d.l2[j]
+    both = np.flatnonzero(~np.isnan(prev) & ~np.isnan(cur))
+    values = (cur[both] - prev[both]) / np.maximum(np.abs(prev[both]), 1e-9)
+    catalogue = cap.data["tensors"]
+    out: list[P.DeltaEntry] = []
+    for tid, v in sorted(zip(d.ids[both].tolist(), values.tolist(), strict=True)):
+        t = catalogue[tid]
+        out.append({"id": tid, "name": t["name"], "layer": t["layer"], "type": t["type"], "value": v})
+    return out

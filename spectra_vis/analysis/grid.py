@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import (
@@ -18,6 +21,8 @@ from spectra_vis.analysis._common import (
     _step,
     _trial,
 )
+from spectra_vis.analysis.digest import digest
+from spectra_vis.analysis.trials import token_steps
 from spectra_vis.constants import MAX_DEPTH
 from spectra_vis.record.profiles import CATEGORY_COLORS
 from spectra_vis.store.capture_file import Capture
@@ -138,6 +143,8 @@ def _heatmap_types(cap: Capture, trial: dict[str, Any], step: int, metric: str) 
 
 
 def _heatmap_tokens(cap: Capture, trial: dict[str, Any], metric: str, tensor_type: str) -> P.HeatmapBody:
+    """Per layer, each token's value of the type's tensor: the first finite one in catalogue order,
+    from the trial's digest (every step's rows, read once: ``analysis.digest``)."""
     idx = _metric_index(cap, metric)
     if idx is None:
         raise InvalidArgument("metric=count is per trial, not per token; use it with axis=types")
@@ -146,44 +153,21 @@ def _heatmap_tokens(cap: Capture, trial: dict[str, Any], metric: str, tensor_typ
         raise NotFound(f"no tensor of type {tensor_type!r} in this capture")
     texts = trial["tokens"]["texts"]
     n_prompt = trial["tokens"]["n_prompt"]
-    step_of = _token_steps(trial)
-    grid: dict[int, dict[int, float | None]] = {}
-    for st in trial["steps"]:
+    d = digest(cap, trial["id"]) if trial["steps"] else None
+    grid: dict[int, np.ndarray] = {}
+    if d is not None:
+        row = d.row()
         for t in tensors:
-            for pos, values in _token_rows(st, t):
-                v = _finite(values[idx])
-                if v is not None and 0 <= pos < len(texts):
-                    grid.setdefault(t["layer"], {}).setdefault(pos, v)
-    rows = sorted(grid)
+            if t["id"] not in row:
+                continue
+            values = np.asarray(d.tok[row[t["id"]], idx, : len(texts)], dtype=np.float64)
+            have = grid.get(t["layer"])
+            grid[t["layer"]] = values if have is None else np.where(np.isfinite(have), have, values)
+    rows = sorted(L for L, v in grid.items() if np.isfinite(v).any())
+    step_of = token_steps(d.steps) if d is not None else {}
     cols: list[P.HeatmapCol] = [
         {"index": j, "label": text, "text": text, "prompt": j < n_prompt, "step": step_of.get(j)}
         for j, text in enumerate(texts)
     ]
-    return {"rows": rows, "cols": cols, "values": [[grid[L].get(j) for j in range(len(texts))] for L in rows]}
-
-
-def _token_rows(step: dict[str, Any], tensor: dict[str, Any]) -> list[tuple[int, list[Any]]]:
-    """(token position, stats) of one tensor at one step, for the tokens the capture has rows for."""
-    key = str(tensor["id"])
-    rows = step["rows"].get(key)
-    if rows:
-        return [(step["pos"] + r, row) for r, row in enumerate(rows)]
-    stats = step["stats"].get(key)
-    if stats is None:
-        return []
-    if step["n_tokens"] == 1:
-        return [(step["pos"], stats)]
-    # Last block of a prefill: llama.cpp keeps only the output row (the step's last token).
-    shape = tensor["shape"]
-    if len(shape) == 1 or (shape and shape[0] == 1):
-        return [(step["pos"] + step["n_tokens"] - 1, stats)]
-    return []
-
-
-def _token_steps(trial: dict[str, Any]) -> dict[int, int]:
-    """token position -> index of the step that evaluated it."""
-    out: dict[int, int] = {}
-    for st in trial["steps"]:
-        for r in range(st["n_tokens"]):
-            out.setdefault(st["pos"] + r, st["index"])
-    return out
+    cells = [[v if math.isfinite(v) else None for v in grid[L].tolist()] for L in rows]
+    return {"rows": rows, "cols": cols, "values": cells}

@@ -106,6 +106,103 @@ def attention_tensors(doc: dict[str, Any]) -> dict[int, int]:
     return {t["layer"]: t["id"] for t in doc["tensors"] if t["type"] == "kq_soft_max"}
 
 
+def layer_fingerprints(att: dict[str, Any], q0: int, heads: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``fingerprint`` and ``periodicity`` of every row of one attention record, vectorised: arrays
+    ``[head, row, 20]`` and ``[head, row]`` for the heads asked for (row r is query position q0 + r)."""
+    pos, p, ok = _padded([att["pos"][h] for h in heads], [att["p"][h] for h in heads])
+    n_h, n_r, k = pos.shape
+    q = np.broadcast_to((q0 + np.arange(n_r))[None, :], (n_h, n_r))
+    ent = np.asarray([att["entropy"][h] for h in heads], dtype=np.float64).reshape(n_h, n_r)
+    fp, ripple = row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), ok.reshape(-1, k), q.reshape(-1),
+                                  ent.reshape(-1), att["n_kv"])  # fmt: skip
+    return fp.reshape(n_h, n_r, 20), ripple.reshape(n_h, n_r)
+
+
+def row_fingerprints(
+    pos: np.ndarray, p: np.ndarray, ok: np.ndarray, q: np.ndarray, entropy: np.ndarray, n_kv: int | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``fingerprint`` ``[n, 20]`` and ``periodicity`` ``[n]`` of n attention rows at once: edges
+    ``[n, k]`` (positions, probabilities, and which are real edges rather than padding), each row's
+    query position, entropy and n_kv. The same numbers as the one-row functions above."""
+    n = pos.shape[0]
+    dist = q[:, None] - pos
+    d = np.maximum(dist, 0)
+    pm = np.where(ok, p, 0.0)
+    fp = np.zeros((n, 20), dtype=np.float64)
+    band = np.where(d < LOCAL_MAX, 0, np.where(d < MID_MAX, 1, 2))
+    hist = 4 + np.minimum(np.floor(np.log2(d + 1.0)).astype(np.int64), 15)
+    rows = np.broadcast_to(np.arange(n)[:, None], d.shape)
+    np.add.at(fp, (rows, band), pm)
+    np.add.at(fp, (rows, hist), pm)
+    log_kv = np.log(np.asarray(n_kv, dtype=np.float64))
+    fp[:, 3] = np.where(log_kv > 0, entropy / np.where(log_kv > 0, log_kv, 1.0), 0.0)
+    return fp, _combs(dist, pm, ok)
+
+
+def _padded(pos: list[list[list[int]]], p: list[list[list[float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[head][row][k] lists as arrays padded to the longest row (padding: p 0, not a real edge)."""
+    k = max((len(r) for h in pos for r in h), default=0)
+    if all(len(r) == k for h in pos for r in h):
+        a = np.asarray(pos, dtype=np.int64).reshape(len(pos), -1, k)
+        b = np.asarray(p, dtype=np.float64).reshape(a.shape)
+        return a, b, np.ones(a.shape, dtype=bool)
+    shape = (len(pos), len(pos[0]) if pos else 0, k)
+    a, b, ok = np.zeros(shape, dtype=np.int64), np.zeros(shape), np.zeros(shape, dtype=bool)
+    for h, rows in enumerate(pos):
+        for r, row in enumerate(rows):
+            a[h, r, : len(row)], b[h, r, : len(row)], ok[h, r, : len(row)] = row, p[h][r], True
+    return a, b, ok
+
+
+_DIVISORS: list[tuple[np.ndarray, np.ndarray]] = []  # (indptr, periods): the ripple periods dividing each d
+
+
+def _divisors(limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every distance 0..limit, the periods of RIPPLE_PERIODS that divide it (CSR arrays)."""
+    if _DIVISORS and len(_DIVISORS[0][0]) > limit + 1:
+        return _DIVISORS[0]
+    limit = max(limit, 4096)
+    d = np.concatenate([np.arange(P, limit + 1, P) for P in RIPPLE_PERIODS])
+    periods = np.concatenate([np.full(limit // P, P) for P in RIPPLE_PERIODS])
+    order = np.argsort(d, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(d, minlength=limit + 1))])
+    _DIVISORS[:] = [(indptr, periods[order])]
+    return _DIVISORS[0]
+
+
+def _combs(dist: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``periodicity`` of rows of edges ``[n, k]`` (distances, probabilities, real-edge mask): each
+    positive distance is paired with the periods dividing it, the pairs sorted by (row, period,
+    multiplier), and runs of consecutive multipliers summed in edge order, as ``periodicity`` does."""
+    n = dist.shape[0]
+    total = p.sum(-1)
+    best = np.zeros(n)
+    rows, cols = np.nonzero(ok & (dist > 0))
+    if not rows.size:
+        return best
+    d = dist[rows, cols]
+    indptr, periods = _divisors(int(d.max()))
+    counts = indptr[d + 1] - indptr[d]
+    first = np.repeat(indptr[d], counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    per = periods[first + offset]
+    row, dd, mass = np.repeat(rows, counts), np.repeat(d, counts), np.repeat(p[rows, cols], counts)
+    key, mult = row * 128 + per, dd // per
+    order = np.lexsort((mult, key))
+    key, mult, mass, row = key[order], mult[order], mass[order], row[order]
+    brk = np.ones(key.size, dtype=bool)
+    brk[1:] = (key[1:] != key[:-1]) | (mult[1:] != mult[:-1] + 1)
+    starts = np.flatnonzero(brk)
+    in_run = np.arange(key.size) - starts[np.cumsum(brk) - 1]
+    run_mass = mass.copy()
+    for t in range(1, int(in_run.max()) + 1):
+        at = np.flatnonzero(in_run == t)
+        run_mass[at] = run_mass[at - 1] + mass[at]
+    long_ = in_run >= RIPPLE_MIN_HITS - 1
+    np.maximum.at(best, row[long_], run_mass[long_])
+    return np.where(total > 0, best / np.where(total > 0, total, 1.0), 0.0)
+
+
 def token_attention(doc: dict[str, Any], trial_id: int, step_index: int, layer: int, head: int | None = None) -> dict:
     """Attention of each token of one step at one layer: edges, fingerprints and zones.
 
@@ -118,42 +215,63 @@ def token_attention(doc: dict[str, Any], trial_id: int, step_index: int, layer: 
     if att is None:
         raise NotFound(f"no attention captured for layer {layer} at step {step_index}")
     texts = trial["tokens"]["texts"]
-    heads = range(len(att["pos"])) if head is None else [head]
+    heads = list(range(len(att["pos"]))) if head is None else [head]
     if head is not None and not 0 <= head < len(att["pos"]):
         raise NotFound(f"no head {head}; layer {layer} has {len(att['pos'])}")
+    fps, ripples = layer_fingerprints(att, step["pos"], heads)
     tokens = []
     for r in range(step["n_tokens"]):
         q = step["pos"] + r
-        fps, edges = [], []
-        for h in heads:
-            pos, p = att["pos"][h][r], att["p"][h][r]
-            fp = fingerprint(pos, p, q, att["entropy"][h][r], att["n_kv"])
-            fps.append((fp, periodicity(pos, p, q)))
-            edges += [
-                {
-                    "head": h,
-                    "pos": int(k),
-                    "p": float(v),
-                    "distance": q - int(k),
-                    "sink": int(k) == 0,
-                    "text": texts[k] if k < len(texts) else "",
-                }
-                for k, v in zip(pos, p, strict=True)
-            ]
-        mean_fp = np.mean([f for f, _ in fps], axis=0)
-        ripple = float(np.mean([r_ for _, r_ in fps]))
+        edges = [
+            {
+                "head": h,
+                "pos": int(k),
+                "p": float(v),
+                "distance": q - int(k),
+                "sink": int(k) == 0,
+                "text": texts[k] if k < len(texts) else "",
+            }
+            for h in heads
+            for k, v in zip(att["pos"][h][r], att["p"][h][r], strict=True)
+        ]
+        mean_fp = np.mean(fps[:, r], axis=0)
+        ripple = float(np.mean(ripples[:, r]))
         tokens.append(
             {
                 "pos": q,
                 "text": texts[q] if q < len(texts) else "",
                 "edges": edges,
-                "coverage": float(sum(e["p"] for e in edges) / len(fps)),
+                "coverage": float(sum(e["p"] for e in edges) / len(heads)),
                 "fingerprint": [round(float(v), 6) for v in mean_fp],
                 "periodicity": round(ripple, 6),
                 "zone": zone(mean_fp, ripple),
             }
         )
     return {"trial_id": trial_id, "step": step_index, "layer": layer, "head": head, "tokens": tokens}
+
+
+def step_zone_list(doc: dict[str, Any], step: dict[str, Any]) -> list[str]:
+    """The zone of each token of one step (a parsed step; see ``step_zones``), every attention
+    layer's rows at once: the mean over heads per layer (rounded as ``token_attention`` reports
+    it), then the mean over layers."""
+    layers = attention_tensors(doc)
+    records = [step["attention"][str(layers[L])] for L in sorted(layers) if str(layers[L]) in step["attention"]]
+    n_r = step["n_tokens"]
+    if not records or not n_r:
+        return []
+    pos, p, ok = _padded([h for att in records for h in att["pos"]], [h for att in records for h in att["p"]])
+    k = pos.shape[-1]
+    heads = [len(att["pos"]) for att in records]
+    q = np.broadcast_to((step["pos"] + np.arange(n_r))[None, :], pos.shape[:2]).reshape(-1)
+    ent = np.asarray([h for att in records for h in att["entropy"]], dtype=np.float64).reshape(-1)
+    n_kv = np.repeat([att["n_kv"] for att in records], [h * n_r for h in heads])
+    fp, ripple = row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), ok.reshape(-1, k), q, ent, n_kv)
+    fp_sum, ripple_sum, at = np.zeros((n_r, 20)), np.zeros(n_r), 0
+    for h in heads:
+        fp_sum += np.round(fp[at : at + h * n_r].reshape(h, n_r, 20).mean(axis=0), 6)
+        ripple_sum += np.round(ripple[at : at + h * n_r].reshape(h, n_r).mean(axis=0), 6)
+        at += h * n_r
+    return [zone(fp_sum[r] / len(records), float(ripple_sum[r] / len(records))) for r in range(n_r)]
 
 
 def token_zones(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]:
@@ -208,38 +326,45 @@ def cognitive_states(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]
     layer and tensor, never over a view's filter.
     """
     trial = trial_of(doc, trial_id)
-    n_layer = max(int(doc["model"].get("n_layer", 0)), 1)
+    kinds = energy_types(doc)
+    prev: dict[str, float] | None = None
+    states = []
+    for step in trial["steps"]:
+        current = {str(k): float(v[0]) for k, v in step["stats"].items()}
+        states.append({**step_state(doc, step, kinds), "delta": _delta(prev, current)})
+        prev = current
+    return states
+
+
+def energy_types(doc: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The tensor types whose L2 is a block's attention and FFN energy (``cognitive_states``)."""
     captured = {t["type"] for t in doc["tensors"] if t["captured"]}
     # What a block adds to the residual stream: after the post-norm where the model has one (Gemma).
     attn_types = {"attn_post_norm"} if "attn_post_norm" in captured else {"attn_out"}
     ffn_types = {"ffn_post_norm"} if "ffn_post_norm" in captured else {"ffn_out"}
-    prev: dict[str, float] | None = None
-    states = []
-    for step in trial["steps"]:
-        attn = _energy(doc, step, attn_types)
-        ffn = _energy(doc, step, ffn_types)
-        per_layer = {L: attn.get(L, 0.0) + ffn.get(L, 0.0) for L in set(attn) | set(ffn)}
-        depth = [0.0, 0.0, 0.0]
-        for layer, v in per_layer.items():
-            depth[min(3 * layer // n_layer, 2)] += v
-        current = {str(k): float(v[0]) for k, v in step["stats"].items()}
-        delta = _delta(prev, current)
-        prev = current
-        a, f = sum(attn.values()), sum(ffn.values())
-        label, confidence = label_state(a, f, depth, list(per_layer.values()))
-        states.append(
-            {
-                "step": step["index"],
-                "phase": step["phase"],
-                "attention_energy": a,
-                "ffn_energy": f,
-                "depth_energy": depth,
-                "delta": delta,
-                "label": label,
-                "confidence": confidence,
-            }
-        )
-    return states
+    return attn_types, ffn_types
+
+
+def step_state(doc: dict[str, Any], step: dict[str, Any], kinds: tuple[set[str], set[str]]) -> dict[str, Any]:
+    """One step's state of ``cognitive_states`` without its delta (which needs the previous step)."""
+    n_layer = max(int(doc["model"].get("n_layer", 0)), 1)
+    attn = _energy(doc, step, kinds[0])
+    ffn = _energy(doc, step, kinds[1])
+    per_layer = {L: attn.get(L, 0.0) + ffn.get(L, 0.0) for L in set(attn) | set(ffn)}
+    depth = [0.0, 0.0, 0.0]
+    for layer, v in per_layer.items():
+        depth[min(3 * layer // n_layer, 2)] += v
+    a, f = sum(attn.values()), sum(ffn.values())
+    label, confidence = label_state(a, f, depth, list(per_layer.values()))
+    return {
+        "step": step["index"],
+        "phase": step["phase"],
+        "attention_energy": a,
+        "ffn_energy": f,
+        "depth_energy": depth,
+        "label": label,
+        "confidence": confidence,
+    }
 
 
 def _delta(prev: dict[str, float] | None, current: dict[str, float]) -> dict[str, float]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from spectra_vis.analysis import interpret, steering
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import (
@@ -13,9 +15,9 @@ from spectra_vis.analysis._common import (
     ZONE_COLORS,
     InvalidArgument,
     _family,
-    _finite,
     _trial,
 )
+from spectra_vis.analysis.digest import digest
 from spectra_vis.constants import DEPTH_LEVELS, METRICS, SPECIAL_LAYERS
 from spectra_vis.record.profiles import CATEGORY_COLORS, FLOW_COLORS, flows_for, get_model_profile, get_supported_models
 from spectra_vis.store.capture_file import LEGACY_VERSION, Capture
@@ -90,22 +92,25 @@ def models() -> P.ModelsOut:
 
 
 # ----- analyze ---------------------------------------------------------------------------
-def _mean_stats(cap: Capture, trials: list[dict[str, Any]]) -> dict[int, list[float | None]]:
-    """tensor id -> each statistic averaged over the steps that read it."""
-    n = len(cap.data["stat_names"])
-    sums: dict[int, list[float]] = {}
-    counts: dict[int, list[int]] = {}
-    for trial in trials:
-        for step in trial["steps"]:
-            for key, values in step["stats"].items():
-                s = sums.setdefault(int(key), [0.0] * n)
-                c = counts.setdefault(int(key), [0] * n)
-                for i, v in enumerate(values):
-                    f = _finite(v)
-                    if f is not None:
-                        s[i] += f
-                        c[i] += 1
-    return {k: [s / c if c else None for s, c in zip(sums[k], counts[k], strict=True)] for k in sums}
+def _mean_stats(cap: Capture, trial_ids: list[int]) -> dict[int, list[float | None]]:
+    """tensor id -> each statistic averaged over the steps that read it (the digests' sums)."""
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, np.ndarray] = {}
+    for trial_id in trial_ids:
+        if cap.legacy or not cap.data["trials"][trial_id]["steps"]:
+            continue
+        d = digest(cap, trial_id)
+        for i, tid in enumerate(d.ids.tolist()):
+            if tid in sums:
+                sums[tid] = sums[tid] + d.sums[i]
+                counts[tid] = counts[tid] + d.counts[i]
+            else:
+                sums[tid], counts[tid] = np.array(d.sums[i]), np.array(d.counts[i])
+    return {
+        k: [float(s) / int(c) if c else None for s, c in zip(sums[k], counts[k], strict=True)]
+        for k in sums
+        if counts[k].any()
+    }
 
 
 def _group(
@@ -133,12 +138,13 @@ def analyze(cap: Capture, trial_id: int | None = None, model_family: str | None 
     doc = cap.data
     family = _family(cap, model_family)
     trials = [_trial(cap, trial_id)] if trial_id is not None else list(doc["trials"])
+    trial_ids = [trial_id] if trial_id is not None else list(range(len(doc["trials"])))
     tensors = doc["tensors"]
     evals = [0] * len(tensors)
     for trial in trials:
         for i, n in enumerate(trial["counts"][: len(tensors)]):
             evals[i] += int(n)
-    means = _mean_stats(cap, trials)
+    means = _mean_stats(cap, trial_ids)
     layers = sorted({t["layer"] for t in tensors})
     categories = list(dict.fromkeys(t["category"] for t in tensors))
     l2 = list(doc["stat_names"]).index("l2")

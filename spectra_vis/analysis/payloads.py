@@ -283,6 +283,10 @@ class StepState(TypedDict):
 
 class Interpretation(TypedDict):
     trial_id: int
+    n_steps: int
+    """steps in the trial; zones and states are those of steps start..stop-1"""
+    start: int
+    stop: int
     zone_names: list[str]
     state_names: list[str]
     zones: list[TokenZone]

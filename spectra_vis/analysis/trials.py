@@ -6,9 +6,7 @@ from typing import Any
 
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import _step, _trial
-from spectra_vis.analysis.grid import (
-    _token_steps,
-)
+from spectra_vis.analysis.digest import digest
 from spectra_vis.store.capture_file import Capture
 
 
@@ -21,7 +19,8 @@ def trial_detail(cap: Capture, trial_id: int) -> P.TrialDetail:
     """
     trial = _trial(cap, trial_id)
     tokens = trial["tokens"]
-    step_of = _token_steps(trial)
+    summaries = digest(cap, trial_id).steps if not cap.legacy else []
+    step_of = token_steps(summaries)
     template = token_template_marks(trial)
     return {
         "id": trial_id,
@@ -44,8 +43,20 @@ def trial_detail(cap: Capture, trial_id: int) -> P.TrialDetail:
             }
             for i, (tid, text) in enumerate(zip(tokens["ids"], tokens["texts"], strict=False))
         ],
-        "steps": [_step_summary(st) for st in trial["steps"]],
+        "steps": [
+            {**s, "positions": list(range(s["pos"], s["pos"] + s["n_tokens"]))}  # type: ignore[typeddict-item]
+            for s in summaries
+        ],
     }
+
+
+def token_steps(summaries: list[dict[str, Any]]) -> dict[int, int]:
+    """token position -> index of the step that evaluated it (the first), from step summaries."""
+    out: dict[int, int] = {}
+    for st in summaries:
+        for r in range(st["n_tokens"]):
+            out.setdefault(st["pos"] + r, st["index"])
+    return out
 
 
 def token_template_marks(trial: dict[str, Any]) -> list[bool]:
@@ -54,25 +65,6 @@ def token_template_marks(trial: dict[str, Any]) -> list[bool]:
     tokens = trial["tokens"]
     marks = [bool(m) for m in tokens.get("template", [])][: tokens["n_prompt"]]
     return marks + [False] * (len(tokens["ids"]) - len(marks))
-
-
-def _step_summary(st: dict[str, Any]) -> P.StepSummary:
-    logits = st.get("logits")
-    top: P.NextToken | None = None
-    if logits and logits.get("ids"):
-        top = {"id": logits["ids"][0], "logit": logits["logits"][0]}
-    return {
-        "index": st["index"],
-        "phase": st["phase"],
-        "pos": st["pos"],
-        "n_tokens": st["n_tokens"],
-        "positions": list(range(st["pos"], st["pos"] + st["n_tokens"])),
-        "token_texts": st["token_texts"],
-        "ms": st.get("ms"),
-        "n_stats": len(st["stats"]),
-        "n_attention": len(st["attention"]),
-        "next_token": top,
-    }
 
 
 def step_detail(cap: Capture, trial_id: int, step: int) -> P.StepDetail:

@@ -22,8 +22,9 @@ from typing_extensions import TypedDict
 from spectra_vis.errors import CaptureError, InvalidArgument, NotFound
 from spectra_vis.record.hooks import hook_names as tl_hook_names
 from spectra_vis.record.stats import STAT_NAMES
-from spectra_vis.store import vectors
+from spectra_vis.store import index_file, lazy, vectors
 from spectra_vis.store.files import atomic_write
+from spectra_vis.store.scan import TrialLayout
 
 FORMAT = "spectra-vis-capture"
 VERSION = "2.3"
@@ -124,6 +125,9 @@ class Capture:
         self.legacy = legacy
         self.arrays = arrays or {}  # the activation vectors (store.vectors names); memory-mapped once loaded
         self.notices: list[str] = []  # what loading could not give, said once (e.g. a missing vectors file)
+        self.layout: list[TrialLayout] | None = None  # lazy captures: where each step is in the file
+        self.index: index_file.Index | None = None  # lazy captures: the index file read beside it, if any
+        self.derived: dict[str, Any] = {}  # what later stages computed from the steps (analysis.digest)
 
     # ----- construction ---------------------------------------------------------------
     @classmethod
@@ -159,6 +163,10 @@ class Capture:
         """The capture file's bytes (validated): what ``save`` writes."""
         if self.legacy:
             raise CaptureError("this is a version 1.0 capture, loaded read-only; it cannot be saved as v2")
+        if any(isinstance(t["steps"], lazy.LazySteps) for t in self.data["trials"]):
+            payload = _dumps(self.data)  # every step read back from the file it came from
+            validate(orjson.loads(payload))
+            return payload
         validate(self.data)
         return _dumps(self.data)
 
@@ -190,8 +198,12 @@ class Capture:
         }
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], max_bytes: int | None = None, vectors: bool = True) -> Capture:
-        """Read and validate a capture file; ``vectors``: also memory-map its companion file beside it."""
+    def load(
+        cls, path: str | os.PathLike[str], max_bytes: int | None = None, vectors: bool = True, lazy: bool = False
+    ) -> Capture:
+        """Read and validate a capture file; ``vectors``: also memory-map its companion file beside it.
+        ``lazy``: parse everything but the steps, and each step when it is first used (``store.lazy``:
+        for large captures; a corrupt step is an error naming it when it is read, not on load)."""
         p = Path(path)
         try:
             size = p.stat().st_size
@@ -201,10 +213,25 @@ class Capture:
             raise CaptureError(f"{p} is a directory, not a capture file")
         if max_bytes is not None and size > max_bytes:
             raise CaptureError(f"{p.name} is {size} bytes, over the limit of {max_bytes}")
-        capture = cls.from_bytes(p.read_bytes(), name=p.name)
+        capture = cls._open_lazy(p) if lazy else cls.from_bytes(p.read_bytes(), name=p.name)
         capture.path = p
         if vectors:
             capture.attach_vectors(p.parent, max_bytes)
+        return capture
+
+    @classmethod
+    def _open_lazy(cls, p: Path) -> Capture:
+        notices: list[str] = []
+        doc, layout, index, steps = lazy.open_document(p, notices)
+        capture = cls._from_document(doc, p.name)
+        if capture.legacy:
+            return capture
+        if len(layout) != len(doc["trials"]):
+            raise CaptureError(f"{p.name}: found {len(layout)} trials' steps for {len(doc['trials'])} trials")
+        for trial, trial_steps in zip(doc["trials"], steps, strict=True):
+            trial["steps"] = trial_steps
+        capture.layout, capture.index = layout, index
+        capture.notices += notices
         return capture
 
     def vectors_file(self) -> str | None:
@@ -241,6 +268,10 @@ class Capture:
         except orjson.JSONDecodeError as exc:
             hint = "the file looks truncated" if "unexpected end" in str(exc).lower() or "EOF" in str(exc) else ""
             raise CaptureError(f"{name} is not valid JSON ({exc}){'; ' + hint if hint else ''}") from None
+        return cls._from_document(data, name)
+
+    @classmethod
+    def _from_document(cls, data: Any, name: str) -> Capture:
         if not isinstance(data, dict):
             raise CaptureError(f"{name} is JSON but not a capture (top level is not an object)")
         if is_legacy_file(data):
@@ -374,7 +405,7 @@ class Capture:
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
-    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(doc, default=lazy.steps_list, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 def blank_card(file_name: str, family: str, name: str, n_layer: int) -> dict[str, Any]:

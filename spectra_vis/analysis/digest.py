@@ -1,0 +1,219 @@
+"""Analysis stage: what the views need of every step of a trial, computed in one pass and kept.
+
+A view of a whole trial (the layers x tokens heat map, the interpretation's zones and states, the
+trial's step list, the analysis's means) would otherwise read every step of the capture at its
+first request: seconds on a long trial. ``digest(cap, trial_id)`` reads each step once, computes
+those numbers and keeps them: in the capture's index file (``store.index_file``, beside it, memory-
+mapped: a loaded capture holds what the views ask for, not the file) when the capture was loaded
+from a file lazily, else in memory. ``prepare(cap)`` does every trial (the server, when it loads a
+capture). Per trial:
+
+- ``tok``: float64 ``[tensor, stat, position]``: the statistics of each token's row, from the
+  first step that has one (the layers x tokens heat map); NaN where none
+- ``l2``: float64 ``[step, tensor]``: the first number of each tensor's statistics per step (the
+  delta bar); NaN where the step has none
+- ``sum``, ``cnt``: ``[tensor, stat]`` sums and counts of each finite statistic over the steps
+- ``ids``: the tensor ids of those rows; metadata: each step's summary, state and token zones
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from spectra_vis.analysis import interpret
+from spectra_vis.errors import CaptureError
+from spectra_vis.store import index_file
+from spectra_vis.store.capture_file import Capture, trial_of
+
+VERSION = 1
+_LOCK = threading.Lock()
+
+
+@dataclass
+class TrialDigest:
+    ids: np.ndarray  # tensor ids, the rows of the arrays
+    tok: np.ndarray  # [tensor, stat, position]
+    l2: np.ndarray  # [step, tensor]
+    sums: np.ndarray  # [tensor, stat]
+    counts: np.ndarray  # [tensor, stat]
+    steps: list[dict[str, Any]]  # per step: index, phase, pos, n_tokens, ms, token_texts, n_stats, ...
+    states: list[dict[str, Any]]  # per step: interpret.step_state
+    zones: list[list[Any]]  # per token with attention: [pos, step, zone]
+    n_head: int
+
+    def row(self) -> dict[int, int]:
+        return {int(t): i for i, t in enumerate(self.ids)}
+
+
+def digest(cap: Capture, trial_id: int) -> TrialDigest:
+    """The trial's digest: from the index file or memory when there, else computed (and kept)."""
+    trial_of(cap.data, trial_id)
+    kept = cap.derived.get("digest")
+    if kept is None:
+        with _LOCK:
+            kept = cap.derived.get("digest")
+            if kept is None:
+                kept = _restore(cap) or _compute_all(cap)
+                cap.derived["digest"] = kept
+    return kept[trial_id]  # type: ignore[no-any-return]
+
+
+def prepare(cap: Capture) -> None:
+    """Every trial's digest, now (reading the index file, or every step once and writing it)."""
+    if cap.data["trials"] and not cap.legacy:
+        digest(cap, 0)
+
+
+def _restore(cap: Capture) -> list[TrialDigest] | None:
+    index = cap.index
+    if index is None or index.derived.get("version") != VERSION:
+        return None
+    meta = index.derived["trials"]
+    if len(meta) != len(cap.data["trials"]):
+        return None
+    a = index.arrays
+    try:
+        return [
+            TrialDigest(a[f"t{i}.ids"], a[f"t{i}.tok"], a[f"t{i}.l2"], a[f"t{i}.sum"], a[f"t{i}.cnt"],
+                        m["steps"], m["states"], m["zones"], m["n_head"])  # fmt: skip
+            for i, m in enumerate(meta)
+        ]
+    except KeyError:
+        return None
+
+
+def _compute_all(cap: Capture) -> list[TrialDigest]:
+    out = [_compute(cap, i) for i in range(len(cap.data["trials"]))]
+    if cap.layout is not None and cap.path is not None:
+        arrays: dict[str, np.ndarray] = {}
+        for i, d in enumerate(out):
+            arrays.update({f"t{i}.ids": d.ids, f"t{i}.tok": d.tok, f"t{i}.l2": d.l2, f"t{i}.sum": d.sums,
+                           f"t{i}.cnt": d.counts})  # fmt: skip
+        meta = {"version": VERSION, "trials": [
+            {"steps": d.steps, "states": d.states, "zones": d.zones, "n_head": d.n_head} for d in out
+        ]}  # fmt: skip
+        try:
+            index_file.write(cap.path, cap.layout, arrays, meta)
+            cap.index = index_file.read(cap.path)
+        except (OSError, CaptureError) as exc:
+            cap.notices.append(f"could not keep the index beside {cap.path.name} ({exc}): it is kept in memory")
+            return out
+        restored = _restore(cap)
+        if restored is not None:  # the memory-mapped arrays, not the ones computed in memory
+            return restored
+    return out
+
+
+def _compute(cap: Capture, trial_id: int) -> TrialDigest:
+    doc = cap.data
+    trial = trial_of(doc, trial_id)
+    n_stats = len(doc["stat_names"])
+    n_tokens = len(trial["tokens"]["ids"])
+    steps = trial["steps"]
+    ids = sorted({int(k) for k in _stat_keys(steps)}) if not hasattr(steps, "file") else _ids_of(doc)
+    row = {t: i for i, t in enumerate(ids)}
+    tok = np.full((len(ids), n_stats, n_tokens), np.nan)
+    filled = np.zeros((len(ids), n_tokens), dtype=bool)
+    l2 = np.full((len(steps), len(ids)), np.nan)
+    sums, counts = np.zeros((len(ids), n_stats)), np.zeros((len(ids), n_stats), dtype=np.int64)
+    kinds = interpret.energy_types(doc)
+    summaries, states, zones, n_head = [], [], [], 0
+    tensors = doc["tensors"]
+    for j in range(len(steps)):
+        st = steps[j]
+        keys = [int(k) for k in st["stats"]]
+        at = np.asarray([row.get(k, -1) for k in keys], dtype=np.int64)
+        vals = _floats(list(st["stats"].values()), n_stats)
+        keep = at >= 0
+        at, vals = at[keep], vals[keep]
+        l2[j, at] = vals[:, 0]
+        finite = np.isfinite(vals)
+        sums[at] += np.where(finite, vals, 0.0)
+        counts[at] += finite
+        if st["n_tokens"] == 1 and not st["rows"]:
+            pos = st["pos"]
+            if 0 <= pos < n_tokens:
+                new = ~filled[at, pos]
+                tok[at[new], :, pos] = vals[new]
+                filled[at[new], pos] = True
+            continue_rows = False
+        else:
+            continue_rows = True
+        for key in st["stats"] if continue_rows else ():
+            i = row.get(int(key))
+            if i is None:
+                continue
+            for pos, values in _token_rows(st, tensors[int(key)]):
+                if 0 <= pos < n_tokens and not filled[i, pos]:
+                    tok[i, :, pos] = _floats([values], n_stats)[0]
+                    filled[i, pos] = True
+        summaries.append(_summary(st))
+        states.append(interpret.step_state(doc, st, kinds))
+        zones += [[st["pos"] + r, st["index"], z] for r, z in enumerate(interpret.step_zone_list(doc, st))]
+        if not n_head:
+            n_head = next((len(a["pos"]) for a in st["attention"].values()), 0)
+    return TrialDigest(np.asarray(ids, dtype=np.int64), tok, l2, sums, counts, summaries, states, zones, n_head)
+
+
+def _floats(rows: list[list[Any]], width: int) -> np.ndarray:
+    """Statistics rows as a float array (null: NaN)."""
+    try:
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
+    except (TypeError, ValueError):
+        return np.asarray([[math.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
+
+
+def _ids_of(doc: dict[str, Any]) -> list[int]:
+    """Tensor ids that can have statistics: the captured ones of the catalogue."""
+    return [t["id"] for t in doc["tensors"] if t.get("captured", True)]
+
+
+def _stat_keys(steps: Any) -> set[str]:
+    return {k for st in steps for k in st["stats"]}
+
+
+def _token_rows(step: dict[str, Any], tensor: dict[str, Any]) -> list[tuple[int, list[Any]]]:
+    """(token position, stats) of one tensor at one step, for the tokens the capture has rows for."""
+    key = str(tensor["id"])
+    rows = step["rows"].get(key)
+    if rows:
+        return [(step["pos"] + r, row) for r, row in enumerate(rows)]
+    stats = step["stats"].get(key)
+    if stats is None:
+        return []
+    if step["n_tokens"] == 1:
+        return [(step["pos"], stats)]
+    # Last block of a prefill: llama.cpp keeps only the output row (the step's last token).
+    shape = tensor["shape"]
+    if len(shape) == 1 or (shape and shape[0] == 1):
+        return [(step["pos"] + step["n_tokens"] - 1, stats)]
+    return []
+
+
+def _summary(st: dict[str, Any]) -> dict[str, Any]:
+    logits = st.get("logits")
+    top = {"id": logits["ids"][0], "logit": logits["logits"][0]} if logits and logits.get("ids") else None
+    return {
+        "index": st["index"],
+        "phase": st["phase"],
+        "pos": st["pos"],
+        "n_tokens": st["n_tokens"],
+        "token_texts": st["token_texts"],
+        "ms": st.get("ms"),
+        "n_stats": len(st["stats"]),
+        "n_attention": len(st["attention"]),
+        "next_token": top,
+    }
+
+
+def step_of_token(d: TrialDigest, pos: int) -> int | None:
+    """Index of the step that evaluated token ``pos`` (the first one), or None."""
+    for s in d.steps:
+        if s["pos"] <= pos < s["pos"] + s["n_tokens"]:
+            return int(s["index"])
+    return None
