@@ -23,17 +23,19 @@ from typing import Any, cast
 import orjson
 
 from backend.schemas import CaptureInfo, FileInfo
+from spectra_vis.analysis import digest
 from spectra_vis.analysis.trace import import_trial
 from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.errors import CaptureError, Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
 from spectra_vis.record.profiles import check_gguf_file
-from spectra_vis.store import vectors
+from spectra_vis.store import lazy, vectors
 from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, atomic_write, is_legacy_file
 
 MB = 1024 * 1024
 DEFAULT_MAX_UPLOAD = 200 * MB
 DEFAULT_MAX_LOAD = 2048 * MB
 DEFAULT_MAX_CAPTURES = 8
+PEEK_WHOLE = 16 * MB  # larger files are listed from their head and index (store.lazy.peek)
 CACHE_ENTRIES = 64  # computed payloads kept per capture (attention, interpretation, analysis)
 
 
@@ -204,8 +206,8 @@ class CaptureStore:
         if size > self.settings.max_load_bytes:
             return {**empty, "valid": False, "error": f"{size} bytes, over the load limit"}
         try:
-            data = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
+            data = orjson.loads(path.read_bytes()) if size <= PEEK_WHOLE else lazy.peek(path)
+        except (OSError, orjson.JSONDecodeError, CaptureError) as exc:
             return {**empty, "valid": False, "error": f"not valid JSON ({str(exc)[:120]})"}
         if not isinstance(data, dict):
             return {**empty, "valid": False, "error": "not a capture (top level is not an object)"}
@@ -244,7 +246,8 @@ class CaptureStore:
                     self._loaded.move_to_end(loaded.capture_id)
                     self._current = loaded.capture_id
                     return loaded
-        capture = Capture.load(path, max_bytes=self.settings.max_load_bytes, vectors=False)
+        capture = Capture.load(path, max_bytes=self.settings.max_load_bytes, vectors=False, lazy=True)
+        digest.prepare(capture)  # what views need of every step, read once (or from the index file)
         companion = capture.vectors_file()
         if companion is not None:  # the same data-directory rule (symlinks too) and size limit as the capture
             self.resolve(str(Path(self.relative(path)).parent / companion))
@@ -281,6 +284,8 @@ class CaptureStore:
                     companion.unlink(missing_ok=True)  # refused uploads leave nothing behind
                     raise
             atomic_write(target, raw)
+        capture = Capture.load(target, vectors=vectors_raw is not None, lazy=True)  # as a loaded file is held
+        digest.prepare(capture)
         if vectors_raw is None and capture.vectors_file() is not None:
             capture.notices.append(f"no vectors file was uploaded with {name}: statistics only")
         st = target.stat()
