@@ -53,6 +53,12 @@ describe("compare", () => {
       { role: "reference", reference: null, candidate: 1, forced: false },
       { role: "candidate", reference: 0, candidate: null, forced: true },
     ]);
+    // The pair opens in this view: marked, and brought into sight.
+    assert.equal(await panel.getAttribute("data-kind"), "pair");
+    await page.waitForFunction(() => {
+      const r = document.querySelector("[data-testid=compare-panel]").getBoundingClientRect();
+      return r.top < window.innerHeight / 2 && r.bottom > 0;
+    }, null, { timeout: 5000 });
     assert.equal(await panel.locator("[data-testid=compare-a-capture]").inputValue(), PAIR);
     assert.equal(await panel.locator("[data-testid=compare-b-capture]").inputValue(), PAIR);
     assert.equal(await panel.locator("[data-testid=compare-a]").inputValue(), "0");

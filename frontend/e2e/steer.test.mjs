@@ -60,6 +60,7 @@ describe("steering", () => {
     assert.ok(trials.every((t) => t.sweep.baseline === baseline.id && t.control?.strength === t.sweep.strength));
 
     await panel().locator(`[data-testid=compare-view][data-a="${cid}:${baseline.id}"][data-b="${cid}:${plus.id}"]`).waitFor();
+    assert.equal(await panel().getAttribute("data-kind"), "sweep");
     const buttons = await panel().locator("[data-testid=compare-strength]").evaluateAll((els) =>
       els.map((e) => [Number(e.getAttribute("data-trial")), Number(e.getAttribute("data-strength")), e.getAttribute("aria-pressed")]));
     assert.deepEqual(buttons, [[minus.id, -4, "false"], [plus.id, 4, "true"]]);

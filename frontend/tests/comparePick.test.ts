@@ -3,7 +3,7 @@
 // viewer's cursor.
 import { describe, expect, it } from "vitest";
 import type { CapturesOut, FilesOut, TrialBrief } from "../src/api/client";
-import { captureChoices, cursorTarget, defaultPair, strengthLabel, sweepOf, trialLabel } from "../src/data/comparePick";
+import { captureChoices, cursorTarget, defaultPair, pairKind, strengthLabel, sweepOf, trialLabel } from "../src/data/comparePick";
 
 const brief = (id: number, extra: Partial<TrialBrief> = {}): TrialBrief => ({
   id, prompt: `prompt ${id}`, chat: false, response: `response ${id}`, n_tokens: 5, n_prompt: 3, n_steps: 3,
@@ -52,6 +52,16 @@ describe("the pair a capture opens with", () => {
     expect(defaultPair([sw(0, -4), sw(1, 0), sw(2, 2), sw(3, 4)])).toEqual({ a: 1, b: 3 });
     expect(defaultPair([sw(0, -4), sw(1, 0), sw(2, -2)])).toEqual({ a: 1, b: 0 });
     expect(defaultPair([sw(0, 0, 0)])).toBeNull(); // a sweep of the baseline alone, one trial
+  });
+
+  it("says which kind of pair the capture holds", () => {
+    const ref = { role: "reference" as const, reference: null, candidate: 1, forced: false };
+    expect(pairKind([brief(0, { pair: ref }), brief(1)])).toBe("pair");
+    expect(pairKind([brief(0, { pair: { ...ref, candidate: 5 } }), brief(1)])).toBeNull();
+    const sw = (id: number, strength: number) => brief(id, { sweep: { id: "s", strength, baseline: 0 } });
+    expect(pairKind([sw(0, 0), sw(1, 4)])).toBe("sweep");
+    expect(pairKind([sw(0, 0)])).toBeNull();
+    expect(pairKind([brief(0), brief(1)])).toBeNull();
   });
 
   it("is trials 0 and 1 otherwise, none with a single trial", () => {

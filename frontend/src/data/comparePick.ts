@@ -54,6 +54,14 @@ export function defaultPair(trials: readonly TrialBrief[]): { a: number; b: numb
   return trials.length >= 2 ? { a: trials[0].id, b: trials[1].id } : null;
 }
 
+/** What kind of pair a capture holds: a `spectra-vis compare` pair, a steering sweep, or neither
+ * (then the viewer does not bring the Compare view forward when it opens). */
+export function pairKind(trials: readonly TrialBrief[]): "pair" | "sweep" | null {
+  if (trials.some((t) => t.pair?.role === "reference" && trials.some((u) => u.id === t.pair!.candidate))) return "pair";
+  const sweep = sweepOf(trials);
+  return sweep && sweep.others.length > 0 ? "sweep" : null;
+}
+
 export interface Sweep {
   id: string;
   baseline: number;

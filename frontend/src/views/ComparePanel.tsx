@@ -3,11 +3,11 @@
  * chosen) and a trial. The viewer's capture opens compared when it holds a pair: a `spectra-vis
  * compare` pair as reference vs candidate, a steering sweep as its strength-0 baseline vs a steered
  * trial (with a strength picker). What the comparison shows: views/CompareView.tsx. */
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useCapture, useCaptures, useCompare, useFiles, useTrial } from "../api/queries";
 import type { LoadOut, TrialBrief } from "../api/client";
 import { trialRef } from "../data/compare";
-import { captureChoices, cursorTarget, defaultPair, strengthLabel, sweepOf, trialLabel, type CaptureChoice, type Side } from "../data/comparePick";
+import { captureChoices, cursorTarget, defaultPair, pairKind, strengthLabel, sweepOf, trialLabel, type CaptureChoice, type Side } from "../data/comparePick";
 import { CompareView } from "./CompareView";
 import { ProjectionChart } from "./ProjectionChart";
 import { useCurrent } from "./current";
@@ -23,6 +23,10 @@ export function ComparePanel() {
 
 function CompareBody({ path, trials }: { path: string; trials: TrialBrief[] }) {
   const initial = defaultPair(trials);
+  const kind = pairKind(trials);
+  const section = useRef<HTMLElement>(null);
+  // A pair or a sweep opens in this view: brought into sight once, when its first comparison arrives.
+  const [shown, setShown] = useState(false);
   const [a, setA] = useState<Side | null>({ path, trial: initial?.a ?? trials[0]?.id ?? 0 });
   const [b, setB] = useState<Side | null>(initial ? { path, trial: initial.b } : null);
   const capA = useCapture(a?.path ?? null), capB = useCapture(b?.path ?? null);
@@ -31,13 +35,19 @@ function CompareBody({ path, trials }: { path: string; trials: TrialBrief[] }) {
   const refB = b && capB.data ? trialRef(capB.data.capture_id, b.trial) : null;
   const ready = refA !== null && refB !== null && refA !== refB;
   const cmp = useCompare(ready ? refA : null, ready ? refB : null);
+  const arrived = cmp.data !== null;
+  useEffect(() => {
+    if (kind === null || shown || !arrived) return;
+    section.current?.scrollIntoView({ block: "start" });
+    setShown(true);
+  }, [kind, shown, arrived]);
   const briefA = capA.data?.trial_list.find((t) => t.id === a?.trial) ?? null;
   const briefB = capB.data?.trial_list.find((t) => t.id === b?.trial) ?? null;
   const onPos = useCursorFollow(ready && capA.data && capB.data
     ? [{ captureId: capA.data.capture_id, trial: a!.trial }, { captureId: capB.data.capture_id, trial: b!.trial }] : []);
   return (
-    <section className="panel view-compare" id="view-compare" data-testid="compare-panel">
-      <h2>Compare</h2>
+    <section ref={section} className="panel view-compare" id="view-compare" data-testid="compare-panel" data-kind={kind ?? ""}>
+      <h2>Compare{kind && <span className="muted small"> · {kind === "pair" ? "a pair made by spectra-vis compare" : "a steering sweep"}</span>}</h2>
       <div className="compare-pick">
         <SidePicker name="a" label="a (reference)" side={a} capture={capA.data} choices={choices} onChange={setA} />
         <SidePicker name="b" label="b" side={b} capture={capB.data} choices={choices} onChange={setB} />
