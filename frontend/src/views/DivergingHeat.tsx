@@ -47,10 +47,12 @@ export function DivergingHeat(props: Props) {
       ctx.strokeRect(marker * cellW + 0.5, 0.5, cellW - 1, nRows * CELL_H - 1);
     }
   }, [rows, nRows, nCols, cellW, m, marker]);
+  // The cell from the canvas's box; the tooltip's place from the wrapper's (the canvas may be scrolled).
   const cellAt = (e: React.MouseEvent<HTMLCanvasElement>) => {
     const box = e.currentTarget.getBoundingClientRect();
-    const x = e.clientX - box.left, y = e.clientY - box.top;
-    const r = Math.floor(y / CELL_H), c = Math.floor(x / cellW);
+    const wrap = e.currentTarget.closest(".compare-heat-wrap")?.getBoundingClientRect() ?? box;
+    const r = Math.floor((e.clientY - box.top) / CELL_H), c = Math.floor((e.clientX - box.left) / cellW);
+    const x = e.clientX - wrap.left, y = e.clientY - wrap.top;
     return r >= 0 && r < nRows && c >= 0 && c < nCols ? { r, c, x, y } : null;
   };
   const value = hover ? rows[hover.r]?.[hover.c] : null;
@@ -62,7 +64,7 @@ export function DivergingHeat(props: Props) {
             {rowTicks.map((t, i) => <div key={i} style={{ height: CELL_H, lineHeight: `${CELL_H}px` }}>{t}</div>)}
           </div>
         )}
-        <div>
+        <div className="compare-heat-scroll" style={{ maxWidth: maxWidth + 40 }}>
           <canvas ref={ref} data-testid={testid} data-rows={nRows} data-cols={nCols} width={nCols * cellW} height={nRows * CELL_H}
             onMouseMove={(e) => setHover(cellAt(e))} onMouseLeave={() => setHover(null)}
             onClick={(e) => { const h = cellAt(e); if (h && onColumn) onColumn(h.c); }} />
