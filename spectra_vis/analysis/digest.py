@@ -78,23 +78,26 @@ def _restore(cap: Capture) -> list[TrialDigest] | None:
         return None
     a = index.arrays
     try:
-        return [
+        out = [
             TrialDigest(a[f"t{i}.ids"], a[f"t{i}.tok"], a[f"t{i}.l2"], a[f"t{i}.sum"], a[f"t{i}.cnt"],
                         m["steps"], m["states"], m["zones"], m["n_head"])  # fmt: skip
             for i, m in enumerate(meta)
         ]
     except KeyError:
         return None
+    cap.notices += [n for n in index.derived.get("notices", []) if n not in cap.notices]
+    return out
 
 
 def _compute_all(cap: Capture) -> list[TrialDigest]:
+    before = len(cap.notices)
     out = [_compute(cap, i) for i in range(len(cap.data["trials"]))]
     if cap.layout is not None and cap.path is not None:
         arrays: dict[str, np.ndarray] = {}
         for i, d in enumerate(out):
             arrays.update({f"t{i}.ids": d.ids, f"t{i}.tok": d.tok, f"t{i}.l2": d.l2, f"t{i}.sum": d.sums,
                            f"t{i}.cnt": d.counts})  # fmt: skip
-        meta = {"version": VERSION, "trials": [
+        meta = {"version": VERSION, "notices": cap.notices[before:], "trials": [
             {"steps": d.steps, "states": d.states, "zones": d.zones, "n_head": d.n_head} for d in out
         ]}  # fmt: skip
         try:
@@ -122,10 +125,20 @@ def _compute(cap: Capture, trial_id: int) -> TrialDigest:
     l2 = np.full((len(steps), len(ids)), np.nan)
     sums, counts = np.zeros((len(ids), n_stats)), np.zeros((len(ids), n_stats), dtype=np.int64)
     kinds = interpret.energy_types(doc)
-    summaries, states, zones, n_head = [], [], [], 0
+    summaries: list[dict[str, Any]] = []
+    states: list[dict[str, Any]] = []
+    zones: list[list[Any]] = []
+    n_head = 0
     tensors = doc["tensors"]
     for j in range(len(steps)):
-        st = steps[j]
+        try:
+            st = steps[j]
+        except CaptureError as exc:  # a corrupt step: said once, the rest of the trial is kept
+            cap.notices.append(str(exc))
+            summaries.append(_unreadable(j, summaries))
+            states.append({"step": j, "phase": summaries[-1]["phase"], "attention_energy": 0.0, "ffn_energy": 0.0,
+                           "depth_energy": [0.0, 0.0, 0.0], "label": "Processing", "confidence": 0.5})  # fmt: skip
+            continue
         keys = [int(k) for k in st["stats"]]
         at = np.asarray([row.get(k, -1) for k in keys], dtype=np.int64)
         vals = _floats(list(st["stats"].values()), n_stats)
@@ -193,6 +206,13 @@ def _token_rows(step: dict[str, Any], tensor: dict[str, Any]) -> list[tuple[int,
     if len(shape) == 1 or (shape and shape[0] == 1):
         return [(step["pos"] + step["n_tokens"] - 1, stats)]
     return []
+
+
+def _unreadable(j: int, before: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of a step that could not be read: no tokens, after the one before it."""
+    pos = before[-1]["pos"] + before[-1]["n_tokens"] if before else 0
+    return {"index": j, "phase": "decode" if j else "prefill", "pos": pos, "n_tokens": 0, "token_texts": [],
+            "ms": None, "n_stats": 0, "n_attention": 0, "next_token": None}  # fmt: skip
 
 
 def _summary(st: dict[str, Any]) -> dict[str, Any]:

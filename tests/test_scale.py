@@ -1,0 +1,298 @@
+"""Large captures (issue 14): steps read one at a time from the file, an index file beside it, the
+per-trial digest, corrupt steps and indexes, paging of the interpretation. Real captures of a tiny
+llama run by llama.cpp; every number is checked against the capture parsed whole (the reference)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from spectra_vis import analysis
+from spectra_vis.analysis import digest as D
+from spectra_vis.analysis import interpret as I
+from spectra_vis.errors import CaptureError
+from spectra_vis.store import index_file, lazy
+from spectra_vis.store.capture_file import Capture
+from spectra_vis.store.scan import scan
+
+TRICKY = 'He said "}]{[" and \\ then "a\\"b" ok'  # brackets, quotes and backslashes inside strings
+
+
+@pytest.fixture(scope="module")
+def long_path(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two trials of 24 generated tokens (standard preset), one prompt full of JSON punctuation."""
+    from spectra_vis import capture
+
+    out = tmp_path_factory.mktemp("scale") / "scale.json"
+    capture(tiny_llama, [TRICKY, "Once upon a time"], preset="standard", max_tokens=24, out=out, n_ctx=256, chat=False)
+    return out
+
+
+def copy_of(path: Path, folder: Path) -> Path:
+    for f in path.parent.glob(path.stem + ".*"):
+        if not f.name.endswith(".index.safetensors"):
+            shutil.copy(f, folder / f.name)
+    return folder / path.name
+
+
+def test_scan_finds_every_step_and_lens(long_path: Path) -> None:
+    raw = long_path.read_bytes()
+    whole = orjson.loads(raw)
+    layout = scan(raw)
+    assert len(layout) == len(whole["trials"]) == 2
+    for trial, lay in zip(whole["trials"], layout, strict=True):
+        assert [orjson.loads(raw[a:b]) for a, b in lay.step_spans] == trial["steps"]
+        assert orjson.loads(raw[slice(*lay.steps)]) == trial["steps"]
+        assert lay.lens is not None and orjson.loads(raw[slice(*lay.lens)]) == trial["lens"]
+
+
+def test_scan_reads_any_json_layout(long_path: Path) -> None:
+    """Whitespace, other key orders and escapes: the scan follows the JSON, not this writer's bytes."""
+    whole = orjson.loads(long_path.read_bytes())
+    whole["trials"] = [dict(reversed(list(t.items()))) for t in whole["trials"]]
+    raw = json.dumps(whole, indent=1).encode()
+    for lay, trial in zip(scan(raw), whole["trials"], strict=True):
+        assert [json.loads(raw[a:b]) for a, b in lay.step_spans] == trial["steps"]
+
+
+def test_scan_says_a_truncated_file_is_truncated(long_path: Path) -> None:
+    raw = long_path.read_bytes()
+    with pytest.raises(CaptureError, match="truncated"):
+        scan(raw[: len(raw) // 2])
+
+
+def test_lazy_load_parses_no_step_until_asked(long_path: Path, tmp_path: Path) -> None:
+    path = copy_of(long_path, tmp_path)
+    cap = Capture.load(path, lazy=True)
+    ref = Capture.load(path)
+    steps = cap.data["trials"][0]["steps"]
+    assert isinstance(steps, lazy.LazySteps) and steps.file.parsed == 0
+    assert len(steps) == len(ref.data["trials"][0]["steps"])
+    assert steps[5] == ref.data["trials"][0]["steps"][5]
+    assert steps.file.parsed == 1
+    assert steps[-1] == ref.data["trials"][0]["steps"][-1] and steps.file.parsed == 2
+    assert cap.data["trials"][0]["lens"] == ref.data["trials"][0]["lens"]
+    assert cap.summary() == ref.summary()
+
+
+def test_parsed_steps_kept_are_bounded(long_path: Path, tmp_path: Path) -> None:
+    """Reading every step keeps at most KEEP of them: memory follows what is asked, not the file."""
+    cap = Capture.load(copy_of(long_path, tmp_path), lazy=True)
+    steps = cap.data["trials"][1]["steps"]
+    assert len(steps) > lazy.KEEP
+    assert sum(1 for _ in steps) == len(steps)
+    assert len(steps._kept) == lazy.KEEP
+    kept_bytes = sum(len(orjson.dumps(s)) for s in steps._kept.values())
+    assert kept_bytes <= lazy.KEEP * max(b - a for a, b in steps.spans)
+
+
+def test_lazy_capture_saves_the_same_document(long_path: Path, tmp_path: Path) -> None:
+    cap = Capture.load(copy_of(long_path, tmp_path), lazy=True)
+    out = cap.save(tmp_path / "again.json")
+    assert orjson.loads(out.read_bytes())["trials"] == orjson.loads(long_path.read_bytes())["trials"]
+
+
+def _reference_heatmap(doc: dict[str, Any], trial_id: int, stat: int, tensor_type: str) -> dict[int, list[Any]]:
+    """Layer -> per token the first finite value of the type's tensors, step after step."""
+    trial = doc["trials"][trial_id]
+    n = len(trial["tokens"]["ids"])
+    out: dict[int, list[Any]] = {}
+    tensors = [t for t in doc["tensors"] if t["type"] == tensor_type]
+    for st in trial["steps"]:
+        for t in tensors:
+            key = str(t["id"])
+            if st["rows"].get(key):
+                pairs = [(st["pos"] + r, row) for r, row in enumerate(st["rows"][key])]
+            elif key in st["stats"] and st["n_tokens"] == 1:
+                pairs = [(st["pos"], st["stats"][key])]
+            elif key in st["stats"] and (len(t["shape"]) == 1 or t["shape"][0] == 1):
+                pairs = [(st["pos"] + st["n_tokens"] - 1, st["stats"][key])]
+            else:
+                pairs = []
+            for pos, values in pairs:
+                v = values[stat]
+                if v is not None and math.isfinite(v) and pos < n:
+                    row = out.setdefault(t["layer"], [None] * n)
+                    if row[pos] is None:
+                        row[pos] = v
+    return out
+
+
+def test_digest_heatmap_and_trial_match_the_whole_document(long_path: Path, tmp_path: Path) -> None:
+    path = copy_of(long_path, tmp_path)
+    cap = Capture.load(path, lazy=True)
+    doc = orjson.loads(path.read_bytes())
+    for trial_id in (0, 1):
+        for metric in ("l2", "absmax"):
+            got = analysis.heatmap(cap, trial_id, metric, "tokens", tensor_type="l_out")
+            want = _reference_heatmap(doc, trial_id, doc["stat_names"].index(metric), "l_out")
+            assert got["rows"] == sorted(want)
+            assert got["values"] == [want[L] for L in sorted(want)]
+        detail = analysis.trial_detail(cap, trial_id)
+        steps = doc["trials"][trial_id]["steps"]
+        assert [s["index"] for s in detail["steps"]] == [s["index"] for s in steps]
+        assert [s["n_stats"] for s in detail["steps"]] == [len(s["stats"]) for s in steps]
+        assert [s["next_token"]["id"] for s in detail["steps"]] == [s["logits"]["ids"][0] for s in steps]
+
+
+def test_digest_zones_and_states_match_the_one_row_functions(long_path: Path, tmp_path: Path) -> None:
+    """Zones recomputed here with the scalar fingerprint and periodicity; states and delta with the
+    whole trial's ``cognitive_states`` on the document parsed whole."""
+    path = copy_of(long_path, tmp_path)
+    cap = Capture.load(path, lazy=True)
+    doc = orjson.loads(path.read_bytes())
+    layers = I.attention_tensors(doc)
+    want = []
+    for st in doc["trials"][1]["steps"]:
+        for r in range(st["n_tokens"]):
+            q = st["pos"] + r
+            fps, rips = [], []
+            for L in sorted(layers):
+                att = st["attention"][str(layers[L])]
+                per = [
+                    (I.fingerprint(att["pos"][h][r], att["p"][h][r], q, att["entropy"][h][r], att["n_kv"]),
+                     I.periodicity(att["pos"][h][r], att["p"][h][r], q))
+                    for h in range(len(att["pos"]))
+                ]  # fmt: skip
+                fps.append(np.round(np.mean([f for f, _ in per], axis=0), 6))
+                rips.append(round(float(np.mean([p for _, p in per])), 6))
+            want.append(I.zone(np.mean(fps, axis=0), float(np.mean(rips))))
+    got = analysis.interpretation(cap, 1)
+    assert [z["zone"] for z in got["zones"]] == want
+    states = I.cognitive_states(doc, 1)
+    assert [s["label"] for s in got["states"]] == [s["label"] for s in states]
+    for s, ref in zip(got["states"], states, strict=True):
+        assert {str(e["id"]): e["value"] for e in s["delta"]} == ref["delta"]
+
+
+def test_interpretation_pages(long_path: Path, tmp_path: Path) -> None:
+    cap = Capture.load(copy_of(long_path, tmp_path), lazy=True)
+    whole = analysis.interpretation(cap, 0)
+    n = whole["n_steps"]
+    pages = [analysis.interpretation(cap, 0, start=a, stop=a + 5) for a in range(0, n, 5)]
+    assert [s for p in pages for s in p["states"]] == whole["states"]
+    assert [z for p in pages for z in p["zones"]] == whole["zones"]
+    assert all(p["zone_distribution"] == whole["zone_distribution"] for p in pages)
+    light = analysis.interpretation(cap, 0, delta=False)
+    assert all(s["delta"] == [] for s in light["states"]) and any(s["delta"] for s in whole["states"])
+    assert len(orjson.dumps(light)) < len(orjson.dumps(whole))
+
+
+def test_index_file_is_written_then_used(long_path: Path, tmp_path: Path) -> None:
+    path = copy_of(long_path, tmp_path)
+    first = Capture.load(path, lazy=True)
+    D.prepare(first)
+    index_path = path.with_name(index_file.index_name(path))
+    assert index_path.is_file() and first.index is not None
+    again = Capture.load(path, lazy=True)
+    assert again.index is not None and again.notices == []
+    D.prepare(again)
+    steps = again.data["trials"][0]["steps"]
+    assert steps.file.parsed == 0  # the digest came from the index: no step read
+    assert analysis.heatmap(again, 0, "l2", "tokens") == analysis.heatmap(first, 0, "l2", "tokens")
+    assert analysis.interpretation(again, 1) == analysis.interpretation(first, 1)
+
+
+def test_corrupt_or_stale_index_is_named_and_rebuilt(long_path: Path, tmp_path: Path) -> None:
+    path = copy_of(long_path, tmp_path)
+    D.prepare(Capture.load(path, lazy=True))
+    index_path = path.with_name(index_file.index_name(path))
+    index_path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    cap = Capture.load(path, lazy=True)
+    assert any(index_path.name in n and "corrupt" in n for n in cap.notices)
+    D.prepare(cap)
+    assert index_file.read(path) is not None  # rebuilt
+    ref = Capture.load(path)
+    assert cap.data["trials"][1]["steps"][3] == ref.data["trials"][1]["steps"][3]
+    path.write_bytes(path.read_bytes() + b"\n")  # another version of the capture: the index is stale
+    stale = Capture.load(path, lazy=True)
+    assert any("another version" in n for n in stale.notices)
+    assert stale.data["trials"][1]["steps"][3] == ref.data["trials"][1]["steps"][3]
+
+
+def test_interrupted_index_write_keeps_the_previous_one(long_path: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    import safetensors.numpy
+
+    path = copy_of(long_path, tmp_path)
+    D.prepare(Capture.load(path, lazy=True))
+    index_path = path.with_name(index_file.index_name(path))
+    before = index_path.read_bytes()
+
+    def half(tensors: Any, filename: str, metadata: Any = None) -> None:
+        Path(filename).write_bytes(b"half an index")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", half)
+    cap = Capture.load(path, lazy=True)
+    with pytest.raises(KeyboardInterrupt):
+        index_file.write(path, cap.layout or [], {}, {})
+    assert index_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def _corrupt_step(path: Path, trial: int, step: int) -> None:
+    """Damage one step's bytes inside (brackets stay balanced): its phase is no longer a phase."""
+    raw = bytearray(path.read_bytes())
+    a, b = scan(bytes(raw))[trial].step_spans[step]
+    chunk = bytes(raw[a:b])
+    i = chunk.index(b'"phase":"decode"')
+    raw[a + i : a + i + len(b'"phase":"decode"')] = b'"phase":"de#ode"'
+    path.write_bytes(bytes(raw))
+
+
+def test_a_corrupt_step_is_named_and_the_rest_stays_readable(long_path: Path, tmp_path: Path) -> None:
+    path = copy_of(long_path, tmp_path)
+    _corrupt_step(path, 1, 7)
+    cap = Capture.load(path, lazy=True)
+    steps = cap.data["trials"][1]["steps"]
+    with pytest.raises(CaptureError, match=r"trial 1 step 7 does not match") as err:
+        steps[7]
+    assert "\n" not in str(err.value)
+    assert steps[8]["index"] == 8 and cap.data["trials"][0]["steps"][7]["index"] == 7
+    D.prepare(cap)
+    assert any("trial 1 step 7" in n for n in cap.notices)
+    detail = analysis.trial_detail(cap, 1)
+    assert detail["steps"][7]["n_tokens"] == 0 and detail["steps"][8]["n_tokens"] == 1
+    assert analysis.heatmap(cap, 1, "l2", "tokens")["rows"]
+
+
+def test_corrupt_step_over_http(long_path: Path, tmp_path: Path) -> None:
+    from backend.server import create_app
+    from tests.test_backend import serve
+
+    path = copy_of(long_path, tmp_path)
+    _corrupt_step(path, 0, 4)
+    with serve(create_app(tmp_path)) as client:
+        r = client.post("/api/load", json={"filepath": path.name})
+        assert r.status_code == 200, r.text
+        assert any("trial 0 step 4" in n for n in r.json()["notices"])
+        bad = client.get("/api/trials/0/steps/4")
+        assert bad.status_code == 422 and "trial 0 step 4" in bad.json()["error"]
+        assert client.get("/api/trials/0/steps/5").json()["index"] == 5
+        hm = client.get("/api/heatmap", params={"trial_id": 0, "axis": "tokens"}).json()
+        assert hm["rows"]
+        again = client.get("/api/trials/0/interpretation", params={"start": 2, "stop": 6, "delta": False}).json()
+        n_steps = len(orjson.loads(path.read_bytes())["trials"][0]["steps"])
+        assert [s["step"] for s in again["states"]] == [2, 3, 4, 5] and again["n_steps"] == n_steps
+
+
+def test_older_versions_load_lazily(long_path: Path, tmp_path: Path) -> None:
+    doc = orjson.loads(long_path.read_bytes())
+    for version in ("2.0", "2.1", "2.2"):
+        old = {**doc, "version": version}
+        old.pop("vectors", None)
+        for t in old["trials"]:
+            t.pop("lens", None)
+        path = tmp_path / f"v{version}.json"
+        path.write_bytes(orjson.dumps(old))
+        cap = Capture.load(path, lazy=True)
+        assert cap.data["version"] == version
+        assert cap.data["trials"][0]["steps"][2] == doc["trials"][0]["steps"][2]
+        assert analysis.heatmap(cap, 0, "l2", "tokens")["rows"]
