@@ -4,6 +4,7 @@
 import { useEffect, type ReactNode } from "react";
 import { useCapture, useStartup } from "./api/queries";
 import { startupPath } from "./state/selection";
+import { LiveProvider } from "./state/live";
 import { useViewer } from "./state/store";
 import { CapturesPanel, EmptyState } from "./views/CapturesPanel";
 import { ComparePanel } from "./views/ComparePanel";
@@ -12,7 +13,9 @@ import { FlowPanel } from "./views/FlowPanel";
 import { GridPanel } from "./views/GridPanel";
 import { HeatMapsPanel } from "./views/HeatMapsPanel";
 import { Info } from "./views/InfoPanel";
+import { LiveBadge, LivePanel } from "./views/LivePanel";
 import { LogitLensPanel } from "./views/LogitLensPanel";
+import { RunPanel } from "./views/RunPanel";
 import { Loading } from "./views/Status";
 import { TimelinePanel } from "./views/TimelinePanel";
 
@@ -30,25 +33,29 @@ export function App() {
   const empty = startup.data.path === null ? startup.data.dataDir : null;
 
   return (
-    <Shell header={capture && <Toolbar />}>
-      <aside className="sidebar">
-        <CapturesPanel />
-        <Info />
-      </aside>
-      <main className="main">
-        {empty !== null && !capture && <EmptyState dataDir={empty} />}
-        {capture && (
-          <>
-            <GridPanel />
-            <TimelinePanel />
-            <HeatMapsPanel />
-            <LogitLensPanel />
-            <ComparePanel />
-            <FlowPanel />
-          </>
-        )}
-      </main>
-    </Shell>
+    <LiveProvider>
+      <Shell header={<>{capture && <Toolbar />}<LiveBadge /></>}>
+        <aside className="sidebar">
+          <CapturesPanel />
+          <RunPanel />
+          <Info />
+        </aside>
+        <main className="main">
+          <LivePanel />
+          {empty !== null && !capture && <EmptyState dataDir={empty} />}
+          {capture && (
+            <>
+              <GridPanel />
+              <TimelinePanel />
+              <HeatMapsPanel />
+              <LogitLensPanel />
+              <ComparePanel />
+              <FlowPanel />
+            </>
+          )}
+        </main>
+      </Shell>
+    </LiveProvider>
   );
 }
 

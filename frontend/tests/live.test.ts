@@ -14,7 +14,7 @@ const LAYERS = [0, 1, 2, 3];
 
 const info = (over: Partial<RunInfo> = {}): RunInfo => ({
   id: "r1", model: "tiny.gguf", preset: "standard", prompts: ["a", "b"], max_tokens: 5, state: "running", trial: 0, n_trials: 2,
-  step: 0, tokens: 0, tokens_per_s: null, progress: 0, file: null, error: null, created: 0, ...over,
+  step: 0, tokens: 0, tokens_per_s: null, progress: 0, file: null, error: null, created: 0, events: 0, ...over,
 }) as RunInfo;
 
 /** A step whose numbers are a function of (trial, index, layer), so the test can recompute them. */
@@ -140,5 +140,40 @@ describe("decodeRunEvent", () => {
       }
     }
     expect(s).toEqual(apply(watching, evs));
+  });
+});
+
+describe("polled run info", () => {
+  it("takes the list's progress between state events, never an older one, and never after done", () => {
+    const running = apply(watching, [{ seq: 1, event: { type: "state", data: info({ state: "running", events: 0 }) } }]);
+    const polled = info({ state: "running", events: 40, tokens: 39, tokens_per_s: 12.5, progress: 0.4 });
+    const s = liveReducer(running, { type: "polled", info: polled });
+    expect(s.info).toEqual(polled);
+    // An answer sent before that one (fewer events) changes nothing; nor does another run's.
+    expect(liveReducer(s, { type: "polled", info: info({ events: 10, progress: 0.1 }) })).toBe(s);
+    expect(liveReducer(s, { type: "polled", info: info({ id: "r9", events: 99 }) })).toBe(s);
+    // A replayed backlog's older state event does not undo it either.
+    const replay = liveReducer(s, { type: "event", seq: 2, event: { type: "state", data: info({ state: "loading", events: 1 }) } });
+    expect(replay.info).toEqual(polled);
+    const done = liveReducer(s, { type: "event", seq: 50, event: { type: "done", data: info({ state: "done", events: 49, file: "f.json" }) } });
+    expect(liveReducer(done, { type: "polled", info: info({ state: "done", events: 60 }) })).toBe(done);
+  });
+});
+
+describe("batches", () => {
+  it("a batch gives the state of its events one by one, and never changes the state it starts from", () => {
+    const evs = runEvents(5);
+    const deepFreeze = <T,>(o: T): T => {
+      if (o && typeof o === "object" && !Object.isFrozen(o)) {
+        Object.freeze(o);
+        Object.values(o).forEach(deepFreeze);
+      }
+      return o;
+    };
+    const start = deepFreeze(apply(watching, evs.slice(0, 5)));
+    const batched = liveReducer(start, { type: "events", items: evs.slice(3) }); // overlaps by two: skipped
+    expect(batched).toEqual(apply(watching, evs));
+    expect(start.trials[0].steps.length).toBe(3); // untouched (frozen: a write would have thrown)
+    expect(liveReducer(start, { type: "events", items: evs.slice(0, 5) })).toBe(start); // only replays
   });
 });

@@ -1,7 +1,7 @@
 // The Run panel's form (data/runForm.ts): the request body it makes, one line per wrong field, the
 // API's limits, prompts one per line or as a JSON list, and refusals as one line.
 import { describe, expect, it } from "vitest";
-import { MAX_PROMPT_CHARS, MAX_PROMPTS, MAX_TOKENS, checkRunForm, defaultForm, parsePrompts, runErrorMessage, type RunForm } from "../src/data/runForm";
+import { MAX_PROMPT_CHARS, MAX_PROMPTS, MAX_SEED, MAX_TEMPERATURE, MAX_TOKENS, checkRunForm, defaultForm, parsePrompts, runErrorMessage, type RunForm } from "../src/data/runForm";
 
 const form = (over: Partial<RunForm>): RunForm => ({ ...defaultForm, model: "tiny.gguf", prompts: "Hello", ...over });
 const errorsOf = (f: RunForm) => {
@@ -51,6 +51,11 @@ describe("checkRunForm", () => {
     expect(errorsOf(form({ maxTokens: "0" })).maxTokens).toBe(`max tokens is 0: choose 1 to ${MAX_TOKENS}`);
     expect(checkRunForm(form({ maxTokens: String(MAX_TOKENS) })).ok).toBe(true);
     expect(checkRunForm(form({ maxTokens: "1" })).ok).toBe(true);
+    expect(errorsOf(form({ temperature: String(MAX_TEMPERATURE + 0.5) })).temperature).toBe(`temperature is ${MAX_TEMPERATURE + 0.5}: at most ${MAX_TEMPERATURE}`);
+    expect(checkRunForm(form({ temperature: String(MAX_TEMPERATURE) })).ok).toBe(true);
+    expect(errorsOf(form({ seed: "-1" })).seed).toBe(`seed is -1: choose 0 to ${MAX_SEED}, or empty for a random one`);
+    expect(errorsOf(form({ seed: String(MAX_SEED + 1) })).seed).toMatch(/choose 0 to/);
+    expect(checkRunForm(form({ seed: String(MAX_SEED) })).ok).toBe(true);
   });
 });
 

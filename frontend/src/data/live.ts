@@ -50,43 +50,79 @@ export interface LiveState {
 
 export const initialLive: LiveState = { runId: null, info: null, lastSeq: null, trials: [], dropped: 0, ended: false };
 
+/** An event with its sequence number (null: the server sent no id). */
+export interface Numbered {
+  seq: number | null;
+  event: RunEvent;
+}
+
 export type LiveAction =
   | { type: "watch"; runId: string; info?: RunInfo | null } // start (or switch to) a run: everything else reset
-  | { type: "event"; seq: number | null; event: RunEvent };
+  | { type: "close" } // watch no run
+  | ({ type: "event" } & Numbered)
+  | { type: "events"; items: readonly Numbered[] } // a batch, in order (one render for many steps)
+  | { type: "polled"; info: RunInfo }; // the run as GET /api/runs last showed it (progress, tokens per second)
 
 export function liveReducer(s: LiveState, a: LiveAction): LiveState {
-  if (a.type === "watch") return a.runId === s.runId ? s : { ...initialLive, runId: a.runId, info: a.info ?? null };
-  if (a.seq !== null && s.lastSeq !== null && a.seq <= s.lastSeq) return s; // a replay
-  const next = { ...s, lastSeq: a.seq ?? s.lastSeq };
-  const e = a.event;
-  switch (e.type) {
-    case "state":
-      return { ...next, info: e.data };
-    case "done":
-      return { ...next, info: e.data, ended: true };
-    case "dropped":
-      return { ...next, dropped: s.dropped + Math.max(0, e.data.count) };
-    case "trial":
-      return { ...next, trials: withTrial(s.trials, e.data.trial, (t) => ({
-        ...t, prompt: e.data.prompt, promptText: e.data.prompt_text, promptTokens: e.data.tokens,
-      })) };
-    case "step":
-      return { ...next, trials: withTrial(s.trials, e.data.trial, (t) => ({ ...t, steps: setAt(t.steps, e.data.index, e.data) })) };
+  switch (a.type) {
+    case "close":
+      return initialLive;
+    case "watch":
+      return a.runId === s.runId ? s : { ...initialLive, runId: a.runId, info: a.info ?? null };
+    case "polled":
+      return newerInfo(s, a.info) ? { ...s, info: a.info } : s;
+    case "event":
+      return applyEvents(s, [a]);
+    case "events":
+      return applyEvents(s, a.items);
   }
 }
 
-function withTrial(trials: LiveTrial[], index: number, f: (t: LiveTrial) => LiveTrial): LiveTrial[] {
-  const out = [...trials];
-  for (let i = out.length; i <= index; i++) out.push({ trial: i, prompt: "", promptText: "", promptTokens: [], steps: [] });
-  out[index] = f(out[index]);
-  return out;
+/** Whether a polled RunInfo is this run's and not older than what the events said: the stream's
+ * "state" events come only when the state changes, the list has the progress in between. Once the
+ * run has ended, its "done" event has the final word. */
+function newerInfo(s: LiveState, info: RunInfo): boolean {
+  return !s.ended && info.id === s.runId && (s.info === null || info.events >= s.info.events);
 }
 
-function setAt<T>(xs: (T | null)[], i: number, v: T): (T | null)[] {
-  const out = [...xs];
-  while (out.length < i) out.push(null);
-  out[i] = v;
-  return out;
+/** Apply events in order to a copy of the state: the trials array, and each trial an event touches,
+ * are copied once per batch (a run of a thousand steps must not copy its steps a thousand times). */
+function applyEvents(s: LiveState, items: readonly Numbered[]): LiveState {
+  const d: LiveState = { ...s, trials: [...s.trials] };
+  const owned = new Set<number>();
+  const trial = (i: number): LiveTrial => {
+    for (let k = d.trials.length; k <= i; k++) {
+      d.trials.push({ trial: k, prompt: "", promptText: "", promptTokens: [], steps: [] });
+      owned.add(k);
+    }
+    if (!owned.has(i)) {
+      d.trials[i] = { ...d.trials[i], steps: [...d.trials[i].steps] };
+      owned.add(i);
+    }
+    return d.trials[i];
+  };
+  let changed = false;
+  for (const { seq, event: e } of items) {
+    if (seq !== null && d.lastSeq !== null && seq <= d.lastSeq) continue; // a replay
+    changed = true;
+    d.lastSeq = seq ?? d.lastSeq;
+    if (e.type === "state") {
+      // A replayed backlog may hold states older than the run as last polled.
+      if (d.info === null || e.data.events >= d.info.events) d.info = e.data;
+    } else if (e.type === "done") {
+      d.info = e.data;
+      d.ended = true;
+    } else if (e.type === "dropped") {
+      d.dropped += Math.max(0, e.data.count);
+    } else if (e.type === "trial") {
+      Object.assign(trial(e.data.trial), { prompt: e.data.prompt, promptText: e.data.prompt_text, promptTokens: e.data.tokens });
+    } else if (e.type === "step") {
+      const t = trial(e.data.trial);
+      while (t.steps.length < e.data.index) t.steps.push(null);
+      t.steps[e.data.index] = e.data;
+    }
+  }
+  return changed ? d : s;
 }
 
 // ----- reading the state -------------------------------------------------------------------

@@ -7,6 +7,8 @@ import type { RunRequest } from "../api/client";
 export const MAX_PROMPTS = 8;
 export const MAX_PROMPT_CHARS = 4000;
 export const MAX_TOKENS = 1024;
+export const MAX_TEMPERATURE = 10;
+export const MAX_SEED = 2 ** 31 - 1;
 
 export const PRESETS = ["observe", "standard", "full"] as const satisfies readonly RunRequest["preset"][];
 export const CHAT_MODES = ["auto", "chat", "raw"] as const satisfies readonly NonNullable<RunRequest["chat"]>[];
@@ -67,13 +69,16 @@ function checkTemperature(text: string): number | string {
   const t = text.trim();
   const v = t === "" ? NaN : Number(t);
   if (!Number.isFinite(v)) return "temperature must be a number (0: always the most likely token)";
-  return v >= 0 ? v : `temperature is ${v}: it cannot be negative`;
+  if (v < 0) return `temperature is ${v}: it cannot be negative`;
+  return v <= MAX_TEMPERATURE ? v : `temperature is ${v}: at most ${MAX_TEMPERATURE}`;
 }
 
 function checkSeed(text: string): number | null | string {
   const t = text.trim();
   if (t === "") return null;
-  return INT.test(t) && Number.isSafeInteger(Number(t)) ? Number(t) : "seed must be a whole number, or empty for a random one";
+  const n = Number(t);
+  if (!INT.test(t) || !Number.isSafeInteger(n)) return "seed must be a whole number, or empty for a random one";
+  return n >= 0 && n <= MAX_SEED ? n : `seed is ${n}: choose 0 to ${MAX_SEED}, or empty for a random one`;
 }
 
 /** The request the form makes, or what is wrong with each field. */

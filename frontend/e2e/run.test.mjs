@@ -1,0 +1,196 @@
+// Browser test of live runs (issue 15): real backend on loopback (runs allowed), a real tiny GGUF in
+// its models directory, real llama-cpp-python runs, real chromium. A data directory with no capture
+// at all, as after a fresh clone: a run started from the Run panel fills the live panel while the
+// server still says "running" (the step count shown grows, read from the page and GET /api/runs),
+// then the viewer opens the saved capture at its newest step without a reload; a second run is
+// stopped and its partial capture is in the captures list. The live numbers are checked against
+// the saved capture read from the API (tokens, L2 per layer).
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { PYTHON, REPO, getJSON, openViewer, saveScreenshot, tempDir } from "./harness.mjs";
+
+const MODEL = "tiny.gguf"; // random weights: sampled at temperature 1 with a seed, varied tokens
+const LONG = "tiny-the.gguf"; // greedy decoding always picks "▁the": it never stops early at an end token
+let viewer, backend, page, errors, badResponses;
+
+before(async () => {
+  const dataDir = join(tempDir("spectra-e2e-run-"), "data");
+  mkdirSync(join(dataDir, "models"), { recursive: true });
+  const code = `import sys
+from spectra_vis.testing.tiny_gguf import write_tiny_model
+write_tiny_model(sys.argv[1])
+write_tiny_model(sys.argv[2], prefer_token="\u2581the")`;
+  execFileSync(PYTHON, ["-c", code, join(dataDir, "models", MODEL), join(dataDir, "models", LONG)], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
+  viewer = await openViewer(dataDir);
+  ({ backend, page, errors, badResponses } = viewer);
+});
+
+after(async () => {
+  await viewer?.close();
+});
+
+const runPanel = () => page.locator("[data-testid=run-panel]");
+const livePanel = () => page.locator("[data-testid=live-panel]");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const label = (text) => text.replace(/\n/g, "⏎").replace(/ /g, "·") || "∅"; // data/format's tokenLabel
+const fmt4 = (v) => String(Number(v.toPrecision(4))); // data/format's fmt for values of 1e-3..1e5
+
+/** Fill the Run form and press Run; the run's id, from the live panel. */
+async function startRun(model, prompt, maxTokens, temperature, seed, preset = "standard") {
+  const p = runPanel();
+  await p.locator("[data-testid=run-preset]").selectOption(preset);
+  await p.locator("[data-testid=run-model]").selectOption(model);
+  await p.locator("[data-testid=run-prompts]").fill(prompt);
+  await p.locator("[data-testid=run-max-tokens]").fill(String(maxTokens));
+  await p.locator("[data-testid=run-temperature]").fill(String(temperature));
+  await p.locator("[data-testid=run-seed]").fill(String(seed));
+  const known = new Set((await getJSON(`${backend.url}/api/runs`)).runs.map((r) => r.id));
+  await p.locator("[data-testid=run-start]").click();
+  // The live panel switches to the new run (one the server did not have before the click).
+  const handle = await page.waitForFunction((ids) => {
+    const id = document.querySelector("[data-testid=live-panel]")?.getAttribute("data-run");
+    return id && !ids.includes(id) ? id : null;
+  }, [...known]);
+  return handle.jsonValue();
+}
+
+async function runInfo(id) {
+  const runs = await getJSON(`${backend.url}/api/runs`);
+  const r = runs.runs.find((x) => x.id === id);
+  assert.ok(r, `run ${id} is in GET /api/runs`);
+  return r;
+}
+
+/** Samples of (steps shown on the page, the run's state and step in GET /api/runs) while it runs. */
+async function sampleWhileRunning(id, until) {
+  const samples = [];
+  for (let i = 0; i < 600 && !(await until(samples)); i++) {
+    const shown = Number(await page.locator("[data-testid=live-steps]").getAttribute("data-count"));
+    const r = await runInfo(id);
+    samples.push({ shown, state: r.state, step: r.step });
+    if (r.state !== "running" && r.state !== "loading" && r.state !== "queued") break;
+    await sleep(150);
+  }
+  return samples;
+}
+
+describe("live runs", () => {
+  test("a run from the Run panel fills in live, then the viewer opens its saved capture", async () => {
+    await page.locator("[data-testid=empty-state]").waitFor(); // no capture yet
+    const models = await getJSON(`${backend.url}/api/models/files`);
+    assert.ok(models.files.some((f) => f.name === MODEL && f.architecture === "llama"), JSON.stringify(models));
+    // Seed 1 at temperature 1: this prompt's sampling reaches max_tokens (no end token on the way).
+    const id = await startRun(MODEL, "The capital of France is", 300, 1, 1);
+
+    // The step count shown grows while the server still says "running".
+    const samples = await sampleWhileRunning(id, async (s) => s.filter((x) => x.state === "running" && x.shown > 0).length >= 4);
+    const running = samples.filter((x) => x.state === "running" && x.shown > 0);
+    assert.ok(running.length >= 4, `samples while running: ${JSON.stringify(samples)}`);
+    assert.ok(running.at(-1).shown > running[0].shown, `the step count grew while running: ${JSON.stringify(running)}`);
+    assert.ok(running.at(-1).step > running[0].step, `the API's step grew too: ${JSON.stringify(running)}`);
+    const badge = page.locator("[data-testid=live-badge]");
+    assert.match(await badge.textContent(), /live · running/);
+    assert.equal(await livePanel().getAttribute("data-following"), "true");
+    await saveScreenshot("live", (path) => livePanel().screenshot({ path }));
+
+    // It ends: the viewer opens the saved file without a reload, at the newest step.
+    await page.locator("[data-testid=live-opened]").waitFor({ timeout: 120_000 });
+    const done = await runInfo(id);
+    assert.equal(done.state, "done");
+    assert.ok(done.file, "the run saved a file");
+    assert.equal(await page.locator("[data-testid=live-opened]").getAttribute("data-path"), done.file);
+    await page.locator(`.files li.current[data-path="${done.file}"]`).waitFor();
+    const caps = await getJSON(`${backend.url}/api/captures`);
+    const cur = caps.captures.find((c) => c.capture_id === caps.current);
+    assert.equal(cur?.path, done.file);
+    const trial = await getJSON(`${backend.url}/api/trials/0?capture_id=${cur.capture_id}`);
+    const last = trial.steps.length - 1;
+    assert.ok(trial.steps.length >= running.at(-1).shown, `${trial.steps.length} steps saved, ${running.at(-1).shown} shown while running`);
+    await page.locator("[data-testid=view-grid]").waitFor();
+    assert.match(await page.locator("[data-testid=step-label]").textContent(), new RegExp(`^step ${last} / ${last} `));
+    assert.equal(await badge.count(), 0, "no live badge once the run is over");
+
+    // The live panel had every step (or says how many were dropped), with the saved tokens and L2.
+    const received = Number(await livePanel().getAttribute("data-steps"));
+    const dropped = (await page.locator("[data-testid=live-dropped]").count()) ? Number((await page.locator("[data-testid=live-dropped]").textContent()).split(" ")[0]) : 0;
+    assert.equal(received + dropped, trial.steps.length);
+    const nPrompt = trial.tokens.filter((t) => t.step === 0).length;
+    const saved = trial.tokens.slice(nPrompt).map((t) => label(t.text));
+    const live = await page.locator("[data-testid=live-tokens] .generated").allTextContents();
+    assert.equal(live.length, trial.steps.length);
+    live.forEach((t, s) => { if (t !== "…") assert.equal(t, saved[s], `token of step ${s}`); });
+    await checkStripAgainstCapture(cur.capture_id, trial);
+  });
+
+  test("Stop: the run ends cancelled and its partial capture is in the captures list", async () => {
+    // Four prompts of 1000 greedy tokens each, every node read (full): long enough to be stopped.
+    const id = await startRun(LONG, "Say hi\nHello\nOne two\nThree", 1000, 0, 2, "full");
+    const samples = await sampleWhileRunning(id, async (s) => (s.at(-1)?.shown ?? 0) >= 20 && s.at(-1).state === "running");
+    assert.equal(samples.at(-1).state, "running", JSON.stringify(samples.at(-1)));
+    await page.locator("[data-testid=live-badge][data-state=running]").waitFor();
+    await saveScreenshot("run", (path) => runPanel().screenshot({ path }));
+    // Move the live scrubber: the live views stop following; the saved capture will open there.
+    await livePanel().locator("[data-testid=live-slider]").fill("5");
+    await page.locator("[data-testid=live-panel][data-following=false][data-step='5']").waitFor();
+    const chosenTrial = Number(await livePanel().getAttribute("data-trial"));
+    await sleep(300);
+    assert.equal(await livePanel().getAttribute("data-step"), "5", "the live views stay at the chosen step while the run goes on");
+    const shownAtStop = Number(await livePanel().getAttribute("data-steps"));
+    await runPanel().locator("[data-testid=run-stop]").click();
+
+    await page.locator(`[data-testid=live-panel][data-state=cancelled]`).waitFor({ timeout: 60_000 });
+    const r = await runInfo(id);
+    assert.equal(r.state, "cancelled");
+    assert.ok(r.file, "the cancelled run saved what it captured");
+    await page.locator(`.files li[data-path="${r.file}"]`).waitFor(); // in the captures list
+    await page.locator(`.files li.current[data-path="${r.file}"]`).waitFor(); // and opened
+    const caps = await getJSON(`${backend.url}/api/captures`);
+    const cur = caps.captures.find((c) => c.capture_id === caps.current);
+    assert.equal(cur.path, r.file);
+    let saved = 0;
+    for (let t = 0; t < cur.trials; t++) saved += (await getJSON(`${backend.url}/api/trials/${t}?capture_id=${cur.capture_id}`)).steps.length;
+    assert.ok(saved >= shownAtStop, `${saved} steps saved, ${shownAtStop} shown at Stop`);
+    assert.ok(saved < 4000, `stopped early: ${cur.trials} trials, ${saved} steps`);
+    // The viewer opened it at the trial and step chosen on the live scrubber.
+    await page.locator("[data-testid=view-grid]").waitFor();
+    assert.equal(await page.locator("[data-testid=trial-picker] select").inputValue(), String(chosenTrial));
+    const trial = await getJSON(`${backend.url}/api/trials/${chosenTrial}?capture_id=${cur.capture_id}`);
+    assert.match(await page.locator("[data-testid=step-label]").textContent(), new RegExp(`^step 5 / ${trial.steps.length - 1} `));
+    const files = await getJSON(`${backend.url}/api/files`);
+    assert.ok(files.files.some((f) => f.path === r.file && f.valid), `${r.file} in GET /api/files`);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(badResponses, []);
+  });
+});
+
+/** Hover the live heat strip's last column, row by row: the readout is the saved capture's l_out L2
+ * of that step's token (GET /api/heatmap, layers × tokens), as data/format prints it. */
+async function checkStripAgainstCapture(cid, trial) {
+  const strip = page.locator("[data-testid=live-strip]");
+  const rows = Number(await strip.getAttribute("data-rows"));
+  const cols = Number(await strip.getAttribute("data-cols"));
+  const cw = Number(await strip.getAttribute("data-cell-w"));
+  const rh = Number(await strip.getAttribute("data-row-h"));
+  const lw = Number(await strip.getAttribute("data-label-w"));
+  assert.equal(cols, trial.steps.length);
+  const heat = await getJSON(`${backend.url}/api/heatmap?capture_id=${cid}&trial_id=0&metric=l2&axis=tokens&type=l_out`);
+  const s = cols - 1; // the last step: one decode token
+  const col = heat.cols.findIndex((c) => c.step === s);
+  assert.ok(col >= 0, `a column of step ${s} in the token heat map`);
+  const canvas = strip.locator("canvas");
+  await canvas.scrollIntoViewIfNeeded();
+  await strip.locator(".live-strip-scroll").evaluate((el) => { el.scrollLeft = el.scrollWidth; });
+  for (let r = 0; r < rows; r++) {
+    await canvas.hover({ position: { x: lw + s * cw + cw / 2, y: r * rh + rh / 2 } });
+    const text = await strip.locator("[data-testid=live-strip-readout]").textContent();
+    const m = text.match(/^L(\d+) · step (\d+) · L2 = (.+)$/);
+    assert.ok(m, text);
+    assert.equal(Number(m[2]), s);
+    const row = heat.rows.indexOf(Number(m[1]));
+    assert.ok(row >= 0, `layer ${m[1]} in the heat map`);
+    assert.equal(m[3], fmt4(heat.values[row][col]), `layer ${m[1]}`);
+  }
+}
