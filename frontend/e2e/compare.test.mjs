@@ -148,7 +148,7 @@ describe("compare", () => {
     }
   });
 
-  test("the scrubber shows both runs at a token and moves the viewer's cursor", async () => {
+  test("the scrubber shows both runs at a token and moves the viewer's cursor, which moves it back", async () => {
     const panel = page.locator("[data-testid=compare-panel]");
     const pos = panel.locator("[data-testid=compare-pos]");
     const before = await pos.textContent();
@@ -171,6 +171,13 @@ describe("compare", () => {
     const chosen = page.locator(`[data-testid=view-timeline] [data-testid=token-strip] .token.chosen[data-pos="${target}"]`);
     await chosen.waitFor();
     assert.equal(await page.locator("[data-testid=view-timeline] [data-testid=step-slider]").inputValue(), String(step));
+    // And back: choosing a token in the timeline moves the scrubber.
+    const other = nt.kl.findIndex((v, i) => v !== null && i !== target);
+    await page.locator(`[data-testid=view-timeline] [data-testid=token-strip] .token[data-pos="${other}"]`).click();
+    await panel.locator(`[data-testid=compare-pos][data-pos="${other}"]`).waitFor();
+    assert.ok((await pos.textContent()).endsWith(`KL ${nt.kl[other].toFixed(5)}`));
+    await panel.locator("[data-testid=compare-scrub]").fill(String(target));
+    await panel.locator(`[data-testid=compare-pos][data-pos="${target}"]`).waitFor();
     await saveScreenshot("compare", (path) => panel.screenshot({ path }));
     assert.deepEqual(errors, []);
   });

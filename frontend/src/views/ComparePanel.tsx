@@ -43,7 +43,7 @@ function CompareBody({ path, trials }: { path: string; trials: TrialBrief[] }) {
   }, [kind, shown, arrived]);
   const briefA = capA.data?.trial_list.find((t) => t.id === a?.trial) ?? null;
   const briefB = capB.data?.trial_list.find((t) => t.id === b?.trial) ?? null;
-  const onPos = useCursorFollow(ready && capA.data && capB.data
+  const { onPos, cursor } = useCursorFollow(ready && capA.data && capB.data
     ? [{ captureId: capA.data.capture_id, trial: a!.trial }, { captureId: capB.data.capture_id, trial: b!.trial }] : []);
   return (
     <section ref={section} className="panel view-compare" id="view-compare" data-testid="compare-panel" data-kind={kind ?? ""}>
@@ -57,7 +57,7 @@ function CompareBody({ path, trials }: { path: string; trials: TrialBrief[] }) {
       {!ready && <p className="muted" data-testid="compare-hint">Pick two different trials to compare.</p>}
       <ErrorBox error={cmp.error} what="the comparison" />
       {cmp.loading && <Loading what="the comparison" />}
-      {ready && cmp.data && <CompareView key={`${refA}|${refB}`} data={cmp.data} briefA={briefA} briefB={briefB} onPos={onPos} />}
+      {ready && cmp.data && <CompareView key={`${refA}|${refB}`} data={cmp.data} briefA={briefA} briefB={briefB} onPos={onPos} cursor={cursor} />}
       {!ready && briefA?.control && capA.data && (
         <ProjectionChart a={{ captureId: capA.data.capture_id, trial: briefA.id }} b={null}
           pos={Math.max(0, briefA.n_prompt - 1)} posNote="the last prompt token" />
@@ -114,14 +114,16 @@ function SweepPicker({ trials, a, b, onB }: { trials: TrialBrief[]; a: Side; b: 
 }
 
 /** The scrubber's position moves the viewer's cursor too when a compared trial is in the viewer's
- * capture (data/comparePick.ts: cursorTarget). */
+ * capture (data/comparePick.ts: cursorTarget); and `cursor`, the viewer's chosen token while the
+ * viewer shows one of the compared trials (null otherwise), moves the scrubber. */
 function useCursorFollow(sides: { captureId: string; trial: number }[]) {
   const { state, dispatch, cid } = useCurrent();
   const target = cursorTarget(sides, { captureId: cid, trial: state.trialId });
   const trial = useTrial(target ? cid : null, target?.trial ?? 0);
-  return (pos: number) => {
+  const onPos = (pos: number) => {
     if (!target || !trial.data || trial.data.id !== target.trial) return;
     if (target.switchTrial) dispatch({ type: "trial", trialId: target.trial });
     dispatch({ type: "token", pos, step: tokenStep(trial.data, pos) });
   };
+  return { onPos, cursor: target && !target.switchTrial ? state.token : null };
 }

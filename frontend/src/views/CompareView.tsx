@@ -2,8 +2,8 @@
  * drift per layer, two diverging heat maps (the residual L2 change per layer and token; the relative
  * change of a chosen statistic per layer and tensor type), the shared tokens with where the two top-1
  * next tokens differ and the KL per token, and a scrubber that shows both runs at one token (and
- * moves the viewer's cursor through `onPos`). Data shaping: data/compare.ts. */
-import { useMemo, useState } from "react";
+ * moves the viewer's cursor through `onPos`, and follows it through `cursor`). Data shaping: data/compare.ts. */
+import { useEffect, useMemo, useState } from "react";
 import type { ComparisonOut, TrialBrief } from "../api/client";
 import { useTrial } from "../api/queries";
 import {
@@ -20,11 +20,16 @@ interface Props {
   briefA: TrialBrief | null;
   briefB: TrialBrief | null;
   onPos: (pos: number) => void;
+  /** The viewer's chosen token, when the viewer shows a compared trial: the scrubber follows it. */
+  cursor: number | null;
 }
 
-export function CompareView({ data, briefA, briefB, onPos }: Props) {
+export function CompareView({ data, briefA, briefB, onPos, cursor }: Props) {
   const next = data.next_token;
   const [pos, setPos] = useState(() => firstScored(next));
+  useEffect(() => {
+    if (cursor !== null && cursor >= 0 && cursor < data.n_shared) setPos(cursor);
+  }, [cursor, data.n_shared]);
   const move = (p: number) => {
     setPos(p);
     onPos(p);
