@@ -205,11 +205,16 @@ const RUN_POLL_IDLE_MS = 5000; // otherwise: runs started elsewhere (another tab
 const ACTIVE_RUN = new Set(["queued", "loading", "running", "saving"]);
 
 /** The server's runs, read again every second while one is going (else every 5 s). `status`: the
- * HTTP status of a refusal (403: runs are not allowed here), else null. Runs change: never cached. */
+ * HTTP status of a refusal (403: runs are not allowed here; then no polling), else null. Runs
+ * change: never cached. */
 export function useRuns(token: string | null): Async<RunsOut> & { status: number | null } {
   const q = useQuery({
     queryKey: keys.runs, queryFn: () => api.runs(token), staleTime: 0,
-    refetchInterval: (query) => (query.state.data?.runs.some((r) => ACTIVE_RUN.has(r.state)) ? RUN_POLL_ACTIVE_MS : RUN_POLL_IDLE_MS),
+    refetchInterval: (query) => {
+      const e = query.state.error;
+      if (e instanceof ApiError && e.status === 403) return false; // runs not allowed: asked again when the token changes
+      return query.state.data?.runs.some((r) => ACTIVE_RUN.has(r.state)) ? RUN_POLL_ACTIVE_MS : RUN_POLL_IDLE_MS;
+    },
   });
   return { ...asAsync(q, true), status: q.error instanceof ApiError ? q.error.status : null };
 }

@@ -4,7 +4,7 @@
  * attention entropy per layer. They follow the newest step until the user moves the live scrubber
  * (or clicks a step); "Follow newest" goes back. When the run ends, the viewer opens the saved file
  * at the step shown here. The top bar's badge shows a run going: tokens per second and progress. */
-import { useEffect, useMemo, useRef, useState, type MouseEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type MouseEvent } from "react";
 import type { StepEvent } from "../api/client";
 import { useColors } from "../api/queries";
 import type { StreamStatus } from "../api/runStream";
@@ -36,6 +36,7 @@ export function LivePanel() {
   const trialIndex = shown?.trial ?? Math.max(live.trials.length - 1, 0);
   const trial = live.trials[trialIndex];
   const strip = useMemo(() => heatStrip(trial), [trial]);
+  const label = useCallback((l: number) => shortLayer(l, special.data), [special.data]);
   if (live.runId === null) return null;
   const info = live.info;
   const step = shown ? trial?.steps[shown.step] ?? null : null;
@@ -91,11 +92,11 @@ export function LivePanel() {
       </div>
       {colors.data && strip.layers.length > 0 && (
         <LiveHeatStrip strip={strip} ramp={colors.data.scale} scaleKind={state.scale} shownStep={shown?.step ?? null} following={following}
-          label={(l) => shortLayer(l, special.data)} onStep={(s) => goTo({ trial: trialIndex, step: s })} />
+          label={label} onStep={(s) => goTo({ trial: trialIndex, step: s })} />
       )}
       {trial && <TokenStream promptTokens={trial.promptTokens} generated={generatedTokens(trial)} shown={shown?.step ?? null}
         onStep={(s) => goTo({ trial: trialIndex, step: s })} />}
-      {step && <StepDetail step={step} label={(l) => shortLayer(l, special.data)} />}
+      {step && <StepDetail step={step} label={label} />}
       {trial && stepCount(trial) < nSteps && <p className="muted small">Grey columns: steps not received.</p>}
     </section>
   );
