@@ -1,4 +1,5 @@
-"""Shared pieces of the routes: the orjson response class and the store dependency."""
+"""Shared pieces of the routes: the orjson response class, the store and runs dependencies, and the
+check that a request may use the live runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
+from backend.run_access import TOKEN_HEADER, RunAccess
 from backend.store import CaptureStore
+from spectra_vis.live import RunManager
 
 
 class OrjsonResponse(JSONResponse):
@@ -29,3 +32,18 @@ StoreDep = Annotated[CaptureStore, Depends(get_store)]
 def error_payload(status: int, message: str) -> dict[str, Any]:
     """The one error shape of every non-2xx response."""
     return {"ok": False, "status": status, "error": message}
+
+
+def get_runs(request: Request) -> RunManager:
+    runs: RunManager = request.app.state.runs
+    return runs
+
+
+RunsDep = Annotated[RunManager, Depends(get_runs)]
+
+
+def check_runs(request: Request) -> None:
+    """Refuse (403) a request that may not use the live runs (``backend.run_access``)."""
+    access: RunAccess = request.app.state.run_access
+    client = request.client.host if request.client else None
+    access.check(client, request.headers.get("host"), request.headers.get(TOKEN_HEADER))

@@ -7,7 +7,7 @@ below, which ``backend/store.py`` builds (mypy checks every key).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
@@ -167,3 +167,63 @@ __all__ = ["ColorsOut", "FlowsOut", "ModelsOut"]  # served as analysis builds th
 # Field docstrings of the analysis payloads become descriptions here too (pydantic's attribute docstrings).
 for _out in (LoadOut, AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, AttentionOut, InterpretationOut, LensGridOut):
     setattr(_out, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010
+
+
+# ----- live runs (issue 15; docs/API.md "Live runs") --------------------------------------------
+RunState = Literal["queued", "loading", "running", "saving", "done", "cancelled", "failed"]
+
+
+class RunIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    model: str = Field(min_length=1, max_length=255, description="A name from GET /api/models/files, never a path")
+    prompts: list[Annotated[str, Field(min_length=1, max_length=4000)]] = Field(
+        min_length=1, max_length=8, description="1 to 8 prompts of at most 4000 characters; one trial each"
+    )
+    preset: Literal["observe", "standard", "full"] = "standard"
+    max_tokens: int = Field(default=32, ge=1, le=1024)
+    temperature: float = Field(default=0.0, ge=0, le=10, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="Default: a random seed (in RunInfo)")
+    chat: Literal["auto", "chat", "raw"] = "auto"
+
+
+class RunInfo(TypedDict):
+    id: str
+    model: str
+    preset: str
+    prompts: list[str]
+    max_tokens: int
+    temperature: float
+    seed: int
+    chat: str
+    state: RunState
+    trial: int
+    n_trials: int
+    step: int
+    tokens: int
+    tokens_per_s: float | None
+    progress: float
+    file: str | None
+    error: str | None
+    created: float
+    finished: float | None
+    events: int
+    """the sequence number of the run's last event so far"""
+    subscribers: int
+
+
+class RunsOut(TypedDict):
+    runs: list[RunInfo]
+    allowed: bool
+
+
+class ModelFileInfo(TypedDict):
+    name: str
+    size: int
+    architecture: str | None
+    demo: bool
+
+
+class ModelFilesOut(TypedDict):
+    models_dir: str
+    files: list[ModelFileInfo]

