@@ -33,7 +33,9 @@ PROMPT = "What is the capital of France?"
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny 4-block models: blocks 1..3 can be steered (block 0 has no slot in llama.cpp)."""
     d = tmp_path_factory.mktemp("steer_models")
-    return {arch: write_tiny_model(d / f"tiny4-{arch}.gguf", arch=arch, seed=1, n_layer=4) for arch in ("llama", "gemma3")}
+    return {
+        arch: write_tiny_model(d / f"tiny4-{arch}.gguf", arch=arch, seed=1, n_layer=4) for arch in ("llama", "gemma3")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,9 @@ def prompts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def vectors(models: dict[str, Path], prompts: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def vectors(
+    models: dict[str, Path], prompts: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     """steer.make on each model, mean and pca, written to files."""
     d = tmp_path_factory.mktemp("steer_vectors")
     out = {}
@@ -123,13 +127,18 @@ def test_layer_range_and_position(models: dict[str, Path], prompts: dict[str, Pa
 def _stats_by_key(cap: Any) -> list[dict[str, Any]]:
     keys = {t["id"]: t["key"] for t in cap.tensors}
     return [
-        {"stats": {keys[int(k)]: v for k, v in st["stats"].items()}, "rows": {keys[int(k)]: v for k, v in st["rows"].items()}}
+        {
+            "stats": {keys[int(k)]: v for k, v in st["stats"].items()},
+            "rows": {keys[int(k)]: v for k, v in st["rows"].items()},
+        }
         for st in cap.trial(0)["steps"]
     ]
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
-def test_strength_zero_is_exactly_the_unsteered_run(models: dict[str, Path], vectors: dict[str, Path], arch: str) -> None:
+def test_strength_zero_is_exactly_the_unsteered_run(
+    models: dict[str, Path], vectors: dict[str, Path], arch: str
+) -> None:
     plain = capture(models[arch], PROMPT, max_tokens=6, n_ctx=128)
     zero = capture(models[arch], PROMPT, max_tokens=6, n_ctx=128, control=(vectors[f"{arch}-mean"], 0))
     assert zero.trial(0)["tokens"]["ids"] == plain.trial(0)["tokens"]["ids"]
@@ -137,8 +146,13 @@ def test_strength_zero_is_exactly_the_unsteered_run(models: dict[str, Path], vec
     assert [t["key"] for t in zero.tensors] == [t["key"] for t in plain.tensors]  # the same graph
     control = zero.trial(0)["control"]
     digest = hashlib.sha256(vectors[f"{arch}-mean"].read_bytes()).hexdigest()
-    assert control == {"file": vectors[f"{arch}-mean"].name, "sha256": digest, "layers": [1, 3], "strength": 0.0,
-                       "n_embd": read_model_card(models[arch]).n_embd}  # fmt: skip
+    assert control == {
+        "file": vectors[f"{arch}-mean"].name,
+        "sha256": digest,
+        "layers": [1, 3],
+        "strength": 0.0,
+        "n_embd": read_model_card(models[arch]).n_embd,
+    }
     assert "control" not in plain.trial(0) and "projection" not in plain.trial(0)
     # the projection of the unsteered rows, recomputed from the capture's own vectors
     proj = zero.trial(0)["projection"]
@@ -156,8 +170,9 @@ def test_a_sweep_moves_the_projection_in_the_sign_of_the_strength(
     models: dict[str, Path], vectors: dict[str, Path], arch: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "sweep.json"
-    cap = steer.sweep(models[arch], vectors[f"{arch}-pca"], "-4,4", PROMPT, control_layers="2-2", max_tokens=5,
-                      n_ctx=128, out=out)  # fmt: skip
+    cap = steer.sweep(
+        models[arch], vectors[f"{arch}-pca"], "-4,4", PROMPT, control_layers="2-2", max_tokens=5, n_ctx=128, out=out
+    )
     assert load_capture(out).data["version"] == "2.3"
     trials = cap.data["trials"]
     assert [t["control"]["strength"] for t in trials] == [0.0, -4.0, 4.0]  # 0 is always run, first when missing
@@ -178,10 +193,15 @@ def test_a_sweep_moves_the_projection_in_the_sign_of_the_strength(
         assert have.sum() == n_prompt and (np.sign(shift[i2][have]) == np.sign(s)).all()
         # the prompt's rows at the steered block move by strength x |direction| (rows kept as float16)
         assert np.allclose(shift[i2], s * vector.scale(2), rtol=1e-2)
-    assert cap.trial(1)["response"] != cap.trial(2)["response"] or cap.trial(1)["tokens"]["ids"] != trials[0]["tokens"]["ids"]
+    assert (
+        cap.trial(1)["response"] != cap.trial(2)["response"]
+        or cap.trial(1)["tokens"]["ids"] != trials[0]["tokens"]["ids"]
+    )
 
 
-def test_session_switches_strength_and_the_kv_cache_does_not_leak(models: dict[str, Path], vectors: dict[str, Path]) -> None:
+def test_session_switches_strength_and_the_kv_cache_does_not_leak(
+    models: dict[str, Path], vectors: dict[str, Path]
+) -> None:
     with Session(models["llama"], "standard", n_ctx=128, control=(vectors["llama-mean"], 6.0)) as s:
         steered = s.run(PROMPT, max_tokens=5)
         s.set_control((vectors["llama-mean"], 0.0))
@@ -196,15 +216,33 @@ def test_session_switches_strength_and_the_kv_cache_does_not_leak(models: dict[s
 
 def test_wizard_flags_steer_a_capture(models: dict[str, Path], vectors: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "flags.json"
-    cmd = [*CLI, "capture", "--model", str(models["llama"]), "--prompt", PROMPT, "--max-tokens", "4", "--quiet",
-           "--control", str(vectors["llama-mean"]), "--strength", "-2.5", "--control-layers", "2-3", "--out", str(out)]  # fmt: skip
+    cmd = [
+        *CLI,
+        "capture",
+        "--model",
+        str(models["llama"]),
+        "--prompt",
+        PROMPT,
+        "--max-tokens",
+        "4",
+        "--quiet",
+        "--control",
+        str(vectors["llama-mean"]),
+        "--strength",
+        "-2.5",
+        "--control-layers",
+        "2-3",
+        "--out",
+        str(out),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     trial = load_capture(out).trial(0)
     assert trial["control"]["strength"] == -2.5 and trial["control"]["layers"] == [2, 3]
     for bad, why in (("nan", "not a finite number"), ("inf", "not a finite number"), ("x", "not a number")):
-        r = subprocess.run([*cmd[:-2], "--out", str(tmp_path / "no.json"), "--strength", bad], capture_output=True,
-                           text=True, cwd=REPO)  # fmt: skip
+        r = subprocess.run(
+            [*cmd[:-2], "--out", str(tmp_path / "no.json"), "--strength", bad], capture_output=True, text=True, cwd=REPO
+        )
         assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "no.json").exists()
 
@@ -242,10 +280,19 @@ def test_bad_strengths_and_ranges(models: dict[str, Path], vectors: dict[str, Pa
     assert not (tmp_path / "s.json").exists()
     for layers in ("0-2", "2-9", "3-1", "x"):
         with pytest.raises(InvalidArgument, match="outside the model|backwards|not FIRST-LAST"):
-            capture(models["llama"], PROMPT, max_tokens=2, n_ctx=128, control=(vectors["llama-mean"], 1), control_layers=layers)
+            capture(
+                models["llama"],
+                PROMPT,
+                max_tokens=2,
+                n_ctx=128,
+                control=(vectors["llama-mean"], 1),
+                control_layers=layers,
+            )
 
 
-def test_bad_prompt_sets_and_ranges_in_make_leave_no_file(models: dict[str, Path], prompts: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_prompt_sets_and_ranges_in_make_leave_no_file(
+    models: dict[str, Path], prompts: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "v.gguf"
     cases = [
         ({"negative": prompts["empty"]}, "has no prompts"),
@@ -261,11 +308,16 @@ def test_bad_prompt_sets_and_ranges_in_make_leave_no_file(models: dict[str, Path
             steer.make(models["llama"], args.pop("positive"), args.pop("negative"), out=out, n_ctx=128, **args)
     assert not out.exists()
     # unequal sets are fine for the mean of differences (unpaired)
-    assert steer.make(models["llama"], prompts["pos"], prompts["neg_short"], method="mean", n_ctx=128).layers == [1, 2, 3]
+    assert steer.make(models["llama"], prompts["pos"], prompts["neg_short"], method="mean", n_ctx=128).layers == [
+        1,
+        2,
+        3,
+    ]
 
 
-def test_ctrl_c_during_make_leaves_no_file(models: dict[str, Path], prompts: dict[str, Path], tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_ctrl_c_during_make_leaves_no_file(
+    models: dict[str, Path], prompts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "v.gguf"
 
     def interrupt(kind: str, payload: Any) -> None:
@@ -276,7 +328,9 @@ def test_ctrl_c_during_make_leaves_no_file(models: dict[str, Path], prompts: dic
         steer.make(models["llama"], prompts["pos"], prompts["neg"], out=out, n_ctx=128, on_event=interrupt)
     # and during the write itself: the temporary file goes, the old file stays as it was
     out.write_bytes(b"old")
-    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", lambda self, **kw: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(
+        gguf.GGUFWriter, "write_tensors_to_file", lambda self, **kw: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
     with pytest.raises(KeyboardInterrupt):
         steer.make(models["llama"], prompts["pos"], prompts["neg"], out=out, n_ctx=128)
     assert out.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["v.gguf"]
@@ -287,9 +341,28 @@ def test_ctrl_c_during_steer_make_cli(models: dict[str, Path], tmp_path: Path) -
     many = tmp_path / "many.txt"
     many.write_text("\n".join(f"the sea and the waves number {i}" for i in range(400)) + "\n")
     out = tmp_path / "cv.gguf"
-    child = pexpect.spawn(CLI[0], [*CLI[1:], "steer", "make", "--model", str(models["llama"]), "--positive", str(many),
-                          "--negative", str(many), "--n-ctx", "128", "--out", str(out)], cwd=str(REPO), timeout=120,
-                          encoding="utf-8", dimensions=(24, 200))  # fmt: skip
+    child = pexpect.spawn(
+        CLI[0],
+        [
+            *CLI[1:],
+            "steer",
+            "make",
+            "--model",
+            str(models["llama"]),
+            "--positive",
+            str(many),
+            "--negative",
+            str(many),
+            "--n-ctx",
+            "128",
+            "--out",
+            str(out),
+        ],
+        cwd=str(REPO),
+        timeout=120,
+        encoding="utf-8",
+        dimensions=(24, 200),
+    )
     child.expect("capturing prompts")
     child.kill(signal.SIGINT)
     child.expect(pexpect.EOF)
@@ -302,14 +375,56 @@ def test_ctrl_c_during_steer_make_cli(models: dict[str, Path], tmp_path: Path) -
 # ----- the command line and the server ---------------------------------------------------------
 def test_steer_make_then_try_through_the_cli(models: dict[str, Path], tmp_path: Path) -> None:
     vec, cap_path = tmp_path / "sea.gguf", tmp_path / "data" / "sweep.json"
-    r = subprocess.run([*CLI, "steer", "make", "--model", str(models["llama"]), "--positive", str(SEA), "--negative",
-                        str(MOUNTAINS), "--method", "pca", "--layers", "1-3", "--n-ctx", "128", "--out", str(vec)],
-                       capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    r = subprocess.run(
+        [
+            *CLI,
+            "steer",
+            "make",
+            "--model",
+            str(models["llama"]),
+            "--positive",
+            str(SEA),
+            "--negative",
+            str(MOUNTAINS),
+            "--method",
+            "pca",
+            "--layers",
+            "1-3",
+            "--n-ctx",
+            "128",
+            "--out",
+            str(vec),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     assert f"wrote {vec} (3 layers" in r.stdout
-    r = subprocess.run([*CLI, "steer", "try", "--model", str(models["llama"]), "--control", str(vec), "--strengths",
-                        "-4,0,4", "--prompt", PROMPT, "--max-tokens", "4", "--n-ctx", "128", "--out", str(cap_path)],
-                       capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    r = subprocess.run(
+        [
+            *CLI,
+            "steer",
+            "try",
+            "--model",
+            str(models["llama"]),
+            "--control",
+            str(vec),
+            "--strengths",
+            "-4,0,4",
+            "--prompt",
+            PROMPT,
+            "--max-tokens",
+            "4",
+            "--n-ctx",
+            "128",
+            "--out",
+            str(cap_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     cap = load_capture(cap_path)
     assert [t["sweep"]["strength"] for t in cap.data["trials"]] == [-4.0, 0.0, 4.0]
@@ -320,8 +435,25 @@ def test_steer_make_then_try_through_the_cli(models: dict[str, Path], tmp_path: 
         (["--control", str(vec), "--strengths", "1,nan"], "not a finite number"),
         (["--control", str(vec), "--layers", "0-2"], "outside the model"),
     ):
-        r = subprocess.run([*CLI, "steer", "try", "--model", str(models["llama"]), "--prompt", PROMPT, "--n-ctx", "128",
-                            "--out", str(tmp_path / "bad.json"), *args], capture_output=True, text=True, cwd=REPO)  # fmt: skip
+        r = subprocess.run(
+            [
+                *CLI,
+                "steer",
+                "try",
+                "--model",
+                str(models["llama"]),
+                "--prompt",
+                PROMPT,
+                "--n-ctx",
+                "128",
+                "--out",
+                str(tmp_path / "bad.json"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "bad.json").exists()
     _serve_projection(cap_path)
@@ -334,8 +466,16 @@ def _serve_projection(cap_path: Path) -> None:
     from tests.test_backend import _free_port, _wait_up
 
     port = _free_port()
-    cmd = [sys.executable, "backend/server.py", "--port", str(port), "--data-dir", str(cap_path.parent), "--log-level",
-           "warning"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "backend/server.py",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(cap_path.parent),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
