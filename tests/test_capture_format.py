@@ -110,3 +110,29 @@ def test_save_refuses_invalid_document_and_keeps_old_file(tiny_capture_path: Pat
     with pytest.raises(CaptureError):
         cap.save(target)
     assert target.read_bytes() == tiny_capture_path.read_bytes()
+
+
+@pytest.mark.parametrize("version", ["2.0", "2.1", "2.2", "2.3"])
+def test_older_versions_still_load(tiny_capture_path: Path, version: str) -> None:
+    """Format 2.3 added optional trial fields only (control, sweep, projection): files of every
+    earlier 2.x version load as they are."""
+    data = json.loads(tiny_capture_path.read_bytes())
+    assert data["version"] == "2.3"
+    data["version"] = version
+    if version == "2.0":
+        data.pop("vectors", None)
+    cap = Capture.from_bytes(json.dumps(data).encode(), name=f"v{version}.json")
+    assert cap.data["version"] == version and "control" not in cap.trial(0)
+
+
+def test_steering_fields_are_checked(tiny_capture_path: Path) -> None:
+    data = json.loads(tiny_capture_path.read_bytes())
+    trial = data["trials"][0]
+    n = len(trial["tokens"]["ids"])
+    trial["control"] = {"file": "sea.gguf", "sha256": "0" * 64, "layers": [1, 1], "strength": -4.0, "n_embd": 64}
+    trial["sweep"] = {"id": "abc", "strength": -4.0, "baseline": 0}
+    trial["projection"] = {"layers": [1], "values": [[0.5] * (n - 1) + [None]], "direction_file": "sea.gguf"}
+    assert Capture.from_bytes(json.dumps(data).encode()).trial(0)["sweep"]["baseline"] == 0
+    del trial["control"]["sha256"]
+    with pytest.raises(CaptureError, match="trials/0/control"):
+        Capture.from_bytes(json.dumps(data).encode())
