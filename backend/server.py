@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> None:
         "--data-dir", default=None, help="folder of capture files (default: $SPECTRA_DATA_DIR, else data/)"
     )
     parser.add_argument(
-        "--models-dir", default=None, help="GGUF models the server may read (default: DATA_DIR/models)"
+        "--models-dir",
+        default=None,
+        help="GGUF models the server may read: live runs and /api/compare heads (default: DATA_DIR/models)",
     )
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD / MB, help="upload limit (200)")
     parser.add_argument("--max-load-mb", type=float, default=DEFAULT_MAX_LOAD / MB, help="load limit (2048)")
@@ -262,9 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         help="allow live runs (POST /api/runs) from any client that sends the token as header "
         f"{TOKEN_HEADER}; needed when --host is not a loopback address. Default: runs on loopback only",
     )
-    parser.add_argument(
-        "--run-token", default=None, help=f"the token --allow-runs requires (default: ${TOKEN_ENV})"
-    )
+    parser.add_argument("--run-token", default=None, help=f"the token --allow-runs requires (default: ${TOKEN_ENV})")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
     token = args.run_token or os.environ.get(TOKEN_ENV) or None
