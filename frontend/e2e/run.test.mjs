@@ -8,9 +8,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { PYTHON, REPO, getJSON, openViewer, saveScreenshot, tempDir } from "./harness.mjs";
+import { PYTHON, REPO, freePort, getJSON, openViewer, saveScreenshot, tempDir } from "./harness.mjs";
 
 const MODEL = "tiny.gguf"; // random weights: sampled at temperature 1 with a seed, varied tokens
 const LONG = "tiny-the.gguf"; // greedy decoding always picks "▁the": it never stops early at an end token
@@ -164,7 +165,81 @@ describe("live runs", () => {
     assert.deepEqual(errors, []);
     assert.deepEqual(badResponses, []);
   });
+
+  test("a dropped events connection is opened again with ?after=<last id>: every step once", async () => {
+    const proxy = await cuttingProxy(backend.url, 40_000);
+    const other = await viewer.browser.newPage({ viewport: { width: 1500, height: 1000 } });
+    const pageErrors = [];
+    other.on("pageerror", (e) => pageErrors.push(e.message));
+    try {
+      await other.goto(proxy.url);
+      const p = other.locator("[data-testid=run-panel]");
+      await p.locator("[data-testid=run-model]").selectOption(LONG);
+      await p.locator("[data-testid=run-prompts]").fill("Reconnect");
+      await p.locator("[data-testid=run-max-tokens]").fill("600");
+      await p.locator("[data-testid=run-temperature]").fill("0");
+      await p.locator("[data-testid=run-start]").click();
+      await other.locator("[data-testid=live-opened]").waitFor({ timeout: 120_000 });
+      const panel = other.locator("[data-testid=live-panel]");
+      const r = await runInfo(await panel.getAttribute("data-run"));
+      assert.equal(r.state, "done");
+      // The second request asks for what came after the last event the page read: at most the last
+      // whole event sent before the cut (a failed stream drops what the page had not read yet).
+      const whole = proxy.seen.beforeCut.slice(0, proxy.seen.beforeCut.lastIndexOf("\n\n"));
+      const lastSent = Math.max(...[...whole.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])));
+      assert.ok(lastSent > 3 && lastSent < r.events, `cut after event ${lastSent} of ${r.events}`);
+      assert.equal(proxy.seen.urls.length, 2, JSON.stringify(proxy.seen.urls));
+      const m = proxy.seen.urls[1].match(new RegExp(`^/api/runs/${r.id}/events\\?after=(\\d+)$`));
+      assert.ok(m && Number(m[1]) > 0 && Number(m[1]) <= lastSent, `${proxy.seen.urls[1]}: after the last event read (<= ${lastSent})`);
+      // Every step arrived once: as many as the saved capture has (no server-side drop counted).
+      const caps = await getJSON(`${backend.url}/api/captures`);
+      const cur = caps.captures.find((c) => c.path === r.file);
+      const trial = await getJSON(`${backend.url}/api/trials/0?capture_id=${cur.capture_id}`);
+      const dropped = (await other.locator("[data-testid=live-dropped]").count()) ? Number((await other.locator("[data-testid=live-dropped]").textContent()).split(" ")[0]) : 0;
+      assert.equal(Number(await panel.getAttribute("data-steps")) + dropped, trial.steps.length);
+      assert.equal(await other.locator("[data-testid=live-tokens] .generated").count(), trial.steps.length);
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await other.close();
+      await proxy.close();
+    }
+  });
 });
+
+/** A proxy in front of the backend that cuts the first events stream after `cutAfter` bytes (a
+ * dropped connection, as a real network drops it); it records the events requests and what it
+ * passed on before the cut. */
+async function cuttingProxy(target, cutAfter) {
+  const seen = { urls: [], beforeCut: "" };
+  const up = new URL(target);
+  const server = createServer((req, res) => {
+    const events = req.url.includes("/events");
+    if (events) seen.urls.push(req.url);
+    const cut = events && seen.urls.length === 1;
+    const fwd = request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      if (!cut) return void ur.pipe(res);
+      let n = 0;
+      ur.on("data", (chunk) => {
+        if (n >= cutAfter) return;
+        res.write(chunk);
+        seen.beforeCut += chunk.toString("utf8");
+        n += chunk.length;
+        if (n >= cutAfter) {
+          // Close the connection gracefully (what was written goes out first, then FIN) in the middle
+          // of the chunked body: the browser reads every byte sent, then the stream fails.
+          ur.destroy();
+          res.socket?.end();
+        }
+      });
+    });
+    fwd.on("error", () => res.destroy());
+    req.pipe(fwd);
+  });
+  const port = await freePort();
+  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${port}`, seen, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
+}
 
 /** Hover the live heat strip's last column, row by row: the readout is the saved capture's l_out L2
  * of that step's token (GET /api/heatmap, layers × tokens), as data/format prints it. */
