@@ -296,3 +296,18 @@ def test_older_versions_load_lazily(long_path: Path, tmp_path: Path) -> None:
         assert cap.data["version"] == version
         assert cap.data["trials"][0]["steps"][2] == doc["trials"][0]["steps"][2]
         assert analysis.heatmap(cap, 0, "l2", "tokens")["rows"]
+
+
+def test_whole_trial_attention_from_the_digest_equals_step_by_step(long_path: Path, tmp_path: Path) -> None:
+    """The whole trial's attention of a layer comes from the digest's columns, without reading a
+    step; it must be the steps' own answers, put together."""
+    cap = Capture.load(copy_of(long_path, tmp_path), lazy=True)
+    D.prepare(cap)
+    layers = sorted(I.attention_tensors(cap.data))
+    steps = cap.data["trials"][0]["steps"]
+    for layer, head in ((layers[0], None), (layers[-1], 1)):
+        before = steps.file.parsed
+        whole = analysis.attention(cap, 0, None, layer, head)
+        assert steps.file.parsed == before
+        by_step = [t for s in range(len(steps)) for t in analysis.attention(cap, 0, s, layer, head)["tokens"]]
+        assert whole["tokens"] == by_step and len(by_step) == len(cap.data["trials"][0]["tokens"]["ids"]) - 1

@@ -10,6 +10,7 @@ from spectra_vis.analysis import interpret
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import InvalidArgument, NotFound, _step, _trial
 from spectra_vis.analysis.digest import TrialDigest, digest, step_of_token
+from spectra_vis.analysis.trials import token_steps
 from spectra_vis.store.capture_file import Capture
 
 
@@ -41,7 +42,7 @@ def attention(
         at = step_of_token(d, token)
         steps = [_step(trial, at)] if at is not None else []
     else:
-        steps = list(trial["steps"])
+        steps = trial["steps"]  # read one at a time (a lazy capture keeps only the last few)
     if layer is not None and layer not in att_layers:
         raise NotFound(f"no attention captured for layer {layer}; attention layers: {sorted(att_layers) or 'none'}")
     layers = [layer] if layer is not None else sorted(att_layers)
@@ -54,12 +55,16 @@ def attention(
         zones = [{"pos": z[0], "step": z[1], "zone": z[2]} for z in d.zones]
     strip_zone = {z["pos"]: z["zone"] for z in zones or []}
     tokens: dict[int, P.TokenAttention] = {}
+    if step is None and token is None and d is not None and d.columns is not None:
+        steps = []  # the whole trial: from the digest's attention columns, no step read
+        for L in layers:
+            _from_columns(d, sorted(att_layers).index(L), L, head, texts, n_prompt, strip_zone, tokens)
     for st in steps:
         for L in layers:
             if str(att_layers[L]) not in st["attention"]:
                 continue
             att = st["attention"][str(att_layers[L])]
-            computed = interpret.token_attention(doc, trial_id, st["index"], L, head)
+            computed = interpret.token_attention(doc, trial_id, st["index"], L, head, step=st)
             for r, tok in enumerate(computed["tokens"]):
                 q = tok["pos"]
                 if token is not None and q != token:
@@ -112,6 +117,61 @@ def attention(
         "fingerprint_names": list(interpret.FINGERPRINT_NAMES),
         "tokens": [tokens[q] for q in sorted(tokens)],
     }
+
+
+def _from_columns(
+    d: TrialDigest,
+    a: int,
+    layer: int,
+    head: int | None,
+    texts: list[str],
+    n_prompt: int,
+    strip_zone: dict[int, str],
+    tokens: dict[int, P.TokenAttention],
+) -> None:
+    """Every token's attention at one layer (``attention`` of the whole trial), from the columns."""
+    col = d.columns
+    assert col is not None
+    at = np.flatnonzero(np.asarray(col["akv"][a]) > 0)
+    if not at.size:
+        return
+    heads = list(range(col["apos"].shape[2])) if head is None else [head]
+    pos = np.asarray(col["apos"][a][at][:, heads], dtype=np.int64)  # [token, head, k]
+    p = np.asarray(col["ap"][a][at][:, heads])
+    ent = np.asarray(col["aent"][a][at][:, heads])
+    n_t, n_h, k = pos.shape
+    q = np.repeat(at, n_h)
+    n_kv = np.repeat(np.asarray(col["akv"][a][at]), n_h)
+    fp, ripple = interpret.row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), pos.reshape(-1, k) >= 0, q,
+                                            ent.reshape(-1), n_kv)  # fmt: skip
+    mean_fp = fp.reshape(n_t, n_h, 20).mean(axis=1)
+    mean_ripple = ripple.reshape(n_t, n_h).mean(axis=1)
+    step_of = token_steps(d.steps)
+    for i, qpos in enumerate(at.tolist()):
+        edges: list[P.Edge] = []
+        ps: list[float] = []
+        for h_i, h in enumerate(heads):
+            for kpos, v in zip(pos[i, h_i].tolist(), p[i, h_i].tolist(), strict=True):
+                if kpos < 0:
+                    continue
+                ps.append(v)
+                if qpos - kpos >= 0:  # future positions: masked (p = 0), filling early rows' top-k
+                    text = texts[kpos] if kpos < len(texts) else ""
+                    edges.append({"head": h, "pos": kpos, "p": v, "distance": qpos - kpos, "token_text": text,
+                                  "sink": kpos == 0})  # fmt: skip
+        entry = tokens.setdefault(qpos, {
+            "pos": qpos, "text": texts[qpos] if qpos < len(texts) else "", "step": step_of.get(qpos, 0),
+            "prompt": qpos < n_prompt, "zone": strip_zone.get(qpos), "layers": [],
+        })  # fmt: skip
+        entry["layers"].append({
+            "layer": layer,
+            "entropy": ent[i].tolist(),
+            "coverage": float(sum(ps) / n_h),
+            "fingerprint": [round(float(v), 6) for v in mean_fp[i]],
+            "periodicity": round(float(mean_ripple[i]), 6),
+            "zone": interpret.zone(mean_fp[i], float(mean_ripple[i])),
+            "edges": edges,
+        })  # fmt: skip
 
 
 def interpretation(

@@ -30,7 +30,8 @@ from spectra_vis.errors import CaptureError
 from spectra_vis.store import index_file
 from spectra_vis.store.capture_file import Capture, trial_of
 
-VERSION = 1
+VERSION = 2
+COLUMNS = ("apos", "ap", "aent", "akv")
 _LOCK = threading.Lock()
 
 
@@ -45,6 +46,7 @@ class TrialDigest:
     states: list[dict[str, Any]]  # per step: interpret.step_state
     zones: list[list[Any]]  # per token with attention: [pos, step, zone]
     n_head: int
+    columns: dict[str, np.ndarray] | None = None  # attention per layer and token (see attention_columns)
 
     def row(self) -> dict[int, int]:
         return {int(t): i for i, t in enumerate(self.ids)}
@@ -80,7 +82,8 @@ def _restore(cap: Capture) -> list[TrialDigest] | None:
     try:
         out = [
             TrialDigest(a[f"t{i}.ids"], a[f"t{i}.tok"], a[f"t{i}.l2"], a[f"t{i}.sum"], a[f"t{i}.cnt"],
-                        m["steps"], m["states"], m["zones"], m["n_head"])  # fmt: skip
+                        m["steps"], m["states"], m["zones"], m["n_head"],
+                        {k: a[f"t{i}.{k}"] for k in COLUMNS} if f"t{i}.apos" in a else None)  # fmt: skip
             for i, m in enumerate(meta)
         ]
     except KeyError:
@@ -97,6 +100,7 @@ def _compute_all(cap: Capture) -> list[TrialDigest]:
         for i, d in enumerate(out):
             arrays.update({f"t{i}.ids": d.ids, f"t{i}.tok": d.tok, f"t{i}.l2": d.l2, f"t{i}.sum": d.sums,
                            f"t{i}.cnt": d.counts})  # fmt: skip
+            arrays.update({f"t{i}.{k}": v for k, v in (d.columns or {}).items()})
         meta = {"version": VERSION, "notices": cap.notices[before:], "trials": [
             {"steps": d.steps, "states": d.states, "zones": d.zones, "n_head": d.n_head} for d in out
         ]}  # fmt: skip
@@ -125,6 +129,7 @@ def _compute(cap: Capture, trial_id: int) -> TrialDigest:
     l2 = np.full((len(steps), len(ids)), np.nan)
     sums, counts = np.zeros((len(ids), n_stats)), np.zeros((len(ids), n_stats), dtype=np.int64)
     kinds = interpret.energy_types(doc)
+    columns = _Columns(doc, n_tokens)
     summaries: list[dict[str, Any]] = []
     states: list[dict[str, Any]] = []
     zones: list[list[Any]] = []
@@ -165,12 +170,61 @@ def _compute(cap: Capture, trial_id: int) -> TrialDigest:
                 if 0 <= pos < n_tokens and not filled[i, pos]:
                     tok[i, :, pos] = _floats([values], n_stats)[0]
                     filled[i, pos] = True
+        columns.add(st)
         summaries.append(_summary(st))
         states.append(interpret.step_state(doc, st, kinds))
         zones += [[st["pos"] + r, st["index"], z] for r, z in enumerate(interpret.step_zone_list(doc, st))]
         if not n_head:
             n_head = next((len(a["pos"]) for a in st["attention"].values()), 0)
-    return TrialDigest(np.asarray(ids, dtype=np.int64), tok, l2, sums, counts, summaries, states, zones, n_head)
+    return TrialDigest(np.asarray(ids, dtype=np.int64), tok, l2, sums, counts, summaries, states, zones, n_head,
+                       columns.arrays())  # fmt: skip
+
+
+class _Columns:
+    """Every token's attention rows, per attention layer (the order of ``interpret.attention_tensors``):
+    ``apos`` int32 ``[layer, position, head, k]`` (-1: no edge), ``ap`` float64 (its probability),
+    ``aent`` float64 ``[layer, position, head]`` (row entropy), ``akv`` int32 ``[layer, position]``
+    (n_kv; 0: no row). Only for top-k attention; whole rows (``full_attention``) are not kept."""
+
+    def __init__(self, doc: dict[str, Any], n_tokens: int) -> None:
+        layers = interpret.attention_tensors(doc)
+        self.keys = [str(layers[L]) for L in sorted(layers)]
+        self.k = int(doc["preset"].get("top_k") or 0)
+        self.ok = bool(self.keys) and self.k > 0 and not doc["preset"].get("full_attention")
+        self.n_tokens = n_tokens
+        self.data: dict[str, np.ndarray] | None = None
+
+    def add(self, st: dict[str, Any]) -> None:
+        if not self.ok:
+            return
+        for a, key in enumerate(self.keys):
+            att = st["attention"].get(key)
+            if att is None or not att["pos"] or not st["n_tokens"]:
+                continue
+            pos, p, ok = interpret.padded(att["pos"], att["p"])
+            n_h, n_r, k = pos.shape
+            if k > self.k or st["pos"] + n_r > self.n_tokens:
+                self.ok = False
+                return
+            if self.data is None:
+                self.data = self._blank(n_h)
+            q0 = st["pos"]
+            self.data["apos"][a, q0 : q0 + n_r, :, :k] = np.where(ok, pos, -1).transpose(1, 0, 2)
+            self.data["ap"][a, q0 : q0 + n_r, :, :k] = np.where(ok, p, 0.0).transpose(1, 0, 2)
+            self.data["aent"][a, q0 : q0 + n_r] = np.asarray(att["entropy"], dtype=np.float64).reshape(n_h, n_r).T
+            self.data["akv"][a, q0 : q0 + n_r] = att["n_kv"]
+
+    def _blank(self, n_head: int) -> dict[str, np.ndarray]:
+        shape = (len(self.keys), self.n_tokens, n_head)
+        return {
+            "apos": np.full((*shape, self.k), -1, dtype=np.int32),
+            "ap": np.zeros((*shape, self.k)),
+            "aent": np.zeros(shape),
+            "akv": np.zeros(shape[:2], dtype=np.int32),
+        }
+
+    def arrays(self) -> dict[str, np.ndarray] | None:
+        return self.data if self.ok else None
 
 
 def _floats(rows: list[list[Any]], width: int) -> np.ndarray:

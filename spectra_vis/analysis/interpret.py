@@ -109,7 +109,7 @@ def attention_tensors(doc: dict[str, Any]) -> dict[int, int]:
 def layer_fingerprints(att: dict[str, Any], q0: int, heads: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """``fingerprint`` and ``periodicity`` of every row of one attention record, vectorised: arrays
     ``[head, row, 20]`` and ``[head, row]`` for the heads asked for (row r is query position q0 + r)."""
-    pos, p, ok = _padded([att["pos"][h] for h in heads], [att["p"][h] for h in heads])
+    pos, p, ok = padded([att["pos"][h] for h in heads], [att["p"][h] for h in heads])
     n_h, n_r, k = pos.shape
     q = np.broadcast_to((q0 + np.arange(n_r))[None, :], (n_h, n_r))
     ent = np.asarray([att["entropy"][h] for h in heads], dtype=np.float64).reshape(n_h, n_r)
@@ -139,7 +139,7 @@ def row_fingerprints(
     return fp, _combs(dist, pm, ok)
 
 
-def _padded(pos: list[list[list[int]]], p: list[list[list[float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def padded(pos: list[list[list[int]]], p: list[list[list[float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """[head][row][k] lists as arrays padded to the longest row (padding: p 0, not a real edge)."""
     k = max((len(r) for h in pos for r in h), default=0)
     if all(len(r) == k for h in pos for r in h):
@@ -203,13 +203,21 @@ def _combs(dist: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.where(total > 0, best / np.where(total > 0, total, 1.0), 0.0)
 
 
-def token_attention(doc: dict[str, Any], trial_id: int, step_index: int, layer: int, head: int | None = None) -> dict:
+def token_attention(
+    doc: dict[str, Any],
+    trial_id: int,
+    step_index: int,
+    layer: int,
+    head: int | None = None,
+    step: dict[str, Any] | None = None,
+) -> dict:
     """Attention of each token of one step at one layer: edges, fingerprints and zones.
 
-    ``head`` None averages fingerprints over heads and lists every head's edges.
+    ``head`` None averages fingerprints over heads and lists every head's edges. ``step``: the
+    step, when the caller has read it already.
     """
     trial = trial_of(doc, trial_id)
-    step = trial["steps"][step_index]
+    step = trial["steps"][step_index] if step is None else step
     tid = attention_tensors(doc).get(layer)
     att = step["attention"].get(str(tid)) if tid is not None else None
     if att is None:
@@ -259,7 +267,7 @@ def step_zone_list(doc: dict[str, Any], step: dict[str, Any]) -> list[str]:
     n_r = step["n_tokens"]
     if not records or not n_r:
         return []
-    pos, p, ok = _padded([h for att in records for h in att["pos"]], [h for att in records for h in att["p"]])
+    pos, p, ok = padded([h for att in records for h in att["pos"]], [h for att in records for h in att["p"]])
     k = pos.shape[-1]
     heads = [len(att["pos"]) for att in records]
     q = np.broadcast_to((step["pos"] + np.arange(n_r))[None, :], pos.shape[:2]).reshape(-1)

@@ -98,7 +98,7 @@ def _lines(cap: Capture, trial_id: int) -> Iterator[bytes]:
     for step in trial["steps"]:
         fingerprints = {}
         if step["attention"]:
-            per_layer = [token_attention(doc, trial_id, step["index"], layer)["tokens"] for layer in layers]
+            per_layer = [token_attention(doc, trial_id, step["index"], layer, step=step)["tokens"] for layer in layers]
             for layer, toks in zip(layers, per_layer, strict=True):
                 fingerprints[str(layer)] = [{"fingerprint": t["fingerprint"], "zone": t["zone"]} for t in toks]
             zones += step_zones(doc, trial_id, step["index"], per_layer)
