@@ -110,3 +110,41 @@ def test_gemma_requantized_to_q8_0_compared_with_itself_end_to_end(gemma_path: P
     doc = json.loads(report.read_text())
     assert len(doc["drift"]) == 18 and all(0.99 < d < 1.0 for d in doc["drift"])
     assert 0.0 < doc["summary"]["mean_kl"] < 0.05 and doc["summary"]["n_next_token"] == 6
+
+
+def test_gemma_steer_make_then_try_end_to_end(gemma_path: Path, tmp_path: Path) -> None:
+    """Steering on the real model, through the command line: spectra-vis steer make (a few prompts
+    of examples/steering), then steer try at -4, 0 and 4. The steered blocks' projection moves in
+    the sign of the strength, and the responses differ from the unsteered one."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    repo = Path(__file__).resolve().parents[1]
+    cli = [sys.executable, "-m", "spectra_vis.cli"]
+    sets = {}
+    for name in ("sea", "mountains"):
+        sets[name] = tmp_path / f"{name}.txt"
+        sets[name].write_text("\n".join((repo / "examples" / "steering" / f"{name}.txt").read_text().splitlines()[:4]))
+    vec, out = tmp_path / "sea.gguf", tmp_path / "sweep.json"
+    m = subprocess.run(cli + ["steer", "make", "--model", str(gemma_path), "--positive", str(sets["sea"]), "--negative",
+                              str(sets["mountains"]), "--layers", "6-12", "--threads", "2", "--out", str(vec)],
+                       capture_output=True, text=True, cwd=repo, timeout=900)  # fmt: skip
+    assert m.returncode == 0, m.stdout + m.stderr
+    t = subprocess.run(cli + ["steer", "try", "--model", str(gemma_path), "--control", str(vec), "--strengths",
+                              "-4,0,4", "--prompt", "My favourite place to spend the summer is", "--max-tokens", "6",
+                              "--threads", "2", "--out", str(out)], capture_output=True, text=True, cwd=repo,
+                       timeout=900)  # fmt: skip
+    assert t.returncode == 0, t.stdout + t.stderr
+    cap = load_capture(out)
+    trials = cap.data["trials"]
+    assert [x["sweep"]["strength"] for x in trials] == [-4.0, 0.0, 4.0]
+    assert all(x["sweep"]["baseline"] == 1 and x["control"]["layers"] == [6, 12] for x in trials)
+    assert trials[0]["response"] != trials[1]["response"] and trials[2]["response"] != trials[1]["response"]
+    n = trials[1]["tokens"]["n_prompt"]
+    proj = {x["control"]["strength"]: np.array(x["projection"]["values"], dtype=float)[:, :n] for x in trials}
+    layers = trials[1]["projection"]["layers"]
+    for layer in (6, 9, 12):
+        i = layers.index(layer)
+        assert (proj[4.0][i] > proj[0.0][i]).all() and (proj[-4.0][i] < proj[0.0][i]).all(), layer
