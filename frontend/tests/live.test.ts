@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { RunInfo, StepEvent } from "../src/api/client";
 import {
-  decodeRunEvent, heatStrip, initialLive, isActive, liveReducer, newestStep, savedCursor, shownStep, stepCount, totalSteps,
+  decodeRunEvent, heatStrip, initialLive, isActive, liveReducer, missingSteps, newestStep, savedCursor, shownStep, stepCount, totalSteps,
   type LiveAction, type LiveState, type RunEvent,
 } from "../src/data/live";
 import { feedSse, initialSse } from "../src/data/sse";
@@ -75,6 +75,25 @@ describe("liveReducer", () => {
     const strip = heatStrip(s.trials[0]);
     expect(strip.steps).toBe(5);
     expect(strip.values.map((row) => row[1])).toEqual(LAYERS.map(() => null));
+    expect(missingSteps(s)).toBe(2);
+    expect(s.refill).toBe(4); // without "first": its own id (6) is the last dropped one's, so 5..6: after 4
+  });
+
+  it("reading the backlog again fills the holes and changes nothing else", () => {
+    const evs = runEvents(5);
+    // Events 4 and 5 (steps 1 and 2 of trial 0) dropped; the server's dropped event carries their ids.
+    const live = [...evs.slice(0, 3), { seq: 5, event: { type: "dropped", data: { count: 2, first: 4, last: 5, total: 2 } } as RunEvent }, ...evs.slice(5)];
+    const holed = apply(watching, live);
+    expect(holed.ended).toBe(true);
+    expect(holed.refill).toBe(3);
+    expect(missingSteps(holed)).toBe(2);
+    // The backlog after event 3, read again once the run has ended: only the two holes change.
+    const filled = liveReducer(holed, { type: "events", items: evs.slice(3) });
+    expect(missingSteps(filled)).toBe(0);
+    expect(filled.trials).toEqual(apply(watching, evs).trials);
+    expect({ ...filled, trials: null }).toEqual({ ...holed, trials: null });
+    expect(liveReducer(filled, { type: "events", items: evs.slice(3) })).toBe(filled); // nothing left to fill
+    expect(liveReducer(filled, { type: "refilled" }).refill).toBeNull();
   });
 
   it("starts afresh when another run is watched, and keeps the state when the same one is", () => {

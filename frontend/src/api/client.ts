@@ -3,7 +3,6 @@
  * the server's one-line message, which the views show to the user. No cache here: api/queries.ts
  * owns the one cache and every cache key. */
 import type { components } from "../generated/api";
-import type { ModelFilesOut, RunInfo, RunRequest, RunsOut } from "./runTypes";
 
 type S = components["schemas"];
 export type FilesOut = S["FilesOut"];
@@ -31,12 +30,18 @@ export type LensCellOut = S["LensCellOut"];
 export type ComparisonOut = S["ComparisonOut"];
 export type ProjectionOut = S["ProjectionOut"];
 export type Metric = S["GridRequest"]["metric"] & string;
-export type { DroppedEvent, ModelFilesOut, RunInfo, RunRequest, RunsOut, StepEvent, TrialEvent } from "./runTypes";
+export type ModelFilesOut = S["ModelFilesOut"];
+export type RunInfo = S["RunInfo"];
+export type RunRequest = S["RunIn"];
+export type RunsOut = S["RunsOut"];
+export type { DroppedEvent, StepEvent, TrialEvent } from "./runTypes"; // the SSE events' data (no OpenAPI schema)
 
 export type GridQuery = { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number };
 export type HeatmapQuery = { capture_id: string; trial_id: number; metric: Metric; axis: "types" | "tokens"; step?: number; type?: string };
 export type LensCellQuery = { capture_id: string; trial_id: number; layer: number; token: number; k?: number };
-export type AttentionQuery = { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number };
+export type AttentionQuery = { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number; target?: number };
+/** Steps start..stop-1 of a trial's interpretation; delta false: no delta bars (docs/API.md). */
+export type InterpretationPage = { start?: number; stop?: number; delta?: boolean };
 
 export class ApiError extends Error {
   constructor(
@@ -105,8 +110,8 @@ export const api = {
   step: (capture_id: string, trial_id: number, n: number) =>
     request<StepOut>(`/api/trials/${trial_id}/steps/${n}${qs({ capture_id })}`),
   attention: (q: AttentionQuery) => request<AttentionOut>(`/api/attention${qs(q)}`),
-  interpretation: (capture_id: string, trial_id: number) =>
-    request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id })}`),
+  interpretation: (capture_id: string, trial_id: number, page: InterpretationPage = {}) =>
+    request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id, start: page.start, stop: page.stop, delta: page.delta === undefined ? undefined : String(page.delta) })}`),
   lens: (capture_id: string, trial_id: number) => request<LensGridOut>(`/api/trials/${trial_id}/lens${qs({ capture_id })}`),
   lensCell: ({ trial_id, ...q }: LensCellQuery) => request<LensCellOut>(`/api/trials/${trial_id}/lens${qs(q)}`),
   /** Two trials compared, each as `capture_id:trial` (a: the reference). */

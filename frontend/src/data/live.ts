@@ -1,8 +1,9 @@
 /** A live run as the viewer sees it: the state built from the run's Server-Sent Events (docs/API.md,
  * GET /api/runs/{id}/events), pure and tested without a browser. The reducer applies events in order
  * and ignores a replayed one (an id at or below the last applied: a reconnect with ?after= may
- * overlap), so reconnecting is safe. Steps are stored by their index in the trial; steps the server
- * dropped for a slow client leave holes and are counted (the saved capture has them all).
+ * overlap), so reconnecting is safe, except a step event that fills a hole. Steps are stored by
+ * their index in the trial; steps the server dropped for a slow client leave holes, are counted,
+ * and are read again from the backlog once the run has ended (`refill`: from which event).
  *
  * The cursor: null follows the newest step; a {trial, step} is where the user moved the scrubber. */
 import type { DroppedEvent, RunInfo, StepEvent, TrialEvent } from "../api/client";
@@ -45,10 +46,11 @@ export interface LiveState {
   lastSeq: number | null; // the last event applied: reconnect with ?after=lastSeq
   trials: LiveTrial[]; // by trial index
   dropped: number; // events the server dropped for this client
+  refill: number | null; // read the backlog again after this event id to fill the holes (null: none)
   ended: boolean; // "done" arrived: the stream is over
 }
 
-export const initialLive: LiveState = { runId: null, info: null, lastSeq: null, trials: [], dropped: 0, ended: false };
+export const initialLive: LiveState = { runId: null, info: null, lastSeq: null, trials: [], dropped: 0, refill: null, ended: false };
 
 /** An event with its sequence number (null: the server sent no id). */
 export interface Numbered {
@@ -61,7 +63,8 @@ export type LiveAction =
   | { type: "close" } // watch no run
   | ({ type: "event" } & Numbered)
   | { type: "events"; items: readonly Numbered[] } // a batch, in order (one render for many steps)
-  | { type: "polled"; info: RunInfo }; // the run as GET /api/runs last showed it (progress, tokens per second)
+  | { type: "polled"; info: RunInfo } // the run as GET /api/runs last showed it (progress, tokens per second)
+  | { type: "refilled" }; // the backlog was read again: no more refill
 
 export function liveReducer(s: LiveState, a: LiveAction): LiveState {
   switch (a.type) {
@@ -75,6 +78,8 @@ export function liveReducer(s: LiveState, a: LiveAction): LiveState {
       return applyEvents(s, [a]);
     case "events":
       return applyEvents(s, a.items);
+    case "refilled":
+      return s.refill === null ? s : { ...s, refill: null };
   }
 }
 
@@ -103,7 +108,15 @@ function applyEvents(s: LiveState, items: readonly Numbered[]): LiveState {
   };
   let changed = false;
   for (const { seq, event: e } of items) {
-    if (seq !== null && d.lastSeq !== null && seq <= d.lastSeq) continue; // a replay
+    if (seq !== null && d.lastSeq !== null && seq <= d.lastSeq) {
+      // A replay, ignored; but a step the server had dropped fills its hole.
+      if (e.type !== "step" || (d.trials[e.data.trial]?.steps[e.data.index] ?? null) !== null) continue;
+      const t = trial(e.data.trial);
+      while (t.steps.length < e.data.index) t.steps.push(null);
+      t.steps[e.data.index] = e.data;
+      changed = true;
+      continue;
+    }
     changed = true;
     d.lastSeq = seq ?? d.lastSeq;
     if (e.type === "state") {
@@ -114,6 +127,10 @@ function applyEvents(s: LiveState, items: readonly Numbered[]): LiveState {
       d.ended = true;
     } else if (e.type === "dropped") {
       d.dropped += Math.max(0, e.data.count);
+      // The dropped ids are first..last (the event's own id is the last's): read again after first - 1.
+      const first = e.data.first ?? (seq !== null ? seq - e.data.count + 1 : 1);
+      const from = Math.max(0, first - 1);
+      d.refill = d.refill === null ? from : Math.min(d.refill, from);
     } else if (e.type === "trial") {
       Object.assign(trial(e.data.trial), { prompt: e.data.prompt, promptText: e.data.prompt_text, promptTokens: e.data.tokens });
     } else if (e.type === "step") {
@@ -133,6 +150,9 @@ export const isActive = (info: RunInfo | null | undefined): boolean => !!info &&
 
 /** Steps received of a trial (holes left by dropped events not counted). */
 export const stepCount = (t: LiveTrial | undefined): number => t?.steps.filter((x) => x !== null).length ?? 0;
+
+/** Steps not received (yet) below the newest one of each trial: the holes of dropped events. */
+export const missingSteps = (s: LiveState): number => s.trials.reduce((n, t) => n + t.steps.length - stepCount(t), 0);
 
 /** Steps received in every trial. */
 export const totalSteps = (s: LiveState): number => s.trials.reduce((n, t) => n + stepCount(t), 0);

@@ -1,7 +1,8 @@
 /** The live run the viewer watches: its state built from the run's events (data/live.ts), the
  * connection that reads them (api/runStream.ts, reconnecting with ?after=), the live cursor (null:
  * follow the newest step; set when the user moves the live scrubber) and the run token. Between
- * the events' state changes, the run's progress and speed come from the polled run list. When the
+ * the events' state changes, the run's progress and speed come from the polled run list; steps the
+ * server dropped for this page are read again from the backlog once the run has ended. When the
  * run ends with a saved file, the viewer loads that file (POST /api/load, as the captures panel
  * does) and moves its cursor to the step the live views showed: no page reload. */
 import { useQueryClient } from "@tanstack/react-query";
@@ -9,7 +10,9 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useReducer,
 import type { RunInfo } from "../api/client";
 import { keys, loadCapture, useRuns } from "../api/queries";
 import { watchRun, type StreamStatus } from "../api/runStream";
-import { initialLive, liveReducer, savedCursor, type Cursor, type LiveAction, type LiveState, type Numbered } from "../data/live";
+import {
+  initialLive, liveReducer, savedCursor, type Cursor, type LiveAction, type LiveState, type Numbered, type RunEvent,
+} from "../data/live";
 import { useViewer } from "./store";
 
 const TOKEN_KEY = "spectra-vis-run-token";
@@ -51,6 +54,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
   useEffect(() => {
     if (polled) send({ type: "polled", info: polled });
   }, [polled]);
+  useRefill(live, token, send);
   useOpenWhenSaved(live, cursor, setOpened, setOpenError);
 
   const setToken = useCallback((t: string) => {
@@ -86,6 +90,23 @@ export function useLive(): Live {
 
 const FLUSH_MS = 100; // events are applied in batches, at most ten renders a second
 
+/** Events collected and applied together: steps every FLUSH_MS, anything else at once (in order). */
+function batcher(send: (a: LiveAction) => void) {
+  const buffer: Numbered[] = [];
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const flush = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (buffer.length) send({ type: "events", items: buffer.splice(0) });
+  };
+  const push = (seq: number | null, event: RunEvent) => {
+    buffer.push({ seq, event });
+    if (event.type !== "step") flush();
+    else if (timer === null) timer = setTimeout(flush, FLUSH_MS);
+  };
+  return { push, flush };
+}
+
 /** Read the watched run's events into the reducer until it ends (again, from the last event, after a
  * token change). A fast run sends hundreds of steps a second: they are applied in batches. */
 function useFollowEvents(
@@ -95,27 +116,31 @@ function useFollowEvents(
   useEffect(() => {
     if (runId === null) return;
     const ctl = new AbortController();
-    const buffer: Numbered[] = [];
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const flush = () => {
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
-      if (buffer.length) send({ type: "events", items: buffer.splice(0) });
-    };
-    void watchRun(runId, {
-      token: token || null, after: lastSeq.current, signal: ctl.signal,
-      onEvent: (seq, event) => {
-        buffer.push({ seq, event });
-        if (event.type !== "step") flush(); // states, trials, drops and the end at once
-        else if (timer === null) timer = setTimeout(flush, FLUSH_MS);
-      },
-      onStatus: setStream,
-    });
+    const batch = batcher(send);
+    void watchRun(runId, { token: token || null, after: lastSeq.current, signal: ctl.signal, onEvent: batch.push, onStatus: setStream });
     return () => {
       ctl.abort();
-      flush();
+      batch.flush();
     };
   }, [runId, token, lastSeq, send, setStream]);
+}
+
+/** Once the run has ended, read its backlog again from the first dropped event: the steps this page
+ * missed fill their holes (the reducer ignores everything else it already has). */
+function useRefill(live: LiveState, token: string, send: (a: LiveAction) => void) {
+  const runId = live.ended ? live.runId : null;
+  const from = live.refill;
+  useEffect(() => {
+    if (runId === null || from === null) return;
+    const ctl = new AbortController();
+    const batch = batcher(send);
+    void watchRun(runId, { token: token || null, after: from, signal: ctl.signal, onEvent: batch.push, onStatus: () => {}, maxAttempts: 3 })
+      .finally(() => {
+        batch.flush();
+        if (!ctl.signal.aborted) send({ type: "refilled" });
+      });
+    return () => ctl.abort();
+  }, [runId, from, token, send]);
 }
 
 /** When the watched run ends with a saved file: load it, make it the viewer's capture, put the

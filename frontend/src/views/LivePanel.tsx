@@ -10,7 +10,7 @@ import { useColors } from "../api/queries";
 import type { StreamStatus } from "../api/runStream";
 import { rampColor } from "../data/colors";
 import { fmt, shortLayer, tokenLabel } from "../data/format";
-import { generatedTokens, heatStrip, isActive, shownStep, stepCount, totalSteps, type Cursor, type HeatStrip } from "../data/live";
+import { generatedTokens, heatStrip, isActive, missingSteps, shownStep, stepCount, totalSteps, type Cursor, type HeatStrip } from "../data/live";
 import { makeScale, type ScaleKind } from "../data/scale";
 import { useLive } from "../state/live";
 import { useCurrent } from "./current";
@@ -41,11 +41,12 @@ export function LivePanel() {
   const info = live.info;
   const step = shown ? trial?.steps[shown.step] ?? null : null;
   const nSteps = trial?.steps.length ?? 0;
+  const missing = missingSteps(live);
   const following = cursor === null;
   const goTo = (c: Cursor) => setCursor(c);
   return (
     <section className="panel view-live" id="view-live" data-testid="live-panel" data-run={live.runId} data-state={info?.state ?? ""}
-      data-steps={totalSteps(live)} data-following={String(following)} data-trial={trialIndex} data-step={shown?.step ?? ""}>
+      data-steps={totalSteps(live)} data-missing={missingSteps(live)} data-following={String(following)} data-trial={trialIndex} data-step={shown?.step ?? ""}>
       <h2>
         Live run <span className="muted small">{info ? `${info.model} · ${info.preset}` : live.runId}</span>{" "}
         {!isActive(info) && <button type="button" className="small" data-testid="live-close" onClick={close}>Close</button>}
@@ -59,8 +60,9 @@ export function LivePanel() {
       </div>
       <StreamLine stream={stream} />
       {live.dropped > 0 && (
-        <div className="warning" data-testid="live-dropped">
-          {live.dropped} event{live.dropped === 1 ? "" : "s"} dropped: this page fell behind the run (the saved capture has every step).
+        <div className="warning" data-testid="live-dropped" data-dropped={live.dropped} data-missing={missing}>
+          This page fell behind the run: the server dropped {live.dropped} step event{live.dropped === 1 ? "" : "s"} for it;{" "}
+          {missing > 0 ? `${missing} step${missing === 1 ? " is" : "s are"} missing here, read again when the run ends.` : "read again since."}
         </div>
       )}
       {info?.error && <div className="error" role="alert">The run failed: {info.error}</div>}
@@ -97,7 +99,7 @@ export function LivePanel() {
       {trial && <TokenStream promptTokens={trial.promptTokens} generated={generatedTokens(trial)} shown={shown?.step ?? null}
         onStep={(s) => goTo({ trial: trialIndex, step: s })} />}
       {step && <StepDetail step={step} label={label} />}
-      {trial && stepCount(trial) < nSteps && <p className="muted small">Grey columns: steps not received.</p>}
+      {trial && stepCount(trial) < nSteps && <p className="muted small">Grey columns: steps not received (yet).</p>}
     </section>
   );
 }
