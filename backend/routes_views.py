@@ -204,9 +204,13 @@ def attention(
     ] = None,
     head: Annotated[int | None, Query(ge=0, le=4096, description="Head; default: all heads")] = None,
     token: Annotated[int | None, Query(ge=0, le=2**31, description="Query token position")] = None,
+    target: Annotated[int | None, Query(ge=0, le=2**31, description="Only edges to this position")] = None,
 ) -> OrjsonResponse:
-    """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone."""
+    """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone;
+    ``target``: only the edges pointing at a position (who attends to it)."""
     loaded = store.get(capture_id)
-    key = ("attention", trial_id, step, layer, head, token)
-    payload = loaded.cached(key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token))
+    key = ("attention", trial_id, step, layer, head, token, target)
+    payload = loaded.cached(
+        key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token, target=target)
+    )
     return _reply(loaded.capture_id, payload)

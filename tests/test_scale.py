@@ -311,3 +311,19 @@ def test_whole_trial_attention_from_the_digest_equals_step_by_step(long_path: Pa
         assert steps.file.parsed == before
         by_step = [t for s in range(len(steps)) for t in analysis.attention(cap, 0, s, layer, head)["tokens"]]
         assert whole["tokens"] == by_step and len(by_step) == len(cap.data["trials"][0]["tokens"]["ids"]) - 1
+
+
+def test_who_attends_to_a_token(long_path: Path, tmp_path: Path) -> None:
+    """``target``: the edges pointing at one position, from the whole trial, as the full answer has them."""
+    cap = Capture.load(copy_of(long_path, tmp_path), lazy=True)
+    layer = sorted(I.attention_tensors(cap.data))[1]
+    whole = analysis.attention(cap, 1, None, layer)["tokens"]
+    for target, head in ((3, None), (0, 2)):
+        got = analysis.attention(cap, 1, None, layer, head, target=target)["tokens"]
+        want = []
+        for t in analysis.attention(cap, 1, None, layer, head)["tokens"]:
+            edges = [e for e in t["layers"][0]["edges"] if e["pos"] == target]
+            if edges:
+                want.append({**t, "layers": [{**t["layers"][0], "edges": edges}]})
+        assert got == want and got
+    assert len(whole) > len(got)

@@ -23,6 +23,7 @@ def attention(
     head: int | None = None,
     token: int | None = None,
     zones: list[dict[str, Any]] | None = None,
+    target: int | None = None,
 ) -> P.Attention:
     """Per query token: top-k edges (with token texts, sinks marked), entropy, fingerprint, zone.
 
@@ -30,7 +31,8 @@ def attention(
     (else every head's edges and the head-averaged fingerprint), one query position.
     Each token's top-level ``zone`` is its token-strip zone (``interpret.token_zones``, which
     a caller that has it may pass as ``zones``; else those of the chosen steps are computed),
-    independent of the filters.
+    independent of the filters. ``target``: only the edges that point at this position, and only
+    the query tokens that have one (who attends to it; from the whole trial, quickly).
     """
     doc = cap.data
     trial = _trial(cap, trial_id)
@@ -58,7 +60,7 @@ def attention(
     if step is None and token is None and d is not None and d.columns is not None:
         steps = []  # the whole trial: from the digest's attention columns, no step read
         for L in layers:
-            _from_columns(d, sorted(att_layers).index(L), L, head, texts, n_prompt, strip_zone, tokens)
+            _from_columns(d, sorted(att_layers).index(L), L, head, texts, n_prompt, strip_zone, tokens, target)
     for st in steps:
         for L in layers:
             if str(att_layers[L]) not in st["attention"]:
@@ -103,6 +105,12 @@ def attention(
                         ],
                     }
                 )
+    if target is not None:
+        for entry in tokens.values():
+            for lay in entry["layers"]:
+                lay["edges"] = [e for e in lay["edges"] if e["pos"] == target]
+            entry["layers"] = [lay for lay in entry["layers"] if lay["edges"]]
+        tokens = {q: t for q, t in tokens.items() if t["layers"]}
     if token is not None and token not in tokens:
         where = f"step {step}" if step is not None else f"trial {trial_id}"
         raise NotFound(f"no attention for a query token at position {token} in {where}")
@@ -128,14 +136,19 @@ def _from_columns(
     n_prompt: int,
     strip_zone: dict[int, str],
     tokens: dict[int, P.TokenAttention],
+    target: int | None = None,
 ) -> None:
-    """Every token's attention at one layer (``attention`` of the whole trial), from the columns."""
+    """Every token's attention at one layer (``attention`` of the whole trial), from the columns;
+    with ``target``, only the tokens with an edge to it."""
     col = d.columns
     assert col is not None
-    at = np.flatnonzero(np.asarray(col["akv"][a]) > 0)
+    heads = list(range(col["apos"].shape[2])) if head is None else [head]
+    has = np.asarray(col["akv"][a]) > 0
+    if target is not None:
+        has &= (np.asarray(col["apos"][a][:, heads]) == target).any(axis=(1, 2))
+    at = np.flatnonzero(has)
     if not at.size:
         return
-    heads = list(range(col["apos"].shape[2])) if head is None else [head]
     pos = np.asarray(col["apos"][a][at][:, heads], dtype=np.int64)  # [token, head, k]
     p = np.asarray(col["ap"][a][at][:, heads])
     ent = np.asarray(col["aent"][a][at][:, heads])
