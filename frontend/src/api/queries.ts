@@ -6,7 +6,7 @@ import {
   QueryClient, keepPreviousData, queryOptions, useQueries, useQuery, useQueryClient, type UseQueryResult,
 } from "@tanstack/react-query";
 import {
-  ApiError, api, type AttentionQuery, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LensCellQuery,
+  ApiError, api, type AttentionQuery, type InterpretationPage, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LensCellQuery,
   type LensGridOut, type LoadOut, type Metric, type ModelsOut, type ProjectionOut, type RunInfo, type RunRequest, type RunsOut, type StepOut,
 } from "./client";
 import { specialLayers, type SpecialLayers } from "../data/layers";
@@ -32,7 +32,7 @@ export const keys = {
   trial: (cid: string, tid: number) => ["trial", cid, tid] as const,
   step: (cid: string, tid: number, n: number) => ["step", cid, tid, n] as const,
   attention: (q: AttentionQuery) => ["attention", q] as const,
-  interpretation: (cid: string, tid: number) => ["interpretation", cid, tid] as const,
+  interpretation: (cid: string, tid: number, page: InterpretationPage) => ["interpretation", cid, tid, page] as const,
   lens: (cid: string, tid: number) => ["lens", cid, tid] as const,
   lensCell: (q: LensCellQuery) => ["lensCell", q.capture_id, q.trial_id, q.layer, q.token, q.k ?? 5] as const,
   compare: (a: string, b: string) => ["compare", a, b] as const,
@@ -157,9 +157,10 @@ export function useAttention(q: AttentionQuery | null) {
   return asAsync(r, q !== null);
 }
 
-export function useInterpretation(cid: string, tid: number) {
+/** A trial's interpretation; `page` picks steps (start..stop-1) and whether the delta bars come. */
+export function useInterpretation(cid: string, tid: number, page: InterpretationPage = {}) {
   const q = useQuery({
-    queryKey: keys.interpretation(cid, tid), queryFn: () => api.interpretation(cid, tid), placeholderData: keepPreviousData,
+    queryKey: keys.interpretation(cid, tid, page), queryFn: () => api.interpretation(cid, tid, page), placeholderData: keepPreviousData,
   });
   return asAsync(q, true);
 }

@@ -361,7 +361,8 @@ export interface paths {
         };
         /**
          * Attention
-         * @description Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone.
+         * @description Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone;
+         *     ``target``: only the edges pointing at a position (who attends to it).
          */
         get: operations["attention_api_attention_get"];
         put?: never;
@@ -2620,6 +2621,8 @@ export interface operations {
                 head?: number | null;
                 /** @description Query token position */
                 token?: number | null;
+                /** @description Only edges to this position */
+                target?: number | null;
             };
             header?: never;
             path?: never;

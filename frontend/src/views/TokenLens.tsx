@@ -4,7 +4,7 @@
  * cognitive-state label and the delta bar of the current step. Numbers come from /api/attention
  * and /api/trials/{id}/interpretation unchanged (docs/ATTENTION.md). */
 import { useEffect, useMemo, useState, type ReactNode } from "react";
-import type { ColorsOut, StepState, TrialOut } from "../api/client";
+import type { AttentionOut, ColorsOut, StepState, TrialOut } from "../api/client";
 import { useAttention, useInterpretation } from "../api/queries";
 import { fmt, tokenLabel } from "../data/format";
 import { focusLinks, stripLayout, type Link } from "../data/lens";
@@ -34,17 +34,24 @@ export function TokenLens({ captureId, trial, attentionLayers, colors, step, tok
   const [head, setHead] = useState<number | null>(null);
   useEffect(() => setLayer(attentionLayers[0] ?? null), [attentionLayers]);
   const focus = hover ?? pinned ?? token;
-  const interp = useInterpretation(captureId, trial.id);
-  const att = useAttention(layer === null ? null : { capture_id: captureId, trial_id: trial.id, layer });
+  // What the lens draws, and no more: zones and states without delta bars, the current step's delta
+  // bar, the focus token's edges and the edges pointing at it (not the whole trial's attention).
+  const interp = useInterpretation(captureId, trial.id, { delta: false });
+  const stepInterp = useInterpretation(captureId, trial.id, { start: step, stop: step + 1 });
+  const ask = focus === null || layer === null ? null : { capture_id: captureId, trial_id: trial.id, layer };
+  const attOut = useAttention(ask && { ...ask, token: focus! });
+  const attIn = useAttention(ask && { ...ask, target: focus! });
   const focusAtt = useAttention(focus === null || layer === null ? null : { capture_id: captureId, trial_id: trial.id, token: focus });
+  const att = useMemo(() => mergeAttention(attOut.data, attIn.data, focus), [attOut.data, attIn.data, focus]);
   const zoneOf = useMemo(() => new Map((interp.data?.zones ?? []).map((z) => [z.pos, z.zone])), [interp.data]);
   const zoneColor = (pos: number) => {
     const z = zoneOf.get(pos);
     return z ? colors?.zones[z] : undefined;
   };
-  const links = att.data && focus !== null ? focusLinks(att.data, focus, head) : null;
-  const nHead = att.data?.n_head ?? 0;
-  const state = interp.data?.states.find((s) => s.step === step) ?? null;
+  const links = att && focus !== null ? focusLinks(att, focus, head) : null;
+  const nHead = att?.n_head ?? focusAtt.data?.n_head ?? 0;
+  const stepState = stepInterp.data?.states.find((s) => s.step === step) ?? null; // with its delta bar
+  const state = stepState ?? interp.data?.states.find((s) => s.step === step) ?? null;
 
   const lens = (
     <div className="lens" data-testid="token-lens">
@@ -73,7 +80,7 @@ export function TokenLens({ captureId, trial, attentionLayers, colors, step, tok
         )}
       </div>
       {interp.error && <div className="error" role="alert">Could not load the interpretation: {interp.error}</div>}
-      {att.error && <div className="error" role="alert">Could not load attention: {att.error}</div>}
+      {(attOut.error ?? attIn.error) && <div className="error" role="alert">Could not load attention: {attOut.error ?? attIn.error}</div>}
       {attentionLayers.length === 0 ? (
         <p className="muted">This capture has no attention (observe preset or a version 1.0 file): capture with the standard or full preset to use the Token Lens.</p>
       ) : (
@@ -87,7 +94,7 @@ export function TokenLens({ captureId, trial, attentionLayers, colors, step, tok
             selLayer={layer} selHead={head} onPick={(l, h) => { setLayer(l); setHead(h); }} />
         )}
         {focusAtt.error && <div className="error" role="alert">Could not load attention of token {focus}: {focusAtt.error}</div>}
-        {state && <DeltaBar state={state} />}
+        {stepState && <DeltaBar state={stepState} />}
       </div>
     </div>
   );
@@ -97,6 +104,12 @@ export function TokenLens({ captureId, trial, attentionLayers, colors, step, tok
       {timeline({ zoneColor, onHoverToken: setHover })}
     </>
   );
+}
+
+/** The focus token's own answer and the answer of who attends to it, as one AttentionOut. */
+function mergeAttention(out: AttentionOut | null | undefined, inc: AttentionOut | null | undefined, focus: number | null): AttentionOut | null {
+  if (!out || !inc || focus === null) return null;
+  return { ...out, tokens: [...out.tokens.filter((t) => t.pos === focus), ...inc.tokens.filter((t) => t.pos !== focus)] };
 }
 
 function StateChip({ state, colors }: { state: StepState | null; colors: ColorsOut | null }) {
