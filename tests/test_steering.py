@@ -255,6 +255,10 @@ def test_mismatched_vectors_are_refused_with_both_numbers(models: dict[str, Path
     deep = write_control_vector(ControlVector({1: np.ones(64, np.float32)}, n_layer=12), tmp_path / "deep.gguf")
     with pytest.raises(InvalidArgument, match=r"12 layers .* 4 layers"):
         capture(models["llama"], PROMPT, max_tokens=2, n_ctx=128, control=(deep, 1.0))
+    with pytest.raises(InvalidArgument, match="block 0; llama.cpp steers blocks 1 and up"):
+        capture(
+            models["llama"], PROMPT, max_tokens=2, n_ctx=128, control=(ControlVector({0: np.ones(64, np.float32)}), 1)
+        )
     foreign = write_control_vector(ControlVector({7: np.ones(64, np.float32)}), tmp_path / "foreign.gguf")
     with pytest.raises(InvalidArgument, match=r"at least 8 layers .* 4 layers"):
         capture(models["llama"], PROMPT, max_tokens=2, n_ctx=128, control=(foreign, 1.0))

@@ -100,6 +100,9 @@ def resolve(
     name = vector.path.name if vector.path is not None else "the control vector"
     if vector.n_embd != n_embd:
         raise InvalidArgument(f"{name} has width n_embd={vector.n_embd} but the model has n_embd={n_embd}")
+    if min(vector.layers) < 1:
+        first = min(vector.layers)
+        raise InvalidArgument(f"{name} has a direction for block {first}; llama.cpp steers blocks 1 and up only")
     top = max(vector.layers)
     if (vector.n_layer is not None and vector.n_layer != n_layer) or top > n_layer - 1:
         made = vector.n_layer if vector.n_layer is not None else f"at least {top + 1}"
