@@ -120,17 +120,35 @@ def test_quantized_head_is_dequantized(tmp_path: Path) -> None:
     trial, kept = run_keeping(dst, {"l_out"}, max_tokens=3)
     last = max(L for (_, t, L) in kept if t == "l_out" and L < 998)
     rows = np.concatenate([kept[(step.index, "l_out", last)].reshape(-1, lens.n_embd)[-1:] for step in trial.steps])
-    assert lens.use_ggml  # ggml's own kernels multiply the quantized head
+    assert lens.use_ggml  # ggml's own row converter dequantizes the head
     got = lens.read(rows, k=3)
     assert got.top_ids[:, 0].tolist() == [trial.sampled[step.index] for step in trial.steps]
-    # against the gguf package's dequantization and numpy: ggml quantizes the rows to 8 bits first
-    via_ggml = lens.logits(rows)
+    # ggml's converter and the gguf package's dequantization (the fallback) give the same values
+    via_ggml = lens._weights(lens._head[:])
     lens.use_ggml = False
-    via_numpy = lens.logits(rows)
-    scale = np.abs(via_numpy).max(axis=1, keepdims=True)
-    assert np.abs(via_ggml - via_numpy).max() < 2e-2 * scale.max()
-    assert not np.array_equal(via_ggml, via_numpy)  # two computations, not one
-    np.testing.assert_array_equal(lens.read(rows, k=3).top_ids[:, 0], got.top_ids[:, 0])
+    via_gguf = lens._weights(lens._head[:])
+    np.testing.assert_array_equal(via_ggml, via_gguf)
+    assert np.unique(via_gguf[0]).size > 8  # real values, not a constant
+    # the rows go through the head's dot type as ggml's CPU product sends them: Q8_0, 8 bits per
+    # value with a float16 scale per block of 32, here against a numpy quantizer
+    lens.use_ggml = True
+    h = lens.normed(rows)
+    hd = lens._as_dot(h)
+    blocks = h.reshape(len(h), -1, 32).astype(np.float32)
+    d = np.abs(blocks).max(axis=2, keepdims=True) / 127
+    q = np.round(blocks / np.where(d == 0, 1, d))
+    ref = (q * d.astype(np.float16).astype(np.float32)).reshape(h.shape)
+    step = d.astype(np.float16).astype(np.float32).repeat(32, axis=2).reshape(h.shape)
+    assert (np.abs(hd - ref) <= step * 1.001).all() and (hd == ref).mean() > 0.99  # rounding ties aside
+    assert not np.array_equal(hd, h)
+    # the logits are those rows times the dequantized head (float32 rounding), against float64
+    exact = hd.astype(np.float64) @ via_gguf.astype(np.float64).T
+    np.testing.assert_allclose(lens.logits(rows), exact, rtol=1e-4, atol=1e-5 * np.abs(exact).max())
+    np.testing.assert_array_equal(lens.read(rows, k=3).top_ids[:, 0], exact.argmax(axis=1))
+    # without ggml (the gguf package's values, rows left float32): within the 8-bit rounding
+    lens.use_ggml = False
+    plain = lens.logits(rows)
+    assert np.abs(plain - exact).max() < 2e-2 * np.abs(exact).max()
 
 
 def test_native_reduction_equals_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -240,3 +258,30 @@ def test_the_lens_reports_its_progress_block_by_block(tiny_llama: Path, monkeypa
     console.print(view)
     text = console.export_text()
     assert "logit lens of trial 0" in text and f"4/{total} blocks of the vocabulary" in text
+
+
+def test_reduction_in_row_parts_on_threads_equals_one_pass() -> None:
+    """The C reduction folded in row parts on several threads at once (as the lens does on a large
+    block) leaves exactly the state of one whole-block fold."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spectra_vis.capturing import lens as lens_mod
+    from spectra_vis.capturing._native import LensReduction
+
+    rng = np.random.default_rng(5)
+    n, m = 150, 517
+    logits = [(rng.standard_normal((n, m)) * 3).astype(np.float32) for _ in range(3)]
+    want = rng.integers(-1, 3 * m, n)
+    full = np.concatenate(logits, axis=1)
+    next_logit = np.where(want >= 0, full[np.arange(n), np.maximum(want, 0)], np.nan).astype(np.float32)
+    whole, split = LensReduction(n, 4, want, next_logit), LensReduction(n, 4, want, next_logit)
+    parts = [(0, 37), (37, 100), (100, 150)]
+    with ThreadPoolExecutor(2) as pool:
+        for i, lg in enumerate(logits):
+            whole.update(lg, i * m)
+            lens_mod._fold(split, lg, i * m, parts, pool)
+    for name in ("idx", "val", "n_top", "mx", "s", "t", "above"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(whole, name), err_msg=name)
+    np.testing.assert_array_equal(whole.top()[0][:, 0], full.argmax(axis=1))
+    with pytest.raises(ValueError, match="outside"):
+        whole.update(logits[0], 0, (100, 151))

@@ -107,6 +107,20 @@ def lib() -> ctypes.CDLL:
     return so
 
 
+@functools.cache
+def cpu_lib() -> ctypes.CDLL:
+    """libggml-cpu (the CPU backend: the row quantizers its matrix products use) with the functions
+    Spectra Vis calls declared."""
+    lib()  # its symbols first
+    so = _open("ggml-cpu")
+    # void ggml_cpu_init(void);
+    so.ggml_cpu_init.argtypes, so.ggml_cpu_init.restype = [], None
+    # const struct ggml_type_traits_cpu * ggml_get_type_traits_cpu(enum ggml_type type);
+    so.ggml_get_type_traits_cpu.argtypes, so.ggml_get_type_traits_cpu.restype = [c_int], c_void_p
+    so.ggml_cpu_init()
+    return so
+
+
 # struct ggml_type_traits { const char * type_name; int64_t blck_size; int64_t blck_size_interleave;
 #   size_t type_size; bool is_quantized; ggml_to_float_t to_float; ggml_from_float_t from_float_ref; };
 class GgmlTypeTraits(ctypes.Structure):
@@ -141,9 +155,73 @@ def _row_converter(ggml_type: int) -> Any:
         raise LayoutError(
             f"llama-cpp-python {llama_cpp_version()}: ggml_type_traits differs from what Spectra Vis reads"
         )
-    if not t.to_float:
+    if t.to_float:
+        return _ToFloat(t.to_float)
+    # types only products use (q8_K) have no to_float in the traits, but ggml exports their dequantizer
+    fn = getattr(so, f"dequantize_row_{type_name(ggml_type)}", None)
+    address = ctypes.cast(fn, c_void_p).value if fn is not None else None
+    if not address:
         raise LayoutError(f"ggml has no float32 converter for {type_name(ggml_type)}")
-    return _ToFloat(t.to_float)
+    return _ToFloat(address)
+
+
+# struct ggml_type_traits_cpu { ggml_from_float_t from_float; ggml_vec_dot_t vec_dot;
+#   enum ggml_type vec_dot_type; int64_t nrows; };
+class GgmlTypeTraitsCpu(ctypes.Structure):
+    _fields_ = [("from_float", c_void_p), ("vec_dot", c_void_p), ("vec_dot_type", c_int), ("nrows", c_int64)]
+
+
+# typedef void (*ggml_from_float_t)(const float * x, void * y, int64_t k);
+_FromFloat = ctypes.CFUNCTYPE(None, c_void_p, c_void_p, c_int64)
+
+
+@functools.cache
+def dot_type(ggml_type: int) -> int:
+    """The type ggml's CPU matrix product converts float32 rows to before multiplying them with
+    weights of ``ggml_type`` (Q8_0 for Q8_0 and Q4_0 weights, Q8_K for the K-quants, F16 for F16...)."""
+    traits = cpu_lib().ggml_get_type_traits_cpu(ggml_type)
+    t = GgmlTypeTraitsCpu.from_address(traits) if traits else None
+    if t is None or not t.vec_dot or not 0 <= t.vec_dot_type < 64 or t.nrows not in (1, 2, 4):
+        raise LayoutError(
+            f"llama-cpp-python {llama_cpp_version()}: ggml_type_traits_cpu differs from what Spectra Vis reads"
+        )
+    return int(t.vec_dot_type)
+
+
+@functools.cache
+def _row_quantizer(ggml_type: int) -> Any:
+    """The CPU backend's own converter of float32 to ``ggml_type`` (the one its products use)."""
+    traits = cpu_lib().ggml_get_type_traits_cpu(ggml_type)
+    t = GgmlTypeTraitsCpu.from_address(traits) if traits else None
+    if t is None or not t.from_float:
+        raise LayoutError(f"ggml's CPU backend has no float32 converter to {type_name(ggml_type)}")
+    return _FromFloat(t.from_float)
+
+
+def check_converters(weight_type: int) -> None:
+    """LayoutError unless ``to_float`` and ``as_dot_type`` can serve weights of ``weight_type``."""
+    if weight_type != GGML_TYPE_F32:
+        _row_converter(weight_type)
+    target = dot_type(weight_type)
+    if target != GGML_TYPE_F32:
+        _row_quantizer(target)
+        _row_converter(target)
+
+
+def as_dot_type(x: np.ndarray, weight_type: int) -> np.ndarray:
+    """Float32 rows ``x`` (C-contiguous ``(n, n_per_row)``) as ggml's CPU matrix product sees them
+    against weights of ``weight_type``: converted to that product's dot type by the backend's own
+    row quantizer, then back to float32 (``x`` itself where the dot type is float32). Multiplying
+    these by the dequantized weights in float32 gives ggml's products up to float32 rounding."""
+    target = dot_type(weight_type)
+    if target == GGML_TYPE_F32:
+        return x
+    n, n_per_row = x.shape
+    if x.dtype != np.float32 or not x.flags.c_contiguous or n_per_row % lib().ggml_blck_size(target):
+        raise ValueError(f"as_dot_type: x must be C-contiguous float32 rows of whole {type_name(target)} blocks")
+    buf = np.empty(lib().ggml_row_size(target, n_per_row) * n, dtype=np.uint8)
+    _row_quantizer(target)(x.ctypes.data, buf.ctypes.data, x.size)
+    return to_float(buf, target, n_per_row, np.empty_like(x))
 
 
 def to_float(data: np.ndarray, ggml_type: int, n_per_row: int, out: np.ndarray) -> np.ndarray:

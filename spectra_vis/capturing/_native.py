@@ -406,14 +406,23 @@ class LensReduction:
         self.t = np.zeros(n)
         self.above = np.zeros(n, dtype=np.int64)
 
-    def update(self, logits: np.ndarray, offset: int) -> None:
-        """Fold ``logits`` (rows x block, float32) of vocabulary columns from ``offset`` into the state."""
+    def update(self, logits: np.ndarray, offset: int, rows: tuple[int, int] | None = None) -> None:
+        """Fold ``logits`` (rows x block, float32) of vocabulary columns from ``offset`` into the
+        state; only the rows ``rows = (start, stop)`` if given. The C call releases the GIL: threads
+        may fold disjoint row ranges of one block at once."""
         lg = np.ascontiguousarray(logits, dtype=np.float32)
         n, m = lg.shape
+        r0, r1 = rows if rows is not None else (0, n)
+        if not 0 <= r0 <= r1 <= n:
+            raise ValueError(f"LensReduction.update: rows {r0}..{r1} outside 0..{n}")
+
+        def at(a: np.ndarray, per_row: int = 1) -> int:
+            return int(a.ctypes.data) + r0 * per_row * a.itemsize
+
         self._so.sv_lens_block(
-            lg.ctypes.data, n, m, offset, self.k, self.want.ctypes.data, self.next_logit.ctypes.data,
-            self.idx.ctypes.data, self.val.ctypes.data, self.n_top.ctypes.data, self.mx.ctypes.data,
-            self.s.ctypes.data, self.t.ctypes.data, self.above.ctypes.data,
+            at(lg, m), r1 - r0, m, offset, self.k, at(self.want), at(self.next_logit),
+            at(self.idx, self.k), at(self.val, self.k), at(self.n_top), at(self.mx),
+            at(self.s), at(self.t), at(self.above),
         )  # fmt: skip
 
     def top(self) -> tuple[np.ndarray, np.ndarray]:

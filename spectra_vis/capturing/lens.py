@@ -6,19 +6,24 @@ embedding is tied, as in Gemma), then through the logit transforms llama.cpp app
 architecture (Gemma 2 soft-capping, Granite's logit scale). At the last layer this is what
 llama.cpp computed; the tests hold it to that.
 
-The head is read from the GGUF memory-mapped, a block of vocabulary rows at a time, and multiplied
-by ggml's own CPU kernels (``_ggml.mul_mat``: the quantized rows in place, the residual rows
-quantized to the head's dot type, as llama.cpp computes the model's logits). Where ggml cannot be
-called, the block is dequantized by the gguf package and multiplied by numpy. The memory a lens
-needs is bounded by the block, not the vocabulary: one pass over the head keeps a running top-k,
-log-sum-exp and entropy per row, reduced in C (``_native.LensReduction``) or, without the native
-library, in numpy (``NumpyReduction``).
+The head is read from the GGUF memory-mapped, a block of vocabulary rows at a time: each block is
+converted to float32 once by ggml's own row converter (``_ggml.to_float``, llama.cpp's
+dequantization), then multiplied with every residual row at once by numpy's BLAS (one
+multi-threaded sgemm per block). The rows first go through what ggml's CPU product does to them
+(``_ggml.as_dot_type``: quantized to the head's dot type, 8 bits per value in blocks of 32 for Q8_0
+and Q4_0 heads, by the backend's own quantizer, and back), so the products are llama.cpp's up to
+float32 rounding. Where ggml cannot be called, the gguf package dequantizes the head (the same
+values) and the rows stay float32: those logits differ from llama.cpp's by about 1%. The memory a
+lens needs is bounded by the block, not the vocabulary: one pass over the head keeps a running
+top-k, log-sum-exp and entropy per row, reduced in C (``_native.LensReduction``, its rows split over
+the cores) or, without the native library, in numpy (``NumpyReduction``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +38,8 @@ from spectra_vis.store.capture_file import Capture, trial_of
 # soft-capping or a logit scale after it (llama.cpp's build_* graph of each).
 RMS_NORM_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "granite")
 VOCAB_BLOCK = 8192  # head rows dequantized at once: 8192 x n_embd float32 (21 MB for n_embd 640)
+LENS_THREADS = max(1, min(4, os.cpu_count() or 1))  # the reduction's row parts (BLAS has its own threads)
+MIN_PART_ROWS = 32  # fewer rows per part: the reduction runs in one thread
 
 
 @dataclass
@@ -69,7 +76,7 @@ class LogitLens:
         self.logit_scale = logit_scale
         self.n_vocab = int(head.shape[0])
         self.n_embd = int(norm_weight.shape[0])
-        self.use_ggml = _ggml_usable()
+        self.use_ggml = _ggml_usable(int(head_type))
 
     @classmethod
     def from_gguf(cls, path: str | os.PathLike[str]) -> LogitLens:
@@ -118,8 +125,8 @@ class LogitLens:
 
     def logits(self, rows: np.ndarray) -> np.ndarray:
         """All logits ``(n, n_vocab)`` of residual rows (for a small vocabulary or a few rows)."""
-        h = self.normed(rows)
-        return np.concatenate([self._head_logits(h, self._head[a:b]) for a, b in self._blocks()], axis=1)
+        hd = self._as_dot(self.normed(rows))
+        return np.concatenate([self._product(hd, self._head[a:b]) for a, b in self._blocks()], axis=1)
 
     def read(
         self,
@@ -130,8 +137,8 @@ class LogitLens:
     ) -> LensRows:
         """Top-k, entropy and the next token's rank and probability of each row, in one pass over the
         head; ``on_block(done, total)`` after each block of the vocabulary (progress)."""
-        h = np.ascontiguousarray(self.normed(rows))
-        n = h.shape[0]
+        hd = self._as_dot(self.normed(rows))
+        n = hd.shape[0]
         k = max(1, min(k, self.n_vocab))
         want = np.array([-1 if i is None else int(i) for i in (next_ids or [None] * n)], dtype=np.int64)
         has = (want >= 0) & (want < self.n_vocab)
@@ -139,16 +146,20 @@ class LogitLens:
         next_logit = np.full(n, np.nan, dtype=np.float32)
         if has.any():  # each wanted head row once, through the same kernel as the blocks
             uniq, where = np.unique(want[has], return_inverse=True)
-            part = self._head_logits(np.ascontiguousarray(h[has]), self._rows(uniq))
+            part = self._product(hd[has], self._rows(uniq))
             next_logit[has] = part[np.arange(len(where)), where]
         red = _reduction(n, k, want, next_logit)
-        out = np.empty((n, min(VOCAB_BLOCK, self.n_vocab)), dtype=np.float32)
+        width = min(VOCAB_BLOCK, self.n_vocab)
+        out = np.empty((n, width), dtype=np.float32)
+        weights = np.empty((width, self.n_embd), dtype=np.float32)
         blocks = self._blocks()
-        for i, (a, b) in enumerate(blocks):
-            lg = self._head_logits(h, self._head[a:b], out[:, : b - a] if b - a == out.shape[1] else None)
-            red.update(lg, a)
-            if on_block is not None:
-                on_block(i + 1, len(blocks))
+        parts = _row_parts(n) if isinstance(red, _native.LensReduction) else []
+        with ThreadPoolExecutor(max(1, len(parts) - 1)) as pool:
+            for i, (a, b) in enumerate(blocks):
+                lg = self._product(hd, self._head[a:b], out if b - a == width else None, weights)
+                _fold(red, np.ascontiguousarray(lg), a, parts, pool)
+                if on_block is not None:
+                    on_block(i + 1, len(blocks))
         log_z = red.mx + np.log(red.s)
         top_ids, top_val = red.top()
         return LensRows(
@@ -172,8 +183,8 @@ class LogitLens:
                 f"the models' vocabularies differ ({self.n_vocab} and {other.n_vocab} tokens): "
                 "a next-token comparison needs the same tokenizer"
             )
-        ha = np.ascontiguousarray(h_self, dtype=np.float32)
-        hb = np.ascontiguousarray(h_other, dtype=np.float32)
+        ha = self._as_dot(h_self)
+        hb = other._as_dot(h_other)
         n = ha.shape[0]
         m_a, m_b = np.full(n, -np.inf), np.full(n, -np.inf)
         s_a, s_b, u = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -182,8 +193,8 @@ class LogitLens:
         want_b, want_a = np.full(n, np.nan), np.full(n, np.nan)  # B's logit of A's next token, and A's of B's
         rows = np.arange(n)
         for a, b in self._blocks():
-            la = self._head_logits(ha, self._head[a:b]).astype(np.float64)
-            lb = other._head_logits(hb, other._head[a:b]).astype(np.float64)
+            la = self._product(ha, self._head[a:b]).astype(np.float64)
+            lb = other._product(hb, other._head[a:b]).astype(np.float64)
             for lg, best, top in ((la, best_a, top_a), (lb, best_b, top_b)):
                 arg = lg.argmax(axis=1)
                 val = lg[rows, arg]
@@ -219,42 +230,77 @@ class LogitLens:
         """Head rows ``ids`` as stored (quantized blocks or values)."""
         return np.ascontiguousarray(self._head[ids])
 
-    def _block(self, a: int, b: int) -> np.ndarray:
-        """Head rows a..b as float32 ``(b - a, n_embd)`` (the gguf package's dequantization)."""
-        return np.asarray(_dequantize(self._head[a:b], self._head_type), dtype=np.float32).reshape(b - a, self.n_embd)
-
-    def _head_logits(self, h: np.ndarray, stored: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Logits ``(len(h), len(stored))`` of normed rows ``h`` against head rows ``stored``: by
-        ggml's own kernels (as llama.cpp computes the model's logits) where they can be called,
-        else by the gguf package's dequantization and numpy."""
+    def _weights(self, stored: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Head rows as stored, as float32 ``(len(stored), n_embd)``: float32 heads as they are, the
+        others converted by ggml's own row converter where it can be called (into ``out``, a
+        buffer of at least as many rows), else by the gguf package's dequantization."""
+        m = stored.shape[0]
+        if stored.dtype == np.float32:
+            return stored.reshape(m, self.n_embd)
         if self.use_ggml:
-            if out is None:
-                out = np.empty((h.shape[0], stored.shape[0]), dtype=np.float32)
-            _ggml.mul_mat(stored, int(self._head_type), h, out, n_threads=LENS_THREADS)
-            return self._transform(out)
-        w = np.asarray(_dequantize(stored, self._head_type), dtype=np.float32).reshape(-1, self.n_embd)
-        return self._transform(h @ w.T)
+            buf = out[:m] if out is not None and out.shape[0] >= m else np.empty((m, self.n_embd), np.float32)
+            return _ggml.to_float(np.ascontiguousarray(stored), int(self._head_type), self.n_embd, buf)
+        return np.asarray(_dequantize(stored, self._head_type), dtype=np.float32).reshape(m, self.n_embd)
+
+    def _as_dot(self, h: np.ndarray) -> np.ndarray:
+        """Normed rows as llama.cpp's product with this head sees them (float32, C-contiguous): through
+        the head's dot type where ggml can be called, else as they are."""
+        h = np.ascontiguousarray(h, dtype=np.float32)
+        return _ggml.as_dot_type(h, int(self._head_type)) if self.use_ggml else h
+
+    def _head_logits(self, h: np.ndarray, stored: np.ndarray) -> np.ndarray:
+        """Logits ``(len(h), len(stored))`` of normed rows ``h`` against head rows ``stored``."""
+        return self._product(self._as_dot(h), stored)
+
+    def _product(
+        self, hd: np.ndarray, stored: np.ndarray, out: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Logits of rows already through ``_as_dot`` against head rows ``stored``: the rows
+        dequantized once (into ``weights`` if given), then one BLAS product (into ``out``)."""
+        w = self._weights(stored, weights)
+        if out is None:
+            return self._transform(hd @ w.T)
+        np.matmul(hd, w.T, out=out)
+        return self._transform(out)
 
     def _transform(self, logits: np.ndarray) -> np.ndarray:
+        """The architecture's logit transforms, in place."""
         if self.softcap:
-            logits = np.tanh(logits / self.softcap) * self.softcap
+            np.multiply(np.tanh(np.divide(logits, self.softcap, out=logits), out=logits), self.softcap, out=logits)
         if self.logit_scale:
-            logits = logits / self.logit_scale
+            np.divide(logits, self.logit_scale, out=logits)
         return logits
 
 
-def _ggml_usable() -> bool:
-    """ggml's CPU library can be called here (llama-cpp-python installed, its tensor layout the one
-    the bindings read); else the head goes through the gguf package and numpy."""
+def _ggml_usable(head_type: int) -> bool:
+    """ggml can be called here (llama-cpp-python installed, its tensor and type-traits layouts the
+    ones the bindings read), converts ``head_type`` and rows to its dot type; else the gguf package
+    dequantizes the head and the rows stay float32."""
     try:
         _ggml.self_check()
-        _ggml.cpu_lib()
+        _ggml.check_converters(head_type)
     except (ImportError, OSError, AttributeError, _ggml.LayoutError):
         return False
     return True
 
 
-LENS_THREADS = max(1, min(4, os.cpu_count() or 1))
+def _row_parts(n: int) -> list[tuple[int, int]]:
+    """The rows of a block split for the reduction's threads (one part when there are few rows)."""
+    count = max(1, min(LENS_THREADS, n // MIN_PART_ROWS))
+    cuts = [n * i // count for i in range(count + 1)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def _fold(red: Any, lg: np.ndarray, a: int, parts: list[tuple[int, int]], pool: ThreadPoolExecutor) -> None:
+    """``red.update(lg, a)``, its row parts in parallel where there are several (the C reduction
+    releases the GIL, and rows are independent)."""
+    if len(parts) < 2:
+        red.update(lg, a)
+        return
+    pending = [pool.submit(red.update, lg, a, part) for part in parts[1:]]
+    red.update(lg, a, parts[0])
+    for f in pending:
+        f.result()
 
 
 def _reduction(n: int, k: int, want: np.ndarray, next_logit: np.ndarray) -> Any:
