@@ -215,7 +215,7 @@ async function cuttingProxy(target, cutAfter) {
   const server = createServer((req, res) => {
     const events = req.url.includes("/events");
     if (events) seen.urls.push(req.url);
-    const cut = events && seen.urls.length === 1;
+    const cut = events && seen.urls.length === 1; // the first events stream only
     const fwd = request({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode, ur.headers);
       if (!cut) return void ur.pipe(res);

@@ -126,7 +126,7 @@ function LiveHeatStrip({ strip, ramp, scaleKind, shownStep: shownAt, following, 
   const [hover, setHover] = useState<{ r: number; s: number } | null>(null);
   const scale = useMemo(() => makeScale(scaleKind, strip.values.flat()), [scaleKind, strip.values]);
   const cw = Math.max(3, Math.min(14, Math.floor(880 / Math.max(1, strip.steps))));
-  const rowH = Math.max(6, Math.min(16, Math.floor(160 / Math.max(1, strip.layers.length))));
+  const rowH = Math.max(10, Math.min(16, Math.floor(200 / Math.max(1, strip.layers.length)))); // labels stay legible
   const width = LABEL_W + strip.steps * cw + 2;
   const height = strip.layers.length * rowH + 2;
   useEffect(() => {
