@@ -79,6 +79,7 @@ class TensorCollector(Recorder):
         self._trial_t0 = 0.0
         self.step_hook: StepHook | None = None  # live runs: each step as soon as its token is sampled
         self._unreported: list[Step] = []
+        self.decoded_at = 0.0
         _ggml.self_check()
 
     @property
@@ -190,6 +191,7 @@ class TensorCollector(Recorder):
         self.engine.boundary()
 
     def after_decode(self, elapsed_ms: float, steps_before: int) -> None:
+        self.decoded_at = time.time()  # when the last decode ended (unix seconds): live event latency
         self.engine.flush()
         trial = self.current_trial
         if trial is not None:

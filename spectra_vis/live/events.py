@@ -5,7 +5,8 @@ the residual stream's L2 per layer (``l_out``: the statistics of the step's last
 attention entropy over heads of that row per layer (``kq_soft_max``), the logits' top-k (the
 recorder's ``logits``) and, when the capture keeps the residual rows and the model's head is at
 hand, the logit lens's top-1 per layer for that row (``capturing.lens.LogitLens``, one pass over
-the head for all layers at once). Runs in the publishing thread, never in the decoding one.
+the head for all layers at once) when that pass is cheap (``LIVE_LENS_MAX_MACS``). Runs in the
+publishing thread, never in the decoding one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from spectra_vis.record.records import Step, TensorInfo, TrialData
 
 RESIDUAL, ATTENTION = "l_out", "kq_soft_max"
 TOP_K = 10
+# The live lens reads the whole output head for every layer's row: layers x n_vocab x n_embd
+# multiply-adds a step. Above this it is left to the saved capture (Gemma 3 270M: 18 x 262,144 x 640
+# = 3.0e9, 2.8 s a step on 2 shared cores, 30x its decode); below it (small vocabularies) it is cheap.
+LIVE_LENS_MAX_MACS = 50_000_000
 
 
 class StepEvents:
@@ -102,8 +107,11 @@ class StepEvents:
     def lens_ready(self, step: Step) -> bool:
         """Whether the lens can read this step (a head, and the residual rows of every layer kept)."""
         self._catalogue()
-        kept = all(t in step.vectors for t in self._residual.values())
-        return self.lens is not None and bool(self._residual) and kept
+        if self.lens is None or not self._residual:
+            return False
+        if len(self._residual) * self.lens.n_vocab * self.lens.n_embd > LIVE_LENS_MAX_MACS:
+            return False
+        return all(t in step.vectors for t in self._residual.values())
 
     def _lens(self, step: Step, layers: list[int]) -> list[dict[str, Any]] | None:
         if self.lens is None or not self.lens_ready(step):

@@ -343,6 +343,7 @@ class RunManager:
             run.tokens += 1
             run.trial_tokens += 1
         first = steps[0].index == 0
+        decoded_at = events.collector.decoded_at
 
         def publish() -> None:
             if first:
@@ -353,6 +354,7 @@ class RunManager:
                 data = events.step(trial.trial_id, s, token if s is steps[-1] else None, with_lens=lens)
                 if lens:
                     lens_clock[0] += time.perf_counter() - t0
+                data["decoded_at"] = decoded_at
                 run.log.publish("step", data)
 
         self._pub.put(publish)
