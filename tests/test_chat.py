@@ -197,3 +197,33 @@ def test_session_format_is_what_run_sends(tiny_chat_model: Path) -> None:
         assert trial.prompt_text == sent.text and trial.token_ids[: trial.n_prompt] == sent.tokens
         assert sent.stop == [s.model.detokenize([s.model.token_eos()], special=True).decode()]
         assert format_prompt(s.model, PROMPT, chat=False).text == PROMPT
+
+
+# ----- how generation stops ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def byte_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Greedy decoding picks the byte token 0xE2 at every step: a UTF-8 lead byte whose sequence
+    never completes, so llama-cpp-python holds the text back and skips its max_tokens check."""
+    out = tmp_path_factory.mktemp("byte") / "byte.gguf"
+    return write_tiny_model(out, seed=3, prefer_token="<0xE2>")
+
+
+def test_max_tokens_holds_while_the_text_is_incomplete_utf8(byte_model: Path) -> None:
+    plain = _plain(byte_model)
+    first = next(plain.generate(plain.tokenize(b"hello"), temp=0.0))
+    assert plain.detokenize([first]) == b"\xe2"  # the premise: greedy decoding makes the lone lead byte
+    with Session(byte_model, preset="observe", n_ctx=128) as s:
+        trial = s.run("hello", max_tokens=5, chat=False)
+    # llama-cpp-python evaluates each held-back token before it samples the next, so the guard
+    # stops one decode later than its own check would: at most max_tokens + 1, never the context.
+    assert 5 <= len(trial.token_ids) - trial.n_prompt <= 6
+    assert trial.errors == []
+
+
+def test_a_run_longer_than_the_context_stops_at_the_context(byte_model: Path) -> None:
+    with Session(byte_model, preset="observe", n_ctx=128) as s:
+        n_ctx = s._n_ctx()
+        trial = s.run("hello", max_tokens=n_ctx + 50, chat=False)
+    # the context full, not llama_decode's failure: n_ctx tokens evaluated, and the one sampled last
+    assert len(trial.token_ids) == n_ctx + 1
+    assert trial.errors == []

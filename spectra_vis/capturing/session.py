@@ -209,7 +209,10 @@ class Session:
         try:
             with StopAfterDecode(collector) as stop:
                 settings = {"max_tokens": opts.max_tokens, "temperature": opts.temperature, "seed": opts.seed}
-                for chunk in self.model(sent.prompt_input(), stream=True, **settings, **sent.generation_kwargs()):
+                kwargs = sent.generation_kwargs()
+                limit = _token_limit(opts.max_tokens, self._n_ctx(), kwargs.get("stopping_criteria"))
+                kwargs["stopping_criteria"] = limit
+                for chunk in self.model(sent.prompt_input(), stream=True, **settings, **kwargs):
                     text = chunk["choices"][0]["text"]
                     trial.response += text
                     emit("token", (trial.trial_id, text))
@@ -220,6 +223,11 @@ class Session:
         done = self.end_trial(sent)
         emit("trial_end", done)
         return done
+
+    def _n_ctx(self) -> int:
+        """Tokens the context holds: the smaller of what was asked and what llama.cpp reports
+        (it may pad its figure past the KV cache it allocated)."""
+        return min(int(self.model.n_ctx()), int(self.model.context_params.n_ctx))
 
     def end_trial(self, sent: FormattedPrompt, interrupted: bool = False) -> TrialData:
         """End the collector's current trial and mark its prompt tokens (template or the user's)."""
@@ -328,6 +336,23 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _token_limit(max_tokens: int, n_ctx: int, others: Any = None) -> Any:
+    """A stopping criterion that ends generation after ``max_tokens`` sampled tokens or when the
+    context is full, whatever else stops it. llama-cpp-python's own ``max_tokens`` check is skipped
+    while the text ends in an incomplete UTF-8 sequence (a byte token), so a model that keeps
+    sampling byte tokens would otherwise run until ``llama_decode`` fails on a full context."""
+    from llama_cpp import StoppingCriteriaList
+
+    sampled = 0
+
+    def limit(input_ids: Any, logits: Any) -> bool:
+        nonlocal sampled
+        sampled += 1
+        return sampled > max_tokens or len(input_ids) >= n_ctx
+
+    return StoppingCriteriaList([limit, *(others or [])])
 
 
 def capture(
