@@ -37,7 +37,8 @@ const runPanel = () => page.locator("[data-testid=run-panel]");
 const livePanel = () => page.locator("[data-testid=live-panel]");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const label = (text) => text.replace(/\n/g, "⏎").replace(/ /g, "·") || "∅"; // data/format's tokenLabel
-const fmt4 = (v) => String(Number(v.toPrecision(4))); // data/format's fmt for values of 1e-3..1e5
+// data/format's fmt: 4 significant digits, exponent form outside 1e-3..1e5.
+const fmt4 = (v) => (v !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3) ? v.toExponential(3) : String(Number(v.toPrecision(4))));
 
 /** Fill the Run form and press Run; the run's id, from the live panel. */
 async function startRun(model, prompt, maxTokens, temperature, seed, preset = "standard") {
@@ -124,6 +125,7 @@ describe("live runs", () => {
     assert.equal(live.length, trial.steps.length);
     live.forEach((t, s) => { if (t !== "…") assert.equal(t, saved[s], `token of step ${s}`); });
     await checkStripAgainstCapture(cur.capture_id, trial);
+    await checkLensAgainstCapture(cur.capture_id);
   });
 
   test("Stop: the run ends cancelled and its partial capture is in the captures list", async () => {
@@ -239,6 +241,33 @@ async function cuttingProxy(target, cutAfter) {
   const port = await freePort();
   await new Promise((r) => server.listen(port, "127.0.0.1", r));
   return { url: `http://127.0.0.1:${port}`, seen, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
+}
+
+/** The live lens top-1 of a step that carries it (the newest such step of the last 40) is the saved
+ * capture's logit lens at that step's position, layer by layer (GET /api/trials/0/lens). */
+async function checkLensAgainstCapture(cid) {
+  const lens = await getJSON(`${backend.url}/api/trials/0/lens?capture_id=${cid}`);
+  const steps = page.locator("[data-testid=live-tokens] .generated");
+  const n = await steps.count();
+  for (let s = n - 1; s >= Math.max(0, n - 40); s--) {
+    await steps.nth(s).click();
+    const detail = page.locator(`[data-testid=live-step][data-step="${s}"]`);
+    await detail.waitFor();
+    if ((await detail.locator("[data-testid=live-lens]").count()) === 0) continue;
+    const pos = Number(await detail.getAttribute("data-pos"));
+    const rows = await detail.locator("[data-testid=live-lens] tbody tr").evaluateAll((trs) =>
+      trs.map((tr) => [Number(tr.getAttribute("data-layer")), tr.children[1].textContent, tr.children[2].textContent]));
+    assert.ok(rows.length > 0);
+    for (const [layer, text, p] of rows) {
+      const i = lens.layers.indexOf(layer);
+      assert.ok(i >= 0, `layer ${layer} in the saved lens`);
+      assert.equal(text, label(lens.top_texts[i][pos]), `layer ${layer} at pos ${pos}`);
+      assert.equal(p, fmt4(lens.top_p[i][pos]), `layer ${layer} at pos ${pos}`);
+    }
+    assert.equal(await livePanel().getAttribute("data-following"), "false"); // a click on a step stops following
+    return;
+  }
+  assert.fail("no step of the last 40 carried the lens");
 }
 
 /** Hover the live heat strip's last column, row by row: the readout is the saved capture's l_out L2

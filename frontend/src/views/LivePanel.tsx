@@ -192,7 +192,7 @@ function TokenStream({ promptTokens, generated, shown, onStep }: {
 
 function StepDetail({ step, label }: { step: StepEvent; label: (layer: number) => string }) {
   return (
-    <div className="live-step" data-testid="live-step" data-step={step.index} data-kind={step.kind}>
+    <div className="live-step" data-testid="live-step" data-step={step.index} data-kind={step.kind} data-pos={step.pos ?? ""}>
       <div>
         <h3>Step {step.index} ({step.kind}): next token {step.token === null ? "—" : <code>{tokenLabel(step.token)}</code>}</h3>
         <table className="stats" data-testid="live-top">
@@ -208,7 +208,9 @@ function StepDetail({ step, label }: { step: StepEvent; label: (layer: number) =
           <table className="stats" data-testid="live-lens">
             <thead><tr><th>layer</th><th>token</th><th>p</th></tr></thead>
             <tbody>
-              {step.lens_top1.map((l) => <tr key={l.layer}><td>{label(l.layer)}</td><td><code>{tokenLabel(l.text)}</code></td><td>{fmt(l.p)}</td></tr>)}
+              {step.lens_top1.map((l) => (
+                <tr key={l.layer} data-layer={l.layer}><td>{label(l.layer)}</td><td><code>{tokenLabel(l.text)}</code></td><td>{fmt(l.p)}</td></tr>
+              ))}
             </tbody>
           </table>
         </div>
