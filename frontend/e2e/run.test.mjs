@@ -7,13 +7,14 @@
 // the saved capture read from the API (tokens, L2 per layer).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PYTHON, REPO, freePort, getJSON, openViewer, saveScreenshot, tempDir } from "./harness.mjs";
 
 const MODEL = "tiny.gguf"; // random weights: sampled at temperature 1 with a seed, varied tokens
+const BROKEN = "broken.gguf";
 const LONG = "tiny-the.gguf"; // greedy decoding always picks "▁the": it never stops early at an end token
 let viewer, backend, page, errors, badResponses;
 
@@ -24,7 +25,10 @@ before(async () => {
 from spectra_vis.testing.tiny_gguf import write_tiny_model
 write_tiny_model(sys.argv[1])
 write_tiny_model(sys.argv[2], prefer_token="\u2581the")`;
+
   execFileSync(PYTHON, ["-c", code, join(dataDir, "models", MODEL), join(dataDir, "models", LONG)], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
+  // A GGUF cut short (its header and part of its metadata): listed, but llama.cpp cannot load it.
+  writeFileSync(join(dataDir, "models", BROKEN), readFileSync(join(dataDir, "models", MODEL)).subarray(0, 4096));
   viewer = await openViewer(dataDir);
   ({ backend, page, errors, badResponses } = viewer);
 });
@@ -166,6 +170,24 @@ describe("live runs", () => {
     assert.ok(files.files.some((f) => f.path === r.file && f.valid), `${r.file} in GET /api/files`);
     assert.deepEqual(errors, []);
     assert.deepEqual(badResponses, []);
+  });
+
+  test("a model llama.cpp cannot load: the run fails with its reason, on one line, and nothing opens", async () => {
+    const current = page.locator(".files li.current");
+    const openPath = async () => ((await current.count()) ? current.getAttribute("data-path") : null);
+    const opened = await openPath();
+    const id = await startRun(BROKEN, "Hello", 8, 0, 1);
+    await page.locator("[data-testid=live-panel][data-state=failed]").waitFor({ timeout: 60_000 });
+    const r = await runInfo(id);
+    assert.equal(r.state, "failed");
+    assert.equal(r.file, null);
+    assert.ok(r.error && !r.error.includes("\n"), `one line: ${r.error}`);
+    const shown = await livePanel().locator("[role=alert]").allTextContents();
+    assert.deepEqual(shown, [`The run failed: ${r.error}`]);
+    assert.equal(await runPanel().locator(`.run-list li[data-run="${id}"] .error`).textContent(), r.error);
+    assert.equal(await openPath(), opened, "the open capture stays");
+    assert.equal(await page.locator("[data-testid=live-badge]").count(), 0);
+    assert.deepEqual(errors, []);
   });
 
   test("a dropped events connection is opened again with ?after=<last id>: every step once", async () => {
