@@ -7,7 +7,9 @@ import type { HeatmapOut } from "../api/client";
 import { rampColor } from "../data/colors";
 import { fmt, shortLayer, tokenLabel } from "../data/format";
 import type { SpecialLayers } from "../data/layers";
+import { drawsToCanvas } from "../data/heatGeometry";
 import { makeScale, type ScaleKind, type ValueScale } from "../data/scale";
+import { HeatMapCanvas } from "./HeatMapCanvas";
 import { ScaleBar } from "./ScaleBar";
 
 interface Props {
@@ -32,6 +34,13 @@ export function HeatMap({ data, scale, scaleKind = "linear", highlightCol, speci
   const height = HEAD_H + data.rows.length * CELL_H + 4;
   const hv = hover ? data.values[hover.r]?.[hover.c] : undefined;
   const hc = hover ? data.cols[hover.c] : undefined;
+  if (drawsToCanvas(data.rows.length, data.cols.length)) { // thousands of cells: one canvas, not an element per cell
+    return (
+      <HeatMapCanvas data={data} ramp={scale} vs={vs} scaleKind={scaleKind} highlightCol={highlightCol} special={special} onCell={onCell}
+        testId={testId} geometry={{ labelW: LABEL_W, headH: HEAD_H, cellW: Math.max(6, cellW), cellH: CELL_H }}
+        legend={<ScaleLegend ramp={scale} scale={vs} label={data.metric} />} />
+    );
+  }
   return (
     <div className="heatmap" data-testid={testId} data-scale={scaleKind} data-capture-id={data.capture_id} data-step={data.step ?? ""} data-type={data.type ?? ""}>
       <div className="heatmap-readout" data-testid={`${testId}-readout`}>

@@ -1,10 +1,11 @@
 /** Token timeline: the trial's prompt and response as tokens, and a step scrubber with play/pause
  * and speed. Choosing a token moves every view to the step that evaluated it. Tokens can carry a
  * zone colour (Token Lens) and report hover for the attention arcs. */
-import { useEffect, useState, type ReactNode } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import type { TrialOut } from "../api/client";
 import { tokenLabel } from "../data/format";
-import { roleLabel, tokenClasses, tokenRole } from "../data/tokens";
+import { packRows, roleLabel, tokenClasses, tokenRole, tokenWidth } from "../data/tokens";
 
 interface Props {
   trial: TrialOut;
@@ -23,6 +24,10 @@ export function tokenStep(trial: TrialOut, pos: number): number {
 }
 
 const SPEEDS = [0.5, 1, 2, 4];
+const VIRTUAL_FROM = 400; // tokens from which the strip draws only the rows in view
+const ROW_H = 26;
+const GAP = 3;
+const STRIP_H = 240;
 
 export function TokenTimeline({ trial, step, token, onStep, onToken, zoneColor, onHoverToken, children }: Props) {
   const [playing, setPlaying] = useState(false);
@@ -36,6 +41,29 @@ export function TokenTimeline({ trial, step, token, onStep, onToken, zoneColor, 
     return () => window.clearInterval(id);
   }, [playing, speed, step, last, onStep]);
   const cur = trial.steps[step];
+  const button = (t: TrialOut["tokens"][number]) => {
+    const s = t.step ?? last;
+    const active = s === step;
+    const zc = zoneColor?.(t.pos);
+    const role = tokenRole(t);
+    return (
+      <button
+        type="button"
+        key={t.pos}
+        className={["token", ...tokenClasses(t), active ? "active" : "", token === t.pos ? "chosen" : ""].filter(Boolean).join(" ")}
+        data-pos={t.pos}
+        data-step={s}
+        data-role={role}
+        title={`pos ${t.pos} · id ${t.id} · ${roleLabel(role, trial.chat)} · step ${s}`}
+        style={zc ? { borderBottom: `3px solid ${zc}` } : undefined}
+        onClick={() => onToken(t.pos, s)}
+        onMouseEnter={() => onHoverToken?.(t.pos)}
+        onMouseLeave={() => onHoverToken?.(null)}
+      >
+        {tokenLabel(t.text)}
+      </button>
+    );
+  };
   return (
     <div className="timeline" data-testid="token-timeline">
       <div className="scrubber">
@@ -57,30 +85,54 @@ export function TokenTimeline({ trial, step, token, onStep, onToken, zoneColor, 
         </span>
       </div>
       {children}
-      <div className="tokens" data-testid="token-strip">
-        {trial.tokens.map((t) => {
-          const s = t.step ?? last;
-          const active = s === step;
-          const zc = zoneColor?.(t.pos);
-          const role = tokenRole(t);
-          return (
-            <button
-              type="button"
-              key={t.pos}
-              className={["token", ...tokenClasses(t), active ? "active" : "", token === t.pos ? "chosen" : ""].filter(Boolean).join(" ")}
-              data-pos={t.pos}
-              data-step={s}
-              data-role={role}
-              title={`pos ${t.pos} · id ${t.id} · ${roleLabel(role, trial.chat)} · step ${s}`}
-              style={zc ? { borderBottom: `3px solid ${zc}` } : undefined}
-              onClick={() => onToken(t.pos, s)}
-              onMouseEnter={() => onHoverToken?.(t.pos)}
-              onMouseLeave={() => onHoverToken?.(null)}
-            >
-              {tokenLabel(t.text)}
-            </button>
-          );
-        })}
+      {trial.tokens.length >= VIRTUAL_FROM ? (
+        <VirtualStrip tokens={trial.tokens} render={button} focus={token ?? trial.tokens.find((t) => t.step === step)?.pos ?? null} />
+      ) : (
+        <div className="tokens" data-testid="token-strip">
+          {trial.tokens.map(button)}
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** The strip of a long trial: tokens packed into rows, only the rows in view in the page
+ * (@tanstack/react-virtual); the chosen (or current step's) token is scrolled into view. */
+function VirtualStrip({ tokens, render, focus }: {
+  tokens: TrialOut["tokens"]; render: (t: TrialOut["tokens"][number]) => ReactNode; focus: number | null;
+}) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [width, setWidth] = useState(800);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const measure = () => setWidth(Math.max(200, el.clientWidth - 24));
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    measure();
+    return () => ro.disconnect();
+  }, []);
+  const rows = useMemo(() => packRows(tokens.map((t) => tokenWidth(tokenLabel(t.text))), width, GAP), [tokens, width]);
+  const rowOf = useMemo(() => {
+    const m = new Map<number, number>();
+    rows.forEach((r, i) => r.forEach((k) => m.set(tokens[k].pos, i)));
+    return m;
+  }, [rows, tokens]);
+  const v = useVirtualizer({ count: rows.length, getScrollElement: () => ref.current, estimateSize: () => ROW_H, overscan: 6 });
+  useEffect(() => {
+    const r = focus === null ? undefined : rowOf.get(focus);
+    if (r !== undefined) v.scrollToIndex(r, { align: "auto" });
+  }, [focus, rowOf, v]);
+  return (
+    <div className="tokens virtual" data-testid="token-strip" data-virtual="true" data-count={tokens.length} data-rows={rows.length} ref={ref}
+      style={{ height: STRIP_H, overflowY: "auto", display: "block" }}>
+      <div style={{ height: v.getTotalSize(), position: "relative" }}>
+        {v.getVirtualItems().map((item) => (
+          <div key={item.key} className="token-row" data-row={item.index}
+            style={{ position: "absolute", top: 0, left: 0, right: 0, height: ROW_H, transform: `translateY(${item.start}px)`, display: "flex", gap: GAP, alignItems: "center" }}>
+            {rows[item.index].map((k) => render(tokens[k]))}
+          </div>
+        ))}
       </div>
     </div>
   );
