@@ -17,7 +17,8 @@ from fastapi.responses import StreamingResponse
 
 from backend import schemas as S
 from backend.deps import OrjsonResponse, RunsDep, StoreDep, check_runs
-from spectra_vis.live import RunRequest, Subscriber
+from backend.store import CaptureStore
+from spectra_vis.live import RunControl, RunRequest, Subscriber
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], dependencies=[Depends(check_runs)])
 RunId = Annotated[str, Path(max_length=32, description="A run id from POST /api/runs")]
@@ -46,6 +47,7 @@ def start_run(store: StoreDep, runs: RunsDep, body: S.RunIn) -> OrjsonResponse:
         seed=body.seed,
         chat=body.chat,
         prepare=prepare,
+        control=_control(store, body.control),
     )
     return OrjsonResponse(runs.submit(request).info(), status_code=202)
 
@@ -102,3 +104,10 @@ async def _frames(sub: Subscriber, woken: asyncio.Event) -> AsyncIterator[bytes]
 def _event_id(header: str | None) -> int:
     value = (header or "").strip()
     return int(value) if value.isdigit() else 0
+
+
+def _control(store: CaptureStore, body: S.RunControlIn | None) -> RunControl | None:
+    """The run's control vector, read from the models directory by name, under the same rules as a model."""
+    if body is None:
+        return None
+    return RunControl(body.file, store.model_file(body.file), body.strength, body.layers)

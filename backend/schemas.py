@@ -173,6 +173,16 @@ for _out in (LoadOut, AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, Attent
 RunState = Literal["queued", "loading", "running", "saving", "done", "cancelled", "failed"]
 
 
+class RunControlIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    file: str = Field(min_length=1, max_length=255, description="A control vector GGUF in the models directory")
+    strength: float = Field(default=1.0, ge=-100, le=100, allow_inf_nan=False, description="0: exactly unsteered")
+    layers: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,4}-[0-9]{1,4}$", description="Inclusive block range, e.g. 4-14"
+    )
+
+
 class RunIn(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -185,6 +195,13 @@ class RunIn(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=10, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="Default: a random seed (in RunInfo)")
     chat: Literal["auto", "chat", "raw"] = "auto"
+    control: RunControlIn | None = Field(default=None, description="Steer the run with a control vector")
+
+
+class RunControl(TypedDict):
+    file: str
+    strength: float
+    layers: str | None
 
 
 class RunInfo(TypedDict):
@@ -196,6 +213,7 @@ class RunInfo(TypedDict):
     temperature: float
     seed: int
     chat: str
+    control: RunControl | None
     state: RunState
     trial: int
     n_trials: int

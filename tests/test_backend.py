@@ -804,7 +804,7 @@ def test_response_payloads_are_typed_dicts_defined_once() -> None:
             assert is_typeddict(obj) and not issubclass(obj, BaseModel), name
     models = {n: o for n, o in vars(schemas).items() if isinstance(o, type) and issubclass(o, BaseModel)}
     requests = {n for n, o in models.items() if o is not BaseModel}
-    assert requests == {"LoadRequest", "AnalyzeRequest", "GridRequest", "RunIn"}
+    assert requests == {"LoadRequest", "AnalyzeRequest", "GridRequest", "RunIn", "RunControlIn"}
     # a capture-scoped reply is its analysis payload plus capture_id, nothing retyped
     for out, base in [(schemas.GridOut, payloads.Grid), (schemas.TrialOut, payloads.TrialDetail)]:
         assert set(typing.get_type_hints(out)) == set(typing.get_type_hints(base)) | {"capture_id"}

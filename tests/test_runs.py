@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 from pydantic import TypeAdapter
 
 from backend import schemas as S
 from backend.server import create_app
+from spectra_vis.record.profiles import read_model_card
+from spectra_vis.store.control_vector import ControlVector, write_control_vector
 from tests.test_backend import REPO, _free_port, _wait_up, serve
 from tests.test_live import FINAL, parse, saved_l2
 
@@ -325,3 +328,40 @@ def test_ctrl_c_stops_the_run_saves_it_and_exits(dirs: dict[str, Path], tmp_path
     raw = orjson.loads(saved[0].read_bytes())
     assert raw["options"]["run"] == info["id"] and raw["trials"][-1]["interrupted"]
     assert list((data / "runs").glob("*.vectors.safetensors"))  # with its vectors companion
+
+
+# ----- steering a run -----------------------------------------------------------------------------
+def _l_out_l2(raw: dict[str, Any]) -> list[float]:
+    """Every l_out L2 of the capture's first trial, by step and layer."""
+    ids = [str(t["id"]) for t in raw["tensors"] if t["type"] == "l_out"]
+    return [s["stats"][i][0] for s in raw["trials"][0]["steps"] for i in ids if i in s["stats"]]
+
+
+def test_a_run_steered_by_a_control_vector_and_the_next_one_not(server: httpx.Client, dirs: dict[str, Path]) -> None:
+    card = read_model_card(dirs["models"] / TINY)
+    rng = np.random.default_rng(0)
+    dirs_ = {L: (5.0 * rng.standard_normal(card.n_embd)).astype(np.float32) for L in range(1, card.n_layer)}
+    write_control_vector(ControlVector(dirs_, n_layer=card.n_layer), dirs["models"] / "steer.gguf")
+    write_control_vector(ControlVector({1: np.ones(card.n_embd + 8, np.float32)}), dirs["models"] / "wide.gguf")
+
+    def run(**body: Any) -> dict[str, Any]:
+        info = wait_state(server, start(server, prompts=["Once upon"], max_tokens=4, seed=1, chat="raw", **body)["id"])
+        assert info["state"] == "done", info
+        return {"info": info, "raw": orjson.loads((dirs["data"] / info["file"]).read_bytes())}
+
+    plain = run()
+    steered = run(control={"file": "steer.gguf", "strength": 2.0, "layers": f"1-{card.n_layer - 1}"})
+    after = run()
+    assert steered["info"]["control"] == {"file": "steer.gguf", "strength": 2.0, "layers": f"1-{card.n_layer - 1}"}
+    trial = steered["raw"]["trials"][0]
+    assert trial["control"]["file"] == "steer.gguf" and trial["control"]["strength"] == 2.0
+    assert trial["control"]["layers"] == [1, card.n_layer - 1] and trial["projection"]["layers"]
+    assert _l_out_l2(steered["raw"]) != _l_out_l2(plain["raw"])  # the vector changed the residual stream
+    assert _l_out_l2(after["raw"]) == _l_out_l2(plain["raw"])  # and the warm model did not keep it
+    assert "control" not in after["raw"]["trials"][0] or after["raw"]["trials"][0]["control"] is None
+    failed = wait_state(server, start(server, control={"file": "wide.gguf", "strength": 1.0})["id"])
+    assert failed["state"] == "failed" and f"n_embd={card.n_embd + 8}" in failed["error"]
+    assert f"n_embd={card.n_embd}" in failed["error"]
+    refused(server.post("/api/runs", json={"model": TINY, "prompts": ["x"], "control": {"file": "../x.gguf"}}), 400, "")
+    too_strong = {"file": "steer.gguf", "strength": 1e9}
+    assert server.post("/api/runs", json={"model": TINY, "prompts": ["x"], "control": too_strong}).status_code == 422

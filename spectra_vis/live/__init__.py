@@ -4,7 +4,7 @@ Stage: above ``capturing`` (it runs ``Session``) and ``store``; imports no web p
 server's routes stay thin and the run logic is testable without HTTP.
 """
 
-from spectra_vis.live.manager import Run, RunManager, RunRequest
+from spectra_vis.live.manager import Run, RunControl, RunManager, RunRequest
 from spectra_vis.live.stream import EventLog, Subscriber
 
-__all__ = ["EventLog", "Run", "RunManager", "RunRequest", "Subscriber"]
+__all__ = ["EventLog", "Run", "RunControl", "RunManager", "RunRequest", "Subscriber"]

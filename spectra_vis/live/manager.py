@@ -50,6 +50,16 @@ RUNS_FOLDER = "runs"
 
 
 @dataclass
+class RunControl:
+    """A control vector to steer a run with: ``file`` the name shown, ``path`` the checked file."""
+
+    file: str
+    path: Path
+    strength: float = 1.0
+    layers: str | None = None
+
+
+@dataclass
 class RunRequest:
     """What to run: ``model`` is the name shown, ``model_path`` the checked file it names
     (``prepare``, when given, makes that file first: the demo model is assembled on first use)."""
@@ -63,6 +73,7 @@ class RunRequest:
     seed: int | None = None
     chat: str = "auto"
     prepare: Callable[[], Path] | None = None
+    control: RunControl | None = None
 
 
 @dataclass
@@ -105,6 +116,9 @@ class Run:
             "temperature": r.temperature,
             "seed": self.seed,
             "chat": r.chat,
+            "control": None if r.control is None else {
+                "file": r.control.file, "strength": r.control.strength, "layers": r.control.layers
+            },
             "state": self.state,
             "trial": self.trial,
             "n_trials": n_trials,
@@ -280,6 +294,12 @@ class RunManager:
             return
         if run.cancel_requested:
             self._finish(run, "cancelled")
+            return
+        try:  # every run sets its own vector (or none): the warm session must not carry one over
+            c = r.control
+            session.set_control(None if c is None else (c.path, c.strength), None if c is None else c.layers)
+        except (SpectraVisError, ValueError) as exc:
+            self._finish(run, "failed", error=str(exc))
             return
         try:
             sent = [session.format(p, CHAT_MODES[r.chat]) for p in r.prompts]

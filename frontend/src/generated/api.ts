@@ -1213,6 +1213,34 @@ export interface components {
             /** Capture Id */
             capture_id: string;
         };
+        /** RunControl */
+        RunControl: {
+            /** File */
+            file: string;
+            /** Strength */
+            strength: number;
+            /** Layers */
+            layers: string | null;
+        };
+        /** RunControlIn */
+        RunControlIn: {
+            /**
+             * File
+             * @description A control vector GGUF in the models directory
+             */
+            file: string;
+            /**
+             * Strength
+             * @description 0: exactly unsteered
+             * @default 1
+             */
+            strength: number;
+            /**
+             * Layers
+             * @description Inclusive block range, e.g. 4-14
+             */
+            layers?: string | null;
+        };
         /** RunIn */
         RunIn: {
             /**
@@ -1252,6 +1280,8 @@ export interface components {
              * @enum {string}
              */
             chat: "auto" | "chat" | "raw";
+            /** @description Steer the run with a control vector */
+            control?: components["schemas"]["RunControlIn"] | null;
         };
         /** RunInfo */
         RunInfo: {
@@ -1271,6 +1301,7 @@ export interface components {
             seed: number;
             /** Chat */
             chat: string;
+            control: components["schemas"]["RunControl"] | null;
             /**
              * State
              * @enum {string}
