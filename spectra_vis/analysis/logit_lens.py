@@ -15,9 +15,12 @@ def lens_grid(cap: Capture, trial_id: int) -> P.LensGrid:
     """The layers x tokens grid of top-1 tokens with their probabilities, the entropy and the next
     token's rank per cell, and per position the first layer whose top-1 is the final prediction."""
     trial = _trial(cap, trial_id)
-    g = cap.logit_lens(trial_id, k=1)
-    vocab = g["vocab"]
-    top_ids = [[c[0] if c else None for c in row] for row in g["ids"]]
+    g = trial.get("lens")
+    if g is None:
+        cap.logit_lens(trial_id, k=1)  # raises NotFound saying why there is none
+    assert g is not None
+    vocab = g.get("vocab", {})
+    top_ids = [[c[0] if c else None for c in row] for row in g["ids"]]  # the top-1 of each cell, no copy of the rest
     final = top_ids[-1]
     first: list[int | None] = []
     for pos, want in enumerate(final):
