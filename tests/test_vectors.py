@@ -262,3 +262,30 @@ def test_the_companion_file_is_an_ordinary_file_like_its_capture(saved: Path) ->
     companion = saved.with_name("run.vectors.safetensors")
     assert companion.stat().st_mode & 0o777 == saved.stat().st_mode & 0o777
     assert not [p for p in saved.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_c_float16_rows_equal_numpys() -> None:
+    """The native data phase converts vector rows to float16 as it copies them: the same bits and
+    scales as the numpy rule (``_f16_packed``), over halfway ties, subnormals, rows past float16's
+    range (to powers of two exactly at the limit), and rows with Inf or NaN (scale 1)."""
+    from spectra_vis.capturing._native import f16_rows
+
+    rng = np.random.default_rng(11)
+    width = 37  # not a multiple of 8: the scalar tail runs too
+    rows = [rng.standard_normal(width) * 10.0 ** rng.integers(-9, 6) for _ in range(200)]
+    half = np.float16(1.0) + np.finfo(np.float16).eps  # 1 + 2^-10
+    rows.append(np.full(width, (1.0 + float(half)) / 2))  # exactly halfway between 1 and 1 + 2^-10
+    rows.append(np.full(width, 2.0**-24 * 1.5))  # halfway between two float16 subnormals
+    rows.append(np.linspace(-65536.0, 65536.0, width))  # max exactly 2 x the limit: scale 2
+    rows.append(np.r_[np.inf, np.ones(width - 1)])
+    rows.append(np.r_[np.nan, np.ones(width - 1) * 1e6])
+    x = np.asarray(rows, dtype=np.float32)
+    y, scale = f16_rows(x)
+    with np.errstate(over="ignore"):  # the NaN row's 1e6 values: scale 1, infinite in float16
+        want_y, want_scale = _f16_packed(x.reshape(-1), [(0, 0, len(x), width)])
+    np.testing.assert_array_equal(scale, want_scale)
+    finite = ~np.isnan(x).any(axis=1)
+    np.testing.assert_array_equal(y[finite].view(np.uint16), want_y.reshape(x.shape)[finite].view(np.uint16))
+    assert np.isnan(y[~finite][:, 0]).all()
+    ok = np.isfinite(x).all(axis=1)
+    assert scale[-3] == 2.0 and (scale > 1).sum() > 10 and np.abs(y[ok].astype(np.float32)).max() <= 32768

@@ -60,7 +60,7 @@ class SvBuf(ctypes.Structure):
 #   int64_t n_rowsets; sv_buf rowset; int64_t n_rows; sv_buf row_val; int64_t n_att; sv_buf att_meta, att_lost;
 #   int64_t n_att_k; sv_buf att_pos, att_p; int64_t n_att_e; sv_buf att_ent; int64_t logits_k;
 #   int32_t logit_ids[64]; float logit_vals[64]; int64_t n_vecs; sv_buf vec_meta; int64_t n_vec_vals;
-#   sv_buf vec_val; } sv_out;
+#   sv_buf vec_val; int64_t n_vec_rows; sv_buf vec_scale; } sv_out;
 class SvOut(ctypes.Structure):
     _fields_ = [
         ("calls", c_int64),
@@ -88,6 +88,8 @@ class SvOut(ctypes.Structure):
         ("vec_meta", SvBuf),
         ("n_vec_vals", c_int64),
         ("vec_val", SvBuf),
+        ("n_vec_rows", c_int64),
+        ("vec_scale", SvBuf),
     ]
 
 
@@ -177,6 +179,10 @@ def _declare(so: ctypes.CDLL) -> None:
     so.sv_boundary.argtypes, so.sv_boundary.restype = [c_void_p], None
     # void sv_set_step(sv_state *s, int32_t pos, int32_t n_tokens, int32_t top_k);
     so.sv_set_step.argtypes, so.sv_set_step.restype = [c_void_p, c_int32, c_int32, c_int32], None
+    # void sv_f16_rows(const float *x, int64_t rows, int64_t width, uint16_t *y, float *scale);
+    so.sv_f16_rows.argtypes, so.sv_f16_rows.restype = [c_void_p, c_int64, c_int64, c_void_p, c_void_p], None
+    # void sv_set_vec_f16(sv_state *s, int32_t on);
+    so.sv_set_vec_f16.argtypes, so.sv_set_vec_f16.restype = [c_void_p, c_int32], None
     # sv_out *sv_output(sv_state *s);
     so.sv_output.argtypes, so.sv_output.restype = [c_void_p], POINTER(SvOut)
     # void sv_clear_output(sv_state *s);
@@ -273,10 +279,16 @@ class StepOutput:
     logit_ids: list[int] | None = None
     logit_vals: np.ndarray | None = None
     vec_meta: list[list[int]] = field(default_factory=list)  # [tid, first value, rows, width]
-    vec_vals: np.ndarray | None = None  # (n,) float32
+    vec_vals: np.ndarray | None = None  # (n,) float32, or float16 (scaled) when vec_scales is set
+    vec_scales: np.ndarray | None = None  # (rows,) float32: each float16 row's scale (row = stored * scale)
 
 
-_CTYPE = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.int32): ctypes.c_int32, np.dtype(np.int64): ctypes.c_int64}
+_CTYPE = {
+    np.dtype(np.float32): ctypes.c_float,
+    np.dtype(np.int32): ctypes.c_int32,
+    np.dtype(np.int64): ctypes.c_int64,
+    np.dtype(np.uint16): ctypes.c_uint16,
+}
 
 
 class NativeState:
@@ -291,7 +303,8 @@ class NativeState:
             raise NativeUnavailable("all native callback slots are in use (64 live models)")
         self.ptr: int | None = ptr
         self._out = self._so.sv_output(ptr).contents
-        self._views: dict[str, tuple[int, int, np.ndarray]] = {}
+        self._views: dict[tuple[str, Any], tuple[int, int, np.ndarray]] = {}
+        self._vec_f16 = False
 
     @property
     def callback_address(self) -> int:
@@ -307,6 +320,13 @@ class NativeState:
 
     def set_step(self, pos: int, n_tokens: int, top_k: int) -> None:
         self._so.sv_set_step(self.ptr, pos, n_tokens, top_k)
+
+    def set_vec_f16(self, on: bool) -> None:
+        """Vectors from now on as float16 rows scaled by powers of two, converted in C as they are
+        copied (``recorder._f16_packed``'s rule), or float32."""
+        if on != self._vec_f16:
+            self._so.sv_set_vec_f16(self.ptr, int(on))
+            self._vec_f16 = on
 
     def counts(self) -> np.ndarray:
         """Evaluations per tensor id since the last reset (int64 copy)."""
@@ -329,11 +349,12 @@ class NativeState:
 
     def _view(self, name: str, n: int, dtype: Any) -> np.ndarray:
         buf: SvBuf = getattr(self._out, name)
-        cached = self._views.get(name)
+        key = (name, np.dtype(dtype))
+        cached = self._views.get(key)
         if cached is None or cached[0] != buf.p or cached[1] != buf.cap:
-            raw = (_CTYPE[np.dtype(dtype)] * buf.cap).from_address(buf.p)
+            raw = (_CTYPE[key[1]] * buf.cap).from_address(buf.p)
             cached = (buf.p, buf.cap, np.ctypeslib.as_array(raw))
-            self._views[name] = cached
+            self._views[key] = cached
         return cached[2][:n]
 
     def take_output(self) -> StepOutput | None:
@@ -359,7 +380,11 @@ class NativeState:
             out.att_ent = self._view("att_ent", o.n_att_e, f32).copy()
         if o.n_vecs:
             out.vec_meta = self._view("vec_meta", o.n_vecs * 4, np.int64).reshape(-1, 4).tolist()
-            out.vec_vals = self._view("vec_val", o.n_vec_vals, f32)  # a view: copied by the recorder
+            if self._vec_f16:  # views: copied by the recorder
+                out.vec_vals = self._view("vec_val", o.n_vec_vals, np.uint16).view(np.float16)
+                out.vec_scales = self._view("vec_scale", o.n_vec_rows, f32)
+            else:
+                out.vec_vals = self._view("vec_val", o.n_vec_vals, f32)
         if o.logits_k >= 0:
             k = o.logits_k
             out.logit_ids = list(o.logit_ids[:k])
@@ -386,6 +411,16 @@ def top_k(x: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
     val = np.zeros(max(k, 1), dtype=np.float32)
     n = lib().sv_topk_f32(x.ctypes.data, x.size, k, idx.ctypes.data, val.ctypes.data)
     return idx[:n].tolist(), val[:n]
+
+
+def f16_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 rows ``(rows, width)`` as the native data phase keeps vectors: float16 rows divided
+    by their power-of-two scales, and the scales (float32)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.empty(x.shape, dtype=np.float16)
+    scale = np.empty(x.shape[0], dtype=np.float32)
+    lib().sv_f16_rows(x.ctypes.data, x.shape[0], x.shape[1], y.ctypes.data, scale.ctypes.data)
+    return y, scale
 
 
 class LensReduction:

@@ -135,7 +135,7 @@ class NativeEngine:
         if out.logit_ids is not None:
             step.logits = {"ids": out.logit_ids, "logits": out.logit_vals}
         if out.vec_vals is not None:
-            rec.keep_packed(out.vec_vals, out.vec_meta, step)
+            rec.keep_packed(out.vec_vals, out.vec_meta, step, out.vec_scales)
 
     # ----- called by C (through _hook, which keeps anything from propagating into C) ----------
     def _on_graph(self, ptr: int) -> int:
@@ -148,6 +148,7 @@ class NativeEngine:
         assert g.step is not None
         self._step = g.step
         self.state.set_step(g.step.pos, g.step.n_tokens, rec.preset.top_k)
+        self.state.set_vec_f16(rec.preset.vector_dtype == "f16")
         return 1
 
     def _on_node(self, ptr: int, pos: int) -> int:

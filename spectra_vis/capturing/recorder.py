@@ -217,16 +217,22 @@ class Recorder:
         if self.vectors_stopped is None and (rows := _vector_rows(arr, step.n_tokens)) is not None:
             self.keep_packed(rows.reshape(-1), [(tid, 0, rows.shape[0], rows.shape[1])], step)
 
-    def keep_packed(self, vals: np.ndarray, meta: Sequence[Sequence[int]], step: Step) -> None:
+    def keep_packed(
+        self, vals: np.ndarray, meta: Sequence[Sequence[int]], step: Step, scales: np.ndarray | None = None
+    ) -> None:
         """Vectors of several nodes packed in one float32 buffer: ``meta`` holds (tid, first value,
         rows, width) per node, in buffer order with no gaps (as the native data phase writes them).
         Converted once per step, copied out of ``vals`` (llama.cpp's or C's memory), and kept within
-        the byte budget: past it, none, and the trial says where and why."""
+        the byte budget: past it, none, and the trial says where and why. With ``scales`` (one per
+        row), ``vals`` is already float16, each row divided by its scale (the native data phase
+        converts as it copies, by ``_f16_packed``'s rule)."""
         if self.vectors_stopped is not None or not meta:
             return
         f16 = self.preset.vector_dtype == "f16"
         itemsize = 2 if f16 else 4
-        if f16:
+        if f16 and scales is not None and vals.dtype == np.float16:
+            stored, scales = vals.copy(), scales.copy()
+        elif f16:
             stored, scales = _f16_packed(vals, meta)
         else:
             stored = np.array(vals, dtype=np.float32)
@@ -412,7 +418,8 @@ def _f16_packed(vals: np.ndarray, meta: Sequence[Sequence[int]]) -> tuple[np.nda
     starts = (np.repeat(m[:, 1], counts) + row_in_node * widths).astype(np.intp)
     absmax = np.maximum.reduceat(np.abs(vals), starts) if len(vals) else np.zeros(0, dtype=np.float32)
     finite = np.where(np.isfinite(absmax), absmax, 0.0)
-    scale = np.exp2(np.ceil(np.log2(np.maximum(finite, F16_LIMIT) / F16_LIMIT))).astype(np.float32)
+    frac, exp = np.frexp(np.maximum(finite, F16_LIMIT) / F16_LIMIT)  # = frac * 2^exp, frac in [0.5, 1)
+    scale = np.ldexp(np.float32(1.0), np.where(frac == 0.5, exp - 1, exp)).astype(np.float32)
     if (scale == 1.0).all():
         stored = vals.astype(np.float16)
     else:  # rare: a row past float16's range

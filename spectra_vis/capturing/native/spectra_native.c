@@ -99,8 +99,10 @@ typedef struct {
     float logit_vals[SV_MAX_LOGITS];
     int64_t n_vecs;     /* vec_meta[n][4] (int64): tid, first value, rows, width (SV_VEC nodes' rows) */
     sv_buf vec_meta;
-    int64_t n_vec_vals; /* vec_val[n] (float) */
+    int64_t n_vec_vals; /* vec_val[n] (float, or float16 bits when the state's vec_f16 is set) */
     sv_buf vec_val;
+    int64_t n_vec_rows; /* vec_scale[n] (float): each row's scale, stored = row / scale (float16 only) */
+    sv_buf vec_scale;
 } sv_out;
 
 typedef struct { int32_t tid; uint32_t flags; } sv_entry;
@@ -128,6 +130,7 @@ typedef struct sv_state {
     int32_t last_tid;
     uint32_t last_flags;
     int32_t step_pos, n_tokens, top_k;
+    int32_t vec_f16; /* vectors are kept as float16 rows scaled by powers of two (else float32) */
     sv_buf counts; /* int64 per tensor id */
     int64_t n_counts;
     sv_buf tmp, half, acc;
@@ -305,6 +308,91 @@ __attribute__((target("avx,f16c"))) static void sv_f16_f16c(const void *x, float
     for (; i < n; i++) y[i] = _cvtsh_ss(h[i]);
 }
 #endif
+
+/* float -> IEEE float16 bits, rounding to nearest even as numpy's astype(float16) does (F. Giesen's
+   float_to_half_fast3_rtne): at or past 65520 infinity, NaN a quiet NaN, subnormals exact. */
+static uint16_t sv_to_half(float value) {
+    uint32_t u, sign;
+    memcpy(&u, &value, 4);
+    sign = u & 0x80000000u;
+    u ^= sign;
+    uint16_t o;
+    if (u >= (uint32_t)(127 + 16) << 23) { /* 2^16 and up, Inf, NaN */
+        o = u > 0x7f800000u ? 0x7e00 : 0x7c00;
+    } else if (u < (uint32_t)113 << 23) { /* below 2^-14: a float16 subnormal or zero, by float addition */
+        const uint32_t magic_u = (uint32_t)((127 - 15) + (23 - 10) + 1) << 23;
+        float f, magic;
+        memcpy(&f, &u, 4);
+        memcpy(&magic, &magic_u, 4);
+        f += magic;
+        memcpy(&u, &f, 4);
+        o = (uint16_t)(u - magic_u);
+    } else {
+        uint32_t odd = (u >> 13) & 1u;
+        u += ((uint32_t)(15 - 127) << 23) + 0xfffu + odd;
+        o = (uint16_t)(u >> 13);
+    }
+    return (uint16_t)(o | (sign >> 16));
+}
+
+typedef void (*sv_h16_fn)(const float *x, float mul, uint16_t *y, int64_t n);
+
+/* y = float16(x * mul); mul is a power of two (exact). */
+static void sv_h16_plain(const float *x, float mul, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = sv_to_half(x[i] * mul);
+}
+
+#ifdef SV_HAVE_F16C
+__attribute__((target("avx,f16c"))) static void sv_h16_f16c(const float *x, float mul, uint16_t *y, int64_t n) {
+    const __m256 m = _mm256_set1_ps(mul);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(x + i), m), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = sv_to_half(x[i] * mul);
+}
+#endif
+
+static sv_h16_fn g_h16 = sv_h16_plain;
+
+#define SV_F16_LIMIT 32768.0f /* rows are scaled so that no stored value is above this (as recorder.F16_LIMIT) */
+
+/* The power of two that brings a row inside float16's range: 1 unless its largest magnitude passes
+   SV_F16_LIMIT, then 2^ceil(log2(max / limit)); 1 for a row holding NaN or Inf (recorder._f16_packed). */
+SV_KERNEL static float sv_row_scale(const float *x, int64_t n) {
+    float mx = 0.0f;
+    int64_t i = 0;
+#if defined(__GNUC__)
+    sv_v8f vm = {0};
+    const sv_v8i abs_mask = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff,
+                             0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
+    for (; i + 8 <= n; i += 8) {
+        sv_v8f v;
+        memcpy(&v, x + i, 32);
+        v = (sv_v8f)((sv_v8i)v & abs_mask);
+        sv_v8i gt = v > vm; /* NaN never wins */
+        vm = (sv_v8f)((gt & (sv_v8i)v) | (~gt & (sv_v8i)vm));
+    }
+    for (int l = 0; l < 8; l++) mx = vm[l] > mx ? vm[l] : mx;
+#endif
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        mx = a > mx ? a : mx;
+    }
+    if (!(mx > SV_F16_LIMIT) || mx == INFINITY) return 1.0f;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != x[i]) return 1.0f; /* rare: a row past the limit that also holds NaN */
+    int e;
+    float f = frexpf(mx / SV_F16_LIMIT, &e); /* mx / limit = f * 2^e, f in [0.5, 1) */
+    return ldexpf(1.0f, f == 0.5f ? e - 1 : e);
+}
+
+/* rows x width floats as float16 rows y and their scales (row = y * scale), in one pass per row. */
+SV_API void sv_f16_rows(const float *x, int64_t rows, int64_t width, uint16_t *y, float *scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        scale[r] = sv_row_scale(x + r * width, width);
+        g_h16(x + r * width, 1.0f / scale[r], y + r * width, width);
+    }
+}
 
 /* Up to n values of one ggml row (stride nb0) as contiguous floats: in place or via tmp. */
 static const float *sv_row(const char *base, int64_t n, size_t nb0, int type, float *tmp, uint16_t *half) {
@@ -613,11 +701,17 @@ static int sv_vectors(sv_state *s, const struct sv_tensor *t, int32_t tid) {
     int64_t rows = d == 1 ? 1 : t->ne[d - 1], width = (t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]) / rows;
     if (!(d == 1 || rows == s->n_tokens || (d == 2 && rows == 1))) return 1; /* no token rows: nothing to keep */
     sv_out *o = &s->out;
-    if (!sv_reserve(&o->vec_meta, (o->n_vecs + 1) * 4, 8) || !sv_reserve(&o->vec_val, o->n_vec_vals + rows * width, 4)) {
+    if (!sv_reserve(&o->vec_meta, (o->n_vecs + 1) * 4, 8) || !sv_reserve(&o->vec_val, o->n_vec_vals + rows * width, 4) ||
+        !sv_reserve(&o->vec_scale, o->n_vec_rows + rows, 4)) {
         sv_fail(s, "out of memory for vectors");
         return 1;
     }
-    memcpy((float *)o->vec_val.p + o->n_vec_vals, t->data, (size_t)(rows * width) * sizeof(float));
+    if (s->vec_f16) { /* each row scaled and converted as it is copied */
+        sv_f16_rows(t->data, rows, width, (uint16_t *)o->vec_val.p + o->n_vec_vals, (float *)o->vec_scale.p + o->n_vec_rows);
+        o->n_vec_rows += rows;
+    } else {
+        memcpy((float *)o->vec_val.p + o->n_vec_vals, t->data, (size_t)(rows * width) * sizeof(float));
+    }
     int64_t *meta = (int64_t *)o->vec_meta.p + o->n_vecs * 4;
     meta[0] = tid;
     meta[1] = o->n_vec_vals;
@@ -828,7 +922,10 @@ SV_API void sv_init(sv_is_host_fn is_host, sv_f16_fn f16) {
     g_f16 = g_f16_ggml = f16;
 #ifdef SV_HAVE_F16C
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c")) g_f16 = sv_f16_f16c;
+    if (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c")) {
+        g_f16 = sv_f16_f16c;
+        g_h16 = sv_h16_f16c;
+    }
 #endif
 }
 
@@ -876,7 +973,8 @@ SV_API void sv_free(sv_state *s) {
     }
     sv_buf *bufs[] = {&s->ptrs, &s->counts, &s->tmp, &s->half, &s->acc, &s->out.stat_tid,
                       &s->out.stat_val, &s->out.rowset, &s->out.row_val, &s->out.att_meta, &s->out.att_lost,
-                      &s->out.att_pos, &s->out.att_p, &s->out.att_ent, &s->out.vec_meta, &s->out.vec_val};
+                      &s->out.att_pos, &s->out.att_p, &s->out.att_ent, &s->out.vec_meta, &s->out.vec_val,
+                      &s->out.vec_scale};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) free(bufs[i]->p);
     free(s);
 }
@@ -895,10 +993,13 @@ SV_API void sv_set_step(sv_state *s, int32_t pos, int32_t n_tokens, int32_t top_
 
 SV_API sv_out *sv_output(sv_state *s) { return &s->out; }
 
+/* Vectors from now on as float16 rows with their scales (1), or float32 (0). */
+SV_API void sv_set_vec_f16(sv_state *s, int32_t on) { s->vec_f16 = on != 0; }
+
 SV_API void sv_clear_output(sv_state *s) {
     sv_out *o = &s->out;
     o->calls = o->n_errors = o->n_stats = o->n_rowsets = o->n_rows = o->n_att = o->n_att_k = o->n_att_e = 0;
-    o->n_vecs = o->n_vec_vals = 0;
+    o->n_vecs = o->n_vec_vals = o->n_vec_rows = 0;
     o->error[0] = '\0';
     o->logits_k = -1;
 }
