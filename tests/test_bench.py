@@ -55,3 +55,25 @@ def test_standard_capture_grows_linearly_not_with_the_context(tiny_llama: Path) 
     assert m["tokens"] == 300 and m["callback"] in ("native", "python")
     assert m["step_bytes_last100"] <= 1.15 * m["step_bytes_first100"]  # digits of larger positions only
     assert m["file_bytes"] <= m["prefill_step_bytes"] * 4 + 300 * m["step_bytes_last100"] * 1.5
+
+
+def test_lens_only_rewrites_the_lens_section_alone(tiny_llama: Path, tmp_path: Path, capsys) -> None:
+    """``--lens-only`` runs the lens alone and replaces only the report's logit-lens section: every
+    other line stays, the new section holds wall and CPU times and the baseline of the same run."""
+    report = tmp_path / "perf.md"
+    before = ["# Performance", "", "## Table", "", "| a | b |", "", "## Logit lens: old", "", "old numbers", ""]
+    before += ["## Memory: kept", "", "- kept line", "", bench.KEPT_MARK, "", "## Other benchmark", "", "kept too"]
+    report.write_text("\n".join(before) + "\n")
+    assert bench.main(["--model", str(tiny_llama), "--lens-only", "--lens-tokens", "6", "--out", str(report)]) == 0
+    assert "| plain |" not in capsys.readouterr().out  # no overhead run
+    lines = report.read_text().splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("## Logit lens")))
+    end = lines.index("## Memory: kept")
+    assert lines[:start] == before[:6] and lines[end:] == before[10:]
+    section = "\n".join(lines[start:end])
+    assert "old numbers" not in section and "x 6 tokens" in section
+    assert "wall" in section and "CPU" in section and "Baseline, same run" in section
+    lens = bench.lens_run(str(tiny_llama), 6, 2)
+    # every layer's 6 rows, but the last layer's: llama.cpp computes only the output row there
+    assert (lens["layers"] - 1) * 6 < lens["cells"] <= lens["layers"] * 6
+    assert lens["cpu_seconds"] > 0 and lens["matmul_cpu_seconds"] > 0
