@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pair-only", action="store_true", help="only the /api/compare measurement")
     parser.add_argument("--scale", action="store_true", help="only the long-run measurements (issue 14): a "
                         "4,000-token capture of a 32-layer 32-head model and a Gemma 3 270M capture of 3 x 700 tokens")
+    parser.add_argument("--viewer", action="store_true", help="with --scale: the browser's first paint and "
+                        "scroll frame times on those captures instead (headless chromium, frontend/e2e/bench_long.mjs)")
     parser.add_argument("--scale-captures", type=Path, nargs="*", default=None,
                         help="with --scale: measure these captures instead of the two built ones")
     parser.add_argument("--report", type=Path, default=None, help="write the results into this markdown report "
@@ -288,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+LIMIT_S = 60.0  # a request still unanswered after this is reported as such, not waited for
+
+
 def _rss(pid: int) -> int:
     """Resident memory of a process in bytes (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -317,7 +322,11 @@ def serve_process(data_dir: Path) -> Iterator[tuple[httpx.Client, int]]:
             yield client, proc.pid
     finally:
         proc.terminate()
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:  # still computing a request it was asked for: stop it
+            proc.kill()
+            proc.wait(20)
 
 
 def view_requests(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -348,9 +357,17 @@ def view_requests(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str
          {"params": {"trial_id": t, "step": mid}}),
         (f"GET /api/attention (token {pos}, all layers)", "GET", "/api/attention",
          {"params": {"trial_id": t, "token": pos}}),
-        (f"GET /api/attention (whole trial, layer {layer})", "GET", "/api/attention",
+        (f"GET /api/attention (whole trial, layer {layer}; not asked by the viewer)", "GET", "/api/attention",
          {"params": {"trial_id": t, "layer": layer}}),
-        (f"GET {tr}/interpretation", "GET", f"{tr}/interpretation", {}),
+        (f"GET /api/attention (token {pos}, layer {layer}: the Token Lens)", "GET", "/api/attention",
+         {"params": {"trial_id": t, "token": pos, "layer": layer}}),
+        (f"GET /api/attention (target {pos}, layer {layer}: the Token Lens)", "GET", "/api/attention",
+         {"params": {"trial_id": t, "target": pos, "layer": layer}}),
+        (f"GET {tr}/interpretation?delta=false (the Token Lens)", "GET", f"{tr}/interpretation",
+         {"params": {"delta": "false"}}),
+        (f"GET {tr}/interpretation?start={mid}&stop={mid + 1} (the Token Lens)", "GET", f"{tr}/interpretation",
+         {"params": {"start": mid, "stop": mid + 1}}),
+        (f"GET {tr}/interpretation (whole trial, every delta bar)", "GET", f"{tr}/interpretation", {}),
         (f"GET {tr}/lens", "GET", f"{tr}/lens", {}),
         (f"GET {tr}/lens (one cell)", "GET", f"{tr}/lens", {"params": {"layer": layer, "token": pos}}),
         (f"GET /api/compare (trial {t} vs {other})", "GET", "/api/compare",
@@ -362,7 +379,7 @@ def view_requests(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str
 
 
 def _first_byte(client: httpx.Client, url: str) -> tuple[float, float, int]:
-    """(ms to the first byte, ms to the last, bytes) of a streamed GET."""
+    """(ms to the first byte, ms to the last or to LIMIT_S, bytes read) of a streamed GET."""
     t = time.perf_counter()
     first, size = None, 0
     with client.stream("GET", url) as r:
@@ -371,7 +388,19 @@ def _first_byte(client: httpx.Client, url: str) -> tuple[float, float, int]:
             if first is None:
                 first = (time.perf_counter() - t) * 1000
             size += len(chunk)
+            if time.perf_counter() - t > LIMIT_S:
+                break
     return first or 0.0, (time.perf_counter() - t) * 1000, size
+
+
+def trace_row(client: httpx.Client, summary: dict[str, Any]) -> str:
+    """The table row of the longest trial's trace export: time to its first byte."""
+    trials = summary["trial_list"]
+    t_id = max(range(len(trials)), key=lambda i: trials[i]["n_steps"])
+    fb, total, nbytes = _first_byte(client, f"/api/trials/{t_id}/trace")
+    whole = f"{total / 1000:.1f} s" if total < LIMIT_S * 1000 else f"not over after {LIMIT_S:.0f} s"
+    print(f"{'trace first byte':<52} {fb:>10.1f} {'-':>10} {nbytes:>12}  (whole stream: {whole})")
+    return f"| GET /api/trials/{t_id}/trace (first byte; whole stream {whole}) | {fb:.0f} | - | {nbytes:,} read |"
 
 
 def scale_bench(path: Path, label: str, repeat: int) -> list[str]:
@@ -406,17 +435,23 @@ def scale_bench(path: Path, label: str, repeat: int) -> list[str]:
             mem = f"server memory for the loaded capture {loaded / 1e6:.1f} MB ({loaded / size:.2f} x the JSON)"
             print(f"{label}: {size / 1e6:.1f} MB JSON (+{companion / 1e6:.1f} MB vectors), load {load_s:.2f} s, {mem}")
             print(f"\n{'request':<52} {'first ms':>10} {'warm ms':>10} {'bytes':>12}")
-            for name, method, url, kwargs in view_requests(summary):
-                first, median, resp = timed(lambda m=method, u=url, k=kwargs: client.request(m, u, **k), repeat)
+            requests = view_requests(summary)
+            heavy = [r for r in requests if "whole trial" in r[0] or "compare" in r[0]]
+            trace_at = len(requests) - len(heavy)  # the trace before the requests of a whole trial
+            for i, (name, method, url, kwargs) in enumerate([r for r in requests if r not in heavy] + heavy):
+                if i == trace_at:
+                    rows.append(trace_row(client, summary))
+                try:
+                    first, median, resp = timed(
+                        lambda m=method, u=url, k=kwargs: client.request(m, u, timeout=LIMIT_S, **k), repeat
+                    )
+                except httpx.TimeoutException:
+                    rows.append(f"| {name} | > {LIMIT_S * 1000:,.0f} (stopped waiting) | - | - |")
+                    print(f"{name:<52} > {LIMIT_S:.0f} s: stopped waiting", flush=True)
+                    continue
                 resp.raise_for_status()
                 rows.append(f"| {name} | {first:.0f} | {median:.1f} | {len(resp.content):,} |")
                 print(f"{name:<52} {first:>10.1f} {median:>10.1f} {len(resp.content):>12}", flush=True)
-            trials = summary["trial_list"]
-            t_id = max(range(len(trials)), key=lambda i: trials[i]["n_steps"])
-            fb, total, nbytes = _first_byte(client, f"/api/trials/{t_id}/trace")
-            name = f"GET /api/trials/{t_id}/trace (first byte; whole stream {total / 1000:.1f} s)"
-            rows.append(f"| {name} | {fb:.0f} | - | {nbytes:,} |")
-            print(f"{'trace first byte':<52} {fb:>10.1f} {'-':>10} {nbytes:>12}  (whole: {total:.0f} ms)")
             after = _rss(pid) - base
     head = [
         f"- JSON {size / 1e6:.1f} MB (+ {companion / 1e6:.1f} MB vectors file), {summary['trials']} trials, "
@@ -434,7 +469,9 @@ def scale_main(args: argparse.Namespace) -> int:
     """``--scale``: the two long-run captures (built once into --work), each in a fresh server."""
     import platform
 
-    paths = args.scale_captures or [build_long(args.work, 4000), build_gemma(args.work, 700)]
+    paths = args.scale_captures or [build_gemma(args.work, 700), build_long(args.work, 4000)]
+    if args.viewer:
+        return viewer_main(args, paths)
     labels = {"long": "Generated 32-layer x 32-head llama (width 128), 4,000 tokens, standard with vectors",
               "gemma": "Gemma 3 270M Q4_K_M, standard, 3 prompts x 700 generated tokens"}  # fmt: skip
     parts: list[str] = []
@@ -451,6 +488,41 @@ def scale_main(args: argparse.Namespace) -> int:
             f"\"warm\" the median of {args.repeat} more. Target: every first request <= 300 ms, memory <= 2 x "
             "the file.",
             "", *parts,
+        ])  # fmt: skip
+        print(f"wrote {args.report}")
+    return 0
+
+
+def viewer_main(args: argparse.Namespace, paths: list[Path]) -> int:
+    """``--scale --viewer``: first paint and scrolling in headless chromium (the built viewer)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "frontend" / "dist" / "index.html").is_file():
+        print("the viewer is not built: run scripts/build_frontend.sh first", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in paths:
+            for f in path.parent.glob(path.stem + ".*"):
+                if f.suffix == ".tmp":
+                    continue
+                same_disk = f.stat().st_dev == Path(tmp).stat().st_dev
+                os.link(f, Path(tmp) / f.name) if same_disk else shutil.copy(f, tmp)
+        out = subprocess.run(["node", "e2e/bench_long.mjs", tmp, *[p.name for p in paths]], cwd=root / "frontend",
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rows = [line for line in out.splitlines() if line.startswith("|")]
+    print("\n".join(rows))
+    if args.report:
+        write_section(args.report, "Long runs in the viewer: first paint and scrolling", [
+            f"`python benchmarks/bench_backend.py --scale --viewer --report docs/PERFORMANCE.md`, headless chromium "
+            f"(SwiftShader WebGL, no GPU) on {os.cpu_count()} shared cores, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. From choosing the capture in the captures panel to "
+            "the 3D grid and the layers x tokens heat map being drawn (the load included; the index file was there), "
+            "then frame times (median / 95th percentile / max, ms) while the heat map scrolls 120 px and the token "
+            "strip 60 px per animation frame, 120 frames.",
+            "",
+            "| capture | grid drawn ms | heat map drawn ms | heat map | heat map frames ms | strip | strip frames ms |",
+            "|---|---|---|---|---|---|---|", *rows,
         ])  # fmt: skip
         print(f"wrote {args.report}")
     return 0
