@@ -5,7 +5,7 @@ on a loaded capture; computed payloads are cached per capture.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from backend import schemas as S
 from backend.deps import OrjsonResponse, StoreDep
+from backend.store import Loaded
 from spectra_vis import analysis
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis.trace import trace_lines
@@ -32,6 +33,13 @@ StepQuery = Annotated[int | None, Query(ge=0, le=2**31, description="Step index 
 def _reply(capture_id: str, payload: Mapping[str, Any]) -> OrjsonResponse:
     """A capture-scoped payload with the id of its capture (the ``...Out`` models of schemas.py)."""
     return OrjsonResponse({"capture_id": capture_id, **payload})
+
+
+def _cached_reply(loaded: Loaded, key: tuple[Any, ...], compute: Callable[[], Mapping[str, Any]]) -> Response:
+    """A capture-scoped payload computed once: the cache keeps its JSON bytes, not the objects (a whole
+    trial's attention is ~90 MB of JSON and several times that as Python objects)."""
+    body = loaded.cached(key, lambda: OrjsonResponse({"capture_id": loaded.capture_id, **compute()}).body)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/models", response_model=S.ModelsOut)
@@ -54,11 +62,10 @@ def flows(store: StoreDep, model_family: Annotated[str | None, Query(max_length=
 
 
 @router.post("/analyze", response_model=S.AnalyzeOut)
-def analyze(store: StoreDep, body: S.AnalyzeRequest) -> OrjsonResponse:
+def analyze(store: StoreDep, body: S.AnalyzeRequest) -> Response:
     loaded = store.get(body.capture_id)
     key = ("analyze", body.trial_id, body.model_family)
-    payload = loaded.cached(key, lambda: analysis.analyze(loaded.capture, body.trial_id, body.model_family))
-    return _reply(loaded.capture_id, payload)
+    return _cached_reply(loaded, key, lambda: analysis.analyze(loaded.capture, body.trial_id, body.model_family))
 
 
 @router.post("/tensor-grid", response_model=S.GridOut)
@@ -127,15 +134,15 @@ def interpretation(
     start: Annotated[int, Query(ge=0, le=2**31, description="First step of the zones and states sent")] = 0,
     stop: Annotated[int | None, Query(ge=0, le=2**31, description="Step after the last sent (default: end)")] = None,
     delta: Annotated[bool, Query(description="Send each state's delta bar (every tensor); false: empty")] = True,
-) -> OrjsonResponse:
+) -> Response:
     """Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md);
     ``start``/``stop`` page through a long trial (the distribution is always the whole trial's)."""
     loaded = store.get(capture_id)
-    payload = loaded.cached(
+    return _cached_reply(
+        loaded,
         ("interpretation", trial_id, start, stop, delta),
         lambda: analysis.interpretation(loaded.capture, trial_id, start=start, stop=stop, delta=delta),
     )
-    return _reply(loaded.capture_id, payload)
 
 
 @router.get("/trials/{trial_id}/lens", response_model=S.LensGridOut | S.LensCellOut)
@@ -146,15 +153,14 @@ def lens(
     layer: Annotated[int | None, Query(ge=0, le=4096, description="With token: one cell's top-k")] = None,
     token: Annotated[int | None, Query(ge=0, le=2**31, description="Token position (with layer)")] = None,
     k: Annotated[int, Query(ge=1, le=64, description="Tokens of the cell (at most what the capture kept)")] = 5,
-) -> OrjsonResponse:
+) -> Response:
     """The logit lens: the layers x tokens grid of top-1 tokens (no layer/token), or one cell's top-k."""
     loaded = store.get(capture_id)
     if (layer is None) != (token is None):
         raise InvalidArgument("give both layer and token for one cell, or neither for the grid")
     if layer is not None and token is not None:
         return _reply(loaded.capture_id, analysis.lens_cell(loaded.capture, trial_id, layer, token, k))
-    grid = loaded.cached(("lens", trial_id), lambda: analysis.lens_grid(loaded.capture, trial_id))
-    return _reply(loaded.capture_id, grid)
+    return _cached_reply(loaded, ("lens", trial_id), lambda: analysis.lens_grid(loaded.capture, trial_id))
 
 
 SideQuery = Annotated[
@@ -205,12 +211,11 @@ def attention(
     head: Annotated[int | None, Query(ge=0, le=4096, description="Head; default: all heads")] = None,
     token: Annotated[int | None, Query(ge=0, le=2**31, description="Query token position")] = None,
     target: Annotated[int | None, Query(ge=0, le=2**31, description="Only edges to this position")] = None,
-) -> OrjsonResponse:
+) -> Response:
     """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone;
     ``target``: only the edges pointing at a position (who attends to it)."""
     loaded = store.get(capture_id)
     key = ("attention", trial_id, step, layer, head, token, target)
-    payload = loaded.cached(
-        key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token, target=target)
+    return _cached_reply(
+        loaded, key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token, target=target)
     )
-    return _reply(loaded.capture_id, payload)
