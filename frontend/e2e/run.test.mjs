@@ -130,6 +130,8 @@ describe("live runs", () => {
     live.forEach((t, s) => { if (t !== "…") assert.equal(t, saved[s], `token of step ${s}`); });
     await checkStripAgainstCapture(cur.capture_id, trial);
     await checkLensAgainstCapture(cur.capture_id);
+    await livePanel().locator("[data-testid=live-follow]").click(); // back to the newest step
+    await page.locator(`[data-testid=live-panel][data-following=true][data-step="${last}"]`).waitFor();
   });
 
   test("Stop: the run ends cancelled and its partial capture is in the captures list", async () => {
