@@ -519,10 +519,13 @@ def viewer_main(args: argparse.Namespace, paths: list[Path]) -> int:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. From choosing the capture in the captures panel to "
             "the 3D grid and the layers x tokens heat map being drawn (the load included; the index file was there), "
             "then frame times (median / 95th percentile / max, ms) while the heat map scrolls 120 px and the token "
-            "strip 60 px per animation frame, 120 frames.",
+            "strip 60 px per animation frame, 120 frames; and how many elements the heat-map, timeline and "
+            "logit-lens panels put in the page (a frame paints the whole page: any panel with an element per "
+            "token slows every scroll).",
             "",
-            "| capture | grid drawn ms | heat map drawn ms | heat map | heat map frames ms | strip | strip frames ms |",
-            "|---|---|---|---|---|---|---|", *rows,
+            "| capture | grid drawn ms | heat map drawn ms | heat map | heat map frames ms | strip | strip frames ms "
+            "| elements: heat maps / timeline / logit lens |",
+            "|---|---|---|---|---|---|---|---|", *rows,
         ])  # fmt: skip
         print(f"wrote {args.report}")
     return 0

@@ -48,6 +48,8 @@ for (const name of names) {
   const stripFrames = await frames("[data-testid=view-timeline] [data-testid=token-strip]", "y", 120);
   const render = await page.getAttribute("[data-testid=heatmap-tokens]", "data-render") ?? "svg";
   const virtual = await page.getAttribute("[data-testid=view-timeline] [data-testid=token-strip]", "data-virtual") ?? "no";
-  console.log(`| ${name} | ${grid.toFixed(0)} | ${heat.toFixed(0)} | ${render} | ${stat(heatFrames)} | ${virtual === "true" ? "virtual" : "all"} | ${stat(stripFrames)} |`);
+  const elements = await page.evaluate(() => ["view-heatmap", "view-timeline", "view-logit-lens"]
+    .map((id) => document.getElementById(id)?.querySelectorAll("*").length ?? 0).join(" / "));
+  console.log(`| ${name} | ${grid.toFixed(0)} | ${heat.toFixed(0)} | ${render} | ${stat(heatFrames)} | ${virtual === "true" ? "virtual" : "all"} | ${stat(stripFrames)} | ${elements} |`);
 }
 await viewer.close();
