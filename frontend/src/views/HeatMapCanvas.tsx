@@ -55,13 +55,22 @@ export function HeatMapCanvas({ data, ramp, vs, scaleKind, highlightCol, special
     if (left !== el.scrollLeft) el.scrollLeft = left;
   }, [highlightCol, g, data.axis]);
 
+  // Every cell's colour, once per data and scale (not per frame: a frame only fills rectangles).
+  const colors = useMemo(
+    () => data.values.map((row) => row.map((v) => {
+      const t = vs.position(v ?? null);
+      return t === null ? EMPTY : rampColor(ramp, t);
+    })),
+    [data.values, vs, ramp],
+  );
+
   useEffect(() => {
     const cv = canvas.current;
     const ctx = cv?.getContext("2d");
     if (!cv || !ctx) return;
     const dpr = window.devicePixelRatio || 1;
-    cv.width = Math.round(width * dpr);
-    cv.height = Math.round(height * dpr);
+    const [w, h] = [Math.round(width * dpr), Math.round(height * dpr)];
+    if (cv.width !== w || cv.height !== h) [cv.width, cv.height] = [w, h]; // a new size reallocates the bitmap
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
     const [c0, c1] = visibleCols(g, scroll, width);
@@ -70,10 +79,9 @@ export function HeatMapCanvas({ data, ramp, vs, scaleKind, highlightCol, special
     ctx.rect(g.labelW, 0, width - g.labelW, height);
     ctx.clip();
     for (let i = 0; i < g.rows; i++) {
-      const row = data.values[i] ?? [];
+      const row = colors[i] ?? [];
       for (let j = c0; j < c1; j++) {
-        const t = vs.position(row[j] ?? null);
-        ctx.fillStyle = t === null ? EMPTY : rampColor(ramp, t);
+        ctx.fillStyle = row[j] ?? EMPTY;
         ctx.fillRect(g.labelW + j * g.cellW - scroll, g.headH + i * g.cellH, g.cellW - (g.cellW > 3 ? 1 : 0), g.cellH - 1);
       }
     }
@@ -96,7 +104,7 @@ export function HeatMapCanvas({ data, ramp, vs, scaleKind, highlightCol, special
     ctx.restore();
     ctx.textAlign = "end";
     for (let i = 0; i < g.rows; i++) ctx.fillText(shortLayer(data.rows[i], special), g.labelW - 4, g.headH + i * g.cellH + g.cellH * 0.72);
-  }, [data, g, vs, ramp, scroll, width, height, highlightCol, special]);
+  }, [data, g, colors, scroll, width, height, highlightCol, special]);
 
   const at = (e: React.MouseEvent<HTMLCanvasElement>) => {
     const box = e.currentTarget.getBoundingClientRect();
