@@ -49,14 +49,15 @@ describe("a long trial", () => {
     await map.waitFor();
     assert.equal(await page.locator("[data-testid=heatmap-tokens] rect").count(), 0, "no SVG element per cell");
     const canvas = map.locator("canvas.heat-canvas");
-    const geo = Object.fromEntries(await Promise.all(["label-w", "head-h", "cell-w", "cell-h"].map(async (k) => [k, Number(await canvas.getAttribute(`data-${k}`))])));
+    const cellW = Number(await canvas.getAttribute("data-cell-w"));
+    const cellH = Number(await canvas.getAttribute("data-cell-h"));
     const scroller = map.locator(".heatmap-scroll");
     await canvas.scrollIntoViewIfNeeded();
     for (const [r, c] of [[0, 3], [1, 40], [api.rows.length - 1, N - 2], [2, Math.floor(N / 2)]]) {
-      const left = await scroller.evaluate((el, x) => { el.scrollLeft = x; return el.scrollLeft; }, Math.max(0, geo["label-w"] + c * geo["cell-w"] - 300));
+      await scroller.evaluate((el, x) => { el.scrollLeft = x; }, Math.max(0, c * cellW - 300));
       await page.waitForTimeout(50);
-      const box = await canvas.boundingBox();
-      await page.mouse.move(box.x + geo["label-w"] + c * geo["cell-w"] - left + geo["cell-w"] / 2, box.y + geo["head-h"] + r * geo["cell-h"] + geo["cell-h"] / 2);
+      const box = await canvas.boundingBox(); // the cells' picture: it moves with the scroll
+      await page.mouse.move(box.x + c * cellW + cellW / 2, box.y + r * cellH + cellH / 2);
       await page.waitForFunction(([rr, cc]) => {
         const el = document.querySelector("[data-testid=heatmap-tokens]");
         return el?.getAttribute("data-hover-col") === String(cc) && el?.getAttribute("data-hover-row") === String(rr);
