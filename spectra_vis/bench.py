@@ -274,12 +274,12 @@ def kept_sections(path: Path) -> str:
     return "" if at < 0 else "\n" + text[at:]
 
 
-def lens_run(model_path: str, n_tokens: int, threads: int) -> dict[str, Any]:
+def lens_run(model_path: str, n_tokens: int, threads: int, reps: int = 3) -> dict[str, Any]:
     """The logit lens of every layer over ``n_tokens`` prompt tokens, opening the model's head
-    included: wall and process CPU seconds (all threads), against the baseline of the same run
-    (``head_product_seconds``), and extra memory (the Python heap's peak, tracemalloc, which numpy
-    reports to). CPU seconds / threads stands for the wall time of an idle machine when others
-    load this one."""
+    included: wall and process CPU seconds (all threads), against the baseline (``head_product_seconds``)
+    measured alternately with it, ``reps`` times each (medians, and the median of the per-repetition
+    ratios); extra memory is the Python heap's peak (tracemalloc, which numpy reports to). CPU
+    seconds / threads stands for the wall time of an idle machine when others load this one."""
     from spectra_vis.capturing.lens import LogitLens, trial_lens
 
     mode = Mode("standard", "standard", "native")
@@ -293,20 +293,30 @@ def lens_run(model_path: str, n_tokens: int, threads: int) -> dict[str, Any]:
         cap = c.to_capture()
     finally:
         r.close()
-    t0, c0 = time.perf_counter(), time.process_time()  # timed untraced: tracemalloc slows the GGUF reader
-    lens = LogitLens.from_gguf(model_path)
-    grid = trial_lens(cap, 0, lens)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    runs: list[tuple[float, float, float, float]] = []
+    grid: dict[str, Any] = {}
+    for _ in range(max(1, reps)):
+        t0, c0 = time.perf_counter(), time.process_time()  # timed untraced: tracemalloc slows the GGUF reader
+        lens = LogitLens.from_gguf(model_path)
+        got = trial_lens(cap, 0, lens)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert got is not None
+        grid = got
+        cells = sum(c is not None for row in grid["ids"] for c in row)
+        runs.append((seconds, cpu, *head_product_seconds(lens, cells)))
     tracemalloc.start()  # then once more for the memory
     trial_lens(cap, 0, LogitLens.from_gguf(model_path))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert grid is not None
-    cells = sum(c is not None for row in grid["ids"] for c in row)
-    floor, floor_cpu = head_product_seconds(lens, cells)
-    return {"layers": len(grid["layers"]), "tokens": n_tokens, "cells": cells, "seconds": seconds,
-            "cpu_seconds": cpu, "threads": threads, "peak_bytes": peak, "vocab": lens.n_vocab,
-            "matmul_seconds": floor, "matmul_cpu_seconds": floor_cpu}  # fmt: skip
+
+    def med(i: int) -> float:
+        return statistics.median(run[i] for run in runs)
+
+    return {"layers": len(grid["layers"]), "tokens": n_tokens, "cells": cells, "reps": len(runs),
+            "seconds": med(0), "cpu_seconds": med(1), "matmul_seconds": med(2), "matmul_cpu_seconds": med(3),
+            "wall_ratio": statistics.median(a / b for a, _, b, _ in runs),
+            "cpu_ratio": statistics.median(a / b for _, a, _, b in runs),
+            "threads": threads, "peak_bytes": peak, "vocab": lens.n_vocab}  # fmt: skip
 
 
 def head_product_seconds(lens: Any, n_rows: int) -> tuple[float, float]:
@@ -487,13 +497,13 @@ def markdown(
 def lens_line(lens: dict[str, Any]) -> str:
     t = lens["threads"]
     return (
-        f"{lens['cells']:,} cells over a vocabulary of {lens['vocab']:,}, {t} threads: wall {lens['seconds']:.2f} s, "
-        f"CPU {lens['cpu_seconds']:.2f} s (CPU / {t} = {lens['cpu_seconds'] / t:.2f} s; target ≤ "
-        f"{LENS_TARGETS['seconds']:.0f} s wall on an idle machine). Baseline, same run: the bare float32 "
-        f"product of as many rows with a head of that size by numpy's BLAS, wall {lens['matmul_seconds']:.2f} s, "
-        f"CPU {lens['matmul_cpu_seconds']:.2f} s; ratio wall {lens['seconds'] / lens['matmul_seconds']:.2f}, "
-        f"CPU {lens['cpu_seconds'] / lens['matmul_cpu_seconds']:.2f}. Extra memory {_mib(lens['peak_bytes'])} "
-        f"(target ≤ {LENS_TARGETS['extra_mib']:.0f} MiB)"
+        f"{lens['cells']:,} cells over a vocabulary of {lens['vocab']:,}, {t} threads, median of {lens['reps']} "
+        f"repetitions: wall {lens['seconds']:.2f} s, CPU {lens['cpu_seconds']:.2f} s (CPU / {t} = "
+        f"{lens['cpu_seconds'] / t:.2f} s; target ≤ {LENS_TARGETS['seconds']:.0f} s wall on an idle machine). "
+        f"Baseline, alternating with it in the same run: the bare float32 product of as many rows with a head of "
+        f"that size by numpy's BLAS, wall {lens['matmul_seconds']:.2f} s, CPU {lens['matmul_cpu_seconds']:.2f} s; "
+        f"ratio (median per repetition) wall {lens['wall_ratio']:.2f}, CPU {lens['cpu_ratio']:.2f}. "
+        f"Extra memory {_mib(lens['peak_bytes'])} (target ≤ {LENS_TARGETS['extra_mib']:.0f} MiB)"
     )
 
 
@@ -541,6 +551,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-python", action="store_true", help="skip the -py modes (Python callback)")
     p.add_argument("--lens-tokens", type=int, default=64, help="tokens of the logit-lens run (default 64; 0: skip)")
+    p.add_argument("--lens-reps", type=int, default=3, help="repetitions of the lens and its baseline (default 3)")
     p.add_argument("--quick", action="store_true", help="2 repetitions of 4 tokens; no memory run unless asked")
     p.add_argument(
         "--lens-only", action="store_true",
@@ -592,7 +603,7 @@ def lens_only(args: argparse.Namespace, path: str) -> int:
     if args.lens_tokens < 1:
         print("--lens-only needs --lens-tokens of at least 1", file=sys.stderr)
         return 2
-    lens = lens_run(path, args.lens_tokens, args.threads)
+    lens = lens_run(path, args.lens_tokens, args.threads, args.lens_reps)
     print(f"logit lens, {lens['layers']} layers x {lens['tokens']} tokens: {lens_line(lens)}")
     if args.out:
         from spectra_vis.store.capture_file import atomic_write
@@ -648,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     lens = None
     if args.lens_tokens > 0:
-        lens = lens_run(path, args.lens_tokens, args.threads)
+        lens = lens_run(path, args.lens_tokens, args.threads, args.lens_reps)
         print(f"logit lens, {lens['layers']} layers x {lens['tokens']} tokens: {lens_line(lens)}")
     if args.out:
         from spectra_vis.store.capture_file import atomic_write

@@ -72,8 +72,9 @@ def test_lens_only_rewrites_the_lens_section_alone(tiny_llama: Path, tmp_path: P
     assert lines[:start] == before[:6] and lines[end:] == before[10:]
     section = "\n".join(lines[start:end])
     assert "old numbers" not in section and "x 6 tokens" in section
-    assert "wall" in section and "CPU" in section and "Baseline, same run" in section
-    lens = bench.lens_run(str(tiny_llama), 6, 2)
+    assert "wall" in section and "CPU" in section and "Baseline, alternating with it in the same run" in section
+    lens = bench.lens_run(str(tiny_llama), 6, 2, reps=2)
     # every layer's 6 rows, but the last layer's: llama.cpp computes only the output row there
     assert (lens["layers"] - 1) * 6 < lens["cells"] <= lens["layers"] * 6
-    assert lens["cpu_seconds"] > 0 and lens["matmul_cpu_seconds"] > 0
+    assert lens["cpu_seconds"] > 0 and lens["matmul_cpu_seconds"] > 0 and lens["reps"] == 2
+    assert lens["cpu_ratio"] > 0 and lens["wall_ratio"] > 0
