@@ -285,3 +285,26 @@ def test_reduction_in_row_parts_on_threads_equals_one_pass() -> None:
     np.testing.assert_array_equal(whole.top()[0][:, 0], full.argmax(axis=1))
     with pytest.raises(ValueError, match="outside"):
         whole.update(logits[0], 0, (100, 151))
+
+
+@pytest.mark.parametrize("ftype", ["MOSTLY_Q4_K_M", "MOSTLY_F16"])
+def test_k_quant_and_f16_heads_give_llama_cpps_logits_to_float_rounding(tmp_path: Path, ftype: str) -> None:
+    """Heads whose product rounds the rows to another dot type (Q6_K: Q8_K blocks of 256; F16:
+    float16) through llama.cpp's own quantizer: the last layer's lens is the step's stored logits to
+    float32 rounding, not only within the 8-bit rounding's 2e-2."""
+    import llama_cpp
+
+    src = write_tiny_model(tmp_path / "f32.gguf", arch="llama", seed=1, n_embd=256, n_ff=512)
+    dst = tmp_path / "quantized.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_{ftype}")
+    assert llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params) == 0
+    lens = LogitLens.from_gguf(dst)
+    assert lens._head_type.name == ("Q6_K" if "K_M" in ftype else "F16") and lens.use_ggml
+    trial, kept = run_keeping(dst, {"l_out"}, max_tokens=3)
+    last = max(L for (_, t, L) in kept if t == "l_out" and L < 998)
+    for step in trial.steps:
+        row = kept[(step.index, "l_out", last)].reshape(-1, lens.n_embd)[-1:]
+        full = lens.logits(row)[0]
+        np.testing.assert_allclose(full[np.asarray(step.logits["ids"])], step.logits["logits"], rtol=1e-5, atol=1e-5)
+        assert lens.read(row, k=1).top_ids[0, 0] == trial.sampled[step.index]
