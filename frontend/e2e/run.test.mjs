@@ -7,6 +7,7 @@
 // the saved capture read from the API (tokens, L2 per layer).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { join } from "node:path";
@@ -16,7 +17,8 @@ import { PYTHON, REPO, freePort, getJSON, openViewer, saveScreenshot, tempDir } 
 const MODEL = "tiny.gguf"; // random weights: sampled at temperature 1 with a seed, varied tokens
 const BROKEN = "broken.gguf";
 const LONG = "tiny-the.gguf"; // greedy decoding always picks "▁the": it never stops early at an end token
-let viewer, backend, page, errors, badResponses;
+const VECTOR = "steer.gguf"; // a control vector for MODEL (random directions on blocks 1..n_layer-1)
+let viewer, models, nLayer, backend, page, errors, badResponses;
 
 before(async () => {
   const dataDir = join(tempDir("spectra-e2e-run-"), "data");
@@ -29,6 +31,17 @@ write_tiny_model(sys.argv[2], prefer_token="\u2581the")`;
   execFileSync(PYTHON, ["-c", code, join(dataDir, "models", MODEL), join(dataDir, "models", LONG)], { cwd: REPO, stdio: ["ignore", "ignore", "inherit"] });
   // A GGUF cut short (its header and part of its metadata): listed, but llama.cpp cannot load it.
   writeFileSync(join(dataDir, "models", BROKEN), readFileSync(join(dataDir, "models", MODEL)).subarray(0, 4096));
+  const vector = `import sys
+import numpy as np
+from spectra_vis.record.profiles import read_model_card
+from spectra_vis.store.control_vector import ControlVector, write_control_vector
+card = read_model_card(sys.argv[1])
+rng = np.random.default_rng(0)
+dirs = {L: (5.0 * rng.standard_normal(card.n_embd)).astype(np.float32) for L in range(1, card.n_layer)}
+write_control_vector(ControlVector(dirs, n_layer=card.n_layer), sys.argv[2])
+print(card.n_layer)`;
+  nLayer = Number(execFileSync(PYTHON, ["-c", vector, join(dataDir, "models", MODEL), join(dataDir, "models", VECTOR)], { cwd: REPO, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim());
+  models = join(dataDir, "models");
   viewer = await openViewer(dataDir);
   ({ backend, page, errors, badResponses } = viewer);
 });
@@ -45,8 +58,13 @@ const label = (text) => text.replace(/\n/g, "⏎").replace(/ /g, "·") || "∅";
 const fmt4 = (v) => (v !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3) ? v.toExponential(3) : String(Number(v.toPrecision(4))));
 
 /** Fill the Run form and press Run; the run's id, from the live panel. */
-async function startRun(model, prompt, maxTokens, temperature, seed, preset = "standard") {
+async function startRun(model, prompt, maxTokens, temperature, seed, preset = "standard", control = null) {
   const p = runPanel();
+  await p.locator("[data-testid=run-control]").selectOption(control?.file ?? "");
+  if (control) {
+    await p.locator("[data-testid=run-strength]").fill(String(control.strength));
+    await p.locator("[data-testid=run-layers]").fill(control.layers ?? "");
+  }
   await p.locator("[data-testid=run-preset]").selectOption(preset);
   await p.locator("[data-testid=run-model]").selectOption(model);
   await p.locator("[data-testid=run-prompts]").fill(prompt);
@@ -189,6 +207,38 @@ describe("live runs", () => {
     assert.equal(await runPanel().locator(`.run-list li[data-run="${id}"] .error`).textContent(), r.error);
     assert.equal(await openPath(), opened, "the open capture stays");
     assert.equal(await page.locator("[data-testid=live-badge]").count(), 0);
+    assert.deepEqual(errors, []);
+  });
+
+  test("a run steered by a control vector from the Steer picker: its saved trial records the vector", async () => {
+    const p = runPanel();
+    const listed = await getJSON(`${backend.url}/api/models/files`);
+    assert.equal(listed.files.find((f) => f.name === VECTOR)?.architecture, "controlvector", JSON.stringify(listed));
+    await p.locator(`[data-testid=run-control] option[value="${VECTOR}"]`).waitFor({ state: "attached" });
+    const options = async (id) => p.locator(`[data-testid=${id}] option`).evaluateAll((os) => os.map((o) => o.value));
+    assert.ok(!(await options("run-model")).includes(VECTOR), "a control vector is not offered as a model");
+    assert.deepEqual(await options("run-control"), ["", VECTOR]);
+    const control = { file: VECTOR, strength: 2, layers: `1-${nLayer - 1}` };
+    const id = await startRun(MODEL, "Once upon", 6, 0, 1, "standard", control);
+    await page.locator(`[data-testid=live-panel][data-run="${id}"][data-state=done]`).waitFor({ timeout: 120_000 });
+    const r = await runInfo(id);
+    assert.equal(r.state, "done");
+    assert.deepEqual(r.control, control);
+    assert.equal(await p.locator(`.run-list li[data-run="${id}"] [data-testid=run-control-text]`).textContent(), `steered: ${VECTOR} × 2 · layers 1-${nLayer - 1}`);
+    // The saved capture, loaded through the API: its trial carries the vector (the file's own sha256).
+    const res = await fetch(`${backend.url}/api/load`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ filepath: r.file }) });
+    assert.equal(res.status, 200);
+    const loaded = await res.json();
+    const c = loaded.trial_list[0].control;
+    assert.ok(c, JSON.stringify(loaded.trial_list[0]));
+    assert.equal(c.file, VECTOR);
+    assert.equal(c.strength, 2);
+    assert.deepEqual(c.layers, [1, nLayer - 1]);
+    assert.equal(c.sha256, createHash("sha256").update(readFileSync(join(models, VECTOR))).digest("hex"));
+    const proj = await getJSON(`${backend.url}/api/trials/0/projection?capture_id=${loaded.capture_id}`);
+    assert.ok(proj.layers.length > 0, "the steered trial reports its projection");
+    await p.locator("[data-testid=run-control]").selectOption(""); // the next runs are unsteered
+    assert.equal(await p.locator("[data-testid=run-strength]").isDisabled(), true);
     assert.deepEqual(errors, []);
   });
 

@@ -1,7 +1,7 @@
 // The Run panel's form (data/runForm.ts): the request body it makes, one line per wrong field, the
 // API's limits, prompts one per line or as a JSON list, and refusals as one line.
 import { describe, expect, it } from "vitest";
-import { MAX_PROMPT_CHARS, MAX_PROMPTS, MAX_SEED, MAX_TEMPERATURE, MAX_TOKENS, checkRunForm, defaultForm, parsePrompts, runErrorMessage, type RunForm } from "../src/data/runForm";
+import { MAX_PROMPT_CHARS, MAX_PROMPTS, MAX_SEED, MAX_STRENGTH, MAX_TEMPERATURE, MAX_TOKENS, checkRunForm, defaultForm, parsePrompts, runErrorMessage, type RunForm } from "../src/data/runForm";
 
 const form = (over: Partial<RunForm>): RunForm => ({ ...defaultForm, model: "tiny.gguf", prompts: "Hello", ...over });
 const errorsOf = (f: RunForm) => {
@@ -66,5 +66,32 @@ describe("runErrorMessage", () => {
     expect(runErrorMessage(404, "no model nope.gguf")).toBe("Not found: no model nope.gguf");
     expect(runErrorMessage(503, "")).toBe("The server failed (HTTP 503)");
     expect(runErrorMessage(0, "cannot reach the Spectra Vis server")).toBe("cannot reach the Spectra Vis server");
+  });
+});
+
+describe("checkRunForm: a control vector (issue 16)", () => {
+  it("sends no control when none is chosen, whatever strength and layers say", () => {
+    const c = checkRunForm(form({ strength: "abc", layers: "x" }));
+    expect(c.ok && "control" in c.body).toBe(false);
+  });
+  it("sends the vector, its strength and layer range", () => {
+    const c = checkRunForm(form({ control: "sea.gguf", strength: " -2.5 ", layers: "4 - 14" }));
+    expect(c.ok && c.body.control).toEqual({ file: "sea.gguf", strength: -2.5, layers: "4-14" });
+    const own = checkRunForm(form({ control: "sea.gguf", strength: "0" }));
+    expect(own.ok && own.body.control).toEqual({ file: "sea.gguf", strength: 0, layers: null });
+    expect(checkRunForm(form({ control: "v.gguf", strength: String(MAX_STRENGTH) })).ok).toBe(true);
+    expect(checkRunForm(form({ control: "v.gguf", strength: String(-MAX_STRENGTH) })).ok).toBe(true);
+  });
+  it("refuses a strength that is not a finite number in range, and a malformed layer range", () => {
+    for (const s of ["", "abc", "Infinity", "NaN", "1e999"]) {
+      expect(errorsOf(form({ control: "v.gguf", strength: s })).strength).toBe("strength must be a number (0: exactly the unsteered run)");
+    }
+    expect(errorsOf(form({ control: "v.gguf", strength: "100.5" })).strength).toBe(`strength is 100.5: choose -${MAX_STRENGTH} to ${MAX_STRENGTH}`);
+    expect(errorsOf(form({ control: "v.gguf", strength: "-101" })).strength).toMatch(/choose -100 to 100/);
+    for (const l of ["4", "4-", "a-b", "4-14-2", "-3-4", "12345-1"]) {
+      expect(errorsOf(form({ control: "v.gguf", layers: l })).layers).toMatch(/range such as "4-14"/);
+    }
+    expect(errorsOf(form({ control: "v.gguf", layers: "9-3" })).layers).toBe("layers 9-3: the first layer must not be after the last");
+    expect(Object.keys(errorsOf(form({ control: "v.gguf", strength: "x", layers: "y" }))).sort()).toEqual(["layers", "strength"]);
   });
 });

@@ -14,7 +14,10 @@ let calls: { method: string; url: string; body: unknown; token: string | null }[
 let runsReply: Reply;
 let startReply: Reply;
 
-const files = { models_dir: "/data/models", files: [{ name: "tiny.gguf", size: 2_500_000, architecture: "llama", demo: false }] };
+const files = { models_dir: "/data/models", files: [
+  { name: "sea.gguf", size: 40_000, architecture: "controlvector", demo: false },
+  { name: "tiny.gguf", size: 2_500_000, architecture: "llama", demo: false },
+] };
 const err = (status: number, error: string): Reply => ({ status, body: { ok: false, status, error } });
 
 beforeEach(() => {
@@ -92,5 +95,37 @@ describe("RunPanel", () => {
     await waitFor(() => expect(screen.queryByTestId("runs-refused")).toBeNull());
     expect(calls.filter((c) => c.url === "/api/runs").at(-1)?.token).toBe("s3cret");
     expect(screen.getByTestId<HTMLButtonElement>("run-start").disabled).toBe(false);
+  });
+
+  it("offers control vectors in the Steer picker only, sends the chosen one, shows it in the run list", async () => {
+    runsReply = { status: 200, body: { runs: [{
+      id: "r1", model: "tiny.gguf", preset: "standard", prompts: ["x"], max_tokens: 4, temperature: 0, seed: 1, chat: "auto",
+      control: { file: "sea.gguf", strength: -2, layers: "1-3" }, state: "done", trial: 0, n_trials: 1, step: 4, tokens: 4,
+      tokens_per_s: 10, progress: 1, file: "runs/a.json", error: null, created: 1, finished: 2, events: 9, subscribers: 0,
+    }], allowed: true } };
+    panel();
+    await waitFor(() => expect(screen.getByTestId<HTMLSelectElement>("run-model").value).toBe("tiny.gguf"));
+    const options = (id: string) => [...screen.getByTestId<HTMLSelectElement>(id).options].map((o) => o.value);
+    expect(options("run-model")).toEqual(["tiny.gguf"]);
+    expect(options("run-control")).toEqual(["", "sea.gguf"]);
+    expect(screen.getByTestId<HTMLSelectElement>("run-control").value).toBe(""); // none by default
+    expect(screen.getByTestId<HTMLInputElement>("run-strength").disabled).toBe(true);
+    expect((await screen.findByTestId("run-control-text")).textContent).toBe("steered: sea.gguf × -2 · layers 1-3");
+    type("run-prompts", "Hello");
+    type("run-control", "sea.gguf");
+    type("run-strength", "1e400");
+    type("run-layers", "3-1");
+    fireEvent.click(screen.getByTestId("run-start"));
+    expect(screen.getAllByRole("alert").map((a) => a.textContent)).toEqual([
+      "strength must be a number (0: exactly the unsteered run)", "layers 3-1: the first layer must not be after the last"]);
+    expect(posts()).toEqual([]);
+    type("run-strength", "-2");
+    type("run-layers", "1-3");
+    fireEvent.click(screen.getByTestId("run-start"));
+    await screen.findByTestId("run-error");
+    expect(posts().map((c) => c.body)).toEqual([{
+      model: "tiny.gguf", prompts: ["Hello"], preset: "standard", chat: "auto", max_tokens: 32, temperature: 0, seed: null,
+      control: { file: "sea.gguf", strength: -2, layers: "1-3" },
+    }]);
   });
 });

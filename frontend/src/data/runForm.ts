@@ -9,6 +9,9 @@ export const MAX_PROMPT_CHARS = 4000;
 export const MAX_TOKENS = 1024;
 export const MAX_TEMPERATURE = 10;
 export const MAX_SEED = 2 ** 31 - 1;
+export const MAX_STRENGTH = 100;
+/** The architecture GET /api/models/files gives a control vector GGUF (steer make writes them). */
+export const CONTROL_VECTOR = "controlvector";
 
 export const PRESETS = ["observe", "standard", "full"] as const satisfies readonly RunRequest["preset"][];
 export const CHAT_MODES = ["auto", "chat", "raw"] as const satisfies readonly NonNullable<RunRequest["chat"]>[];
@@ -21,10 +24,14 @@ export interface RunForm {
   maxTokens: string;
   temperature: string;
   seed: string; // empty: a random seed
+  control: string; // a control vector's file name in the models directory; empty: unsteered
+  strength: string;
+  layers: string; // empty: the vector's own layers; else "4-14" (inclusive)
 }
 
 export const defaultForm: RunForm = {
   model: "", prompts: "", preset: "standard", chat: "auto", maxTokens: "32", temperature: "0", seed: "",
+  control: "", strength: "1", layers: "",
 };
 
 export type FormErrors = Partial<Record<keyof RunForm, string>>;
@@ -81,6 +88,35 @@ function checkSeed(text: string): number | null | string {
   return n >= 0 && n <= MAX_SEED ? n : `seed is ${n}: choose 0 to ${MAX_SEED}, or empty for a random one`;
 }
 
+function checkStrength(text: string): number | string {
+  const t = text.trim();
+  const v = t === "" ? NaN : Number(t);
+  if (!Number.isFinite(v)) return "strength must be a number (0: exactly the unsteered run)";
+  return Math.abs(v) <= MAX_STRENGTH ? v : `strength is ${v}: choose -${MAX_STRENGTH} to ${MAX_STRENGTH}`;
+}
+
+function checkLayers(text: string): string | null | { error: string } {
+  const t = text.trim();
+  if (t === "") return null;
+  const m = /^(\d{1,4})\s*-\s*(\d{1,4})$/.exec(t);
+  if (!m) return { error: 'layers must be a range such as "4-14", or empty for the vector\'s own' };
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a <= b ? `${a}-${b}` : { error: `layers ${a}-${b}: the first layer must not be after the last` };
+}
+
+type Control = NonNullable<RunRequest["control"]>;
+
+/** The control vector part of the request: null when unsteered (strength and layers unchecked). */
+function checkControl(f: RunForm, errors: FormErrors): Control | null | undefined {
+  if (f.control === "") return null;
+  const strength = checkStrength(f.strength);
+  const layers = checkLayers(f.layers);
+  if (typeof strength === "string") errors.strength = strength;
+  if (layers !== null && typeof layers === "object") errors.layers = layers.error;
+  if (typeof strength === "string" || (layers !== null && typeof layers === "object")) return undefined;
+  return { file: f.control, strength, layers };
+}
+
 /** The request the form makes, or what is wrong with each field. */
 export function checkRunForm(f: RunForm): Checked {
   const errors: FormErrors = {};
@@ -89,14 +125,16 @@ export function checkRunForm(f: RunForm): Checked {
   const maxTokens = checkMaxTokens(f.maxTokens);
   const temperature = checkTemperature(f.temperature);
   const seed = checkSeed(f.seed);
+  const control = checkControl(f, errors);
   if (typeof prompts === "string") errors.prompts = prompts;
   if (typeof maxTokens === "string") errors.maxTokens = maxTokens;
   if (typeof temperature === "string") errors.temperature = temperature;
   if (typeof seed === "string") errors.seed = seed;
-  if (typeof prompts === "string" || typeof maxTokens === "string" || typeof temperature === "string" || typeof seed === "string" || errors.model) {
+  if (typeof prompts === "string" || typeof maxTokens === "string" || typeof temperature === "string" || typeof seed === "string" || errors.model || control === undefined) {
     return { ok: false, errors };
   }
-  return { ok: true, body: { model: f.model, prompts, preset: f.preset, chat: f.chat, max_tokens: maxTokens, temperature, seed } };
+  const body: RunRequest = { model: f.model, prompts, preset: f.preset, chat: f.chat, max_tokens: maxTokens, temperature, seed };
+  return { ok: true, body: control ? { ...body, control } : body };
 }
 
 /** A refused run request as one line: what the status means here, then the server's reason. */

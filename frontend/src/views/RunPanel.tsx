@@ -4,11 +4,11 @@
  * (GET /api/runs, read again every second while one is going). A refused request is shown on one
  * line (data/runForm's runErrorMessage); the run started here is watched by the live panel. */
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState, type ReactNode } from "react";
+import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { ApiError, type RunInfo } from "../api/client";
 import { cancelRun, keys, loadCapture, startRun, useModelFiles, useRuns } from "../api/queries";
 import { isActive } from "../data/live";
-import { CHAT_MODES, PRESETS, checkRunForm, defaultForm, runErrorMessage, type FormErrors, type RunForm } from "../data/runForm";
+import { CHAT_MODES, CONTROL_VECTOR, MAX_STRENGTH, PRESETS, checkRunForm, defaultForm, runErrorMessage, type FormErrors, type RunForm } from "../data/runForm";
 import { useLive } from "../state/live";
 import { useViewer } from "../state/store";
 
@@ -27,10 +27,15 @@ export function RunPanel() {
   const [tried, setTried] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const files = models.data?.files;
+  const all = models.data?.files;
+  const files = useMemo(() => all?.filter((f) => f.architecture !== CONTROL_VECTOR), [all]);
+  const vectors = useMemo(() => all?.filter((f) => f.architecture === CONTROL_VECTOR) ?? [], [all]);
   useEffect(() => {
     if (files?.length && !files.some((f) => f.name === form.model)) setForm((f) => ({ ...f, model: files[0].name }));
   }, [files, form.model]);
+  useEffect(() => {
+    if (form.control !== "" && all && !vectors.some((v) => v.name === form.control)) setForm((f) => ({ ...f, control: "" }));
+  }, [all, vectors, form.control]);
   useEffect(() => void qc.invalidateQueries({ queryKey: keys.runs }), [qc, token]);
 
   const set = <K extends keyof RunForm>(k: K, v: RunForm[K]) => {
@@ -75,7 +80,7 @@ export function RunPanel() {
         </select>
       </Field>
       {models.error && <div className="error" role="alert">Cannot list the models: {models.error}</div>}
-      {models.data && models.data.files.length === 0 && (
+      {models.data && files?.length === 0 && (
         <p className="muted small" data-testid="run-no-models">Put a .gguf file into <code>{models.data.models_dir}</code> to run it here.</p>
       )}
       <Field label="Prompts (one per line)" error={errors.prompts}>
@@ -105,6 +110,20 @@ export function RunPanel() {
           <input aria-label="seed" data-testid="run-seed" inputMode="numeric" placeholder="random" value={form.seed} onChange={(e) => set("seed", e.target.value)} />
         </Field>
       </div>
+      <div className="run-row">
+        <Field label="Steer" title="apply a control vector of the models directory (spectra-vis steer make)">
+          <select aria-label="control vector" data-testid="run-control" value={form.control} onChange={(e) => set("control", e.target.value)}>
+            <option value="">none</option>
+            {vectors.map((v) => <option key={v.name} value={v.name}>{v.name}</option>)}
+          </select>
+        </Field>
+        <Field label="Strength" error={errors.strength} title={`-${MAX_STRENGTH} to ${MAX_STRENGTH}; 0 is exactly the unsteered run`}>
+          <input aria-label="strength" data-testid="run-strength" inputMode="decimal" disabled={form.control === ""} value={form.strength} onChange={(e) => set("strength", e.target.value)} />
+        </Field>
+        <Field label="Layers" error={errors.layers} title="an inclusive block range such as 4-14; empty: the vector's own layers">
+          <input aria-label="layers" data-testid="run-layers" placeholder="the vector's" disabled={form.control === ""} value={form.layers} onChange={(e) => set("layers", e.target.value)} />
+        </Field>
+      </div>
       {(runs.status === 403 || token !== "") && (
         <Field label="Run token (a server started with --allow-runs)">
           <input aria-label="run token" data-testid="run-token" type="password" autoComplete="off" value={token} onChange={(e) => setToken(e.target.value.trim())} />
@@ -120,6 +139,11 @@ export function RunPanel() {
       <RunList runs={runs.data?.runs ?? []} watchedId={live.runId} busy={busy} onStop={stop} onWatch={watch} />
     </section>
   );
+}
+
+/** A run's control vector on one line: "steered: sea.gguf × 2 · layers 4-14". */
+export function controlText(c: NonNullable<RunInfo["control"]>): string {
+  return `steered: ${c.file} × ${c.strength}${c.layers ? ` · layers ${c.layers}` : ""}`;
 }
 
 function Field({ label, error, title, children }: { label: string; error?: string; title?: string; children: ReactNode }) {
@@ -148,6 +172,7 @@ function RunList({ runs, watchedId, busy, onStop, onWatch }: {
             <div className="run-head">
               <span className={`run-state ${r.state}`}>{r.state}</span> <span className="run-model">{r.model}</span>
             </div>
+            {r.control && <div className="muted small" data-testid="run-control-text">{controlText(r.control)}</div>}
             <div className="muted small" data-testid="run-progress-text">
               trial {Math.min(r.trial + 1, r.n_trials)}/{r.n_trials} · step {r.step} · {r.tokens} tokens
               {r.tokens_per_s !== null ? ` · ${r.tokens_per_s.toFixed(1)} tok/s` : ""}
