@@ -17,6 +17,8 @@ from fastapi.responses import StreamingResponse
 
 from backend import schemas as S
 from backend.deps import OrjsonResponse, RunsDep, StoreDep, check_runs
+from backend.live_captures import PREFIX
+from backend.routes_files import load_payload
 from backend.store import CaptureStore
 from spectra_vis.live import RunControl, RunRequest, Subscriber
 
@@ -99,6 +101,14 @@ async def _frames(sub: Subscriber, woken: asyncio.Event) -> AsyncIterator[bytes]
                 await woken.wait()
     finally:
         sub.close()
+
+
+@router.get("/{run_id}/capture", response_model=S.LoadOut, responses=REFUSED)
+def run_capture(store: StoreDep, run_id: RunId) -> OrjsonResponse:
+    """The run's capture so far, as POST /api/load answers for a file: its capture id is
+    ``run-<run id>``, which every view route takes; a new snapshot at most every half second while
+    the run goes on (the current trial with its steps so far). 404 before the run's first step."""
+    return OrjsonResponse(load_payload(store.get(PREFIX + run_id)))
 
 
 def _event_id(header: str | None) -> int:

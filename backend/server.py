@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import routes_files, routes_models, routes_runs, routes_steering, routes_views
 from backend.deps import OrjsonResponse, error_payload
+from backend.live_captures import LiveCaptureStore
 from backend.run_access import TOKEN_ENV, TOKEN_HEADER, RunAccess
 from backend.schemas import ErrorOut
 from backend.store import (
@@ -38,7 +39,6 @@ from backend.store import (
     DEFAULT_MAX_LOAD,
     DEFAULT_MAX_UPLOAD,
     MB,
-    CaptureStore,
     Settings,
 )
 from spectra_vis.errors import (
@@ -106,9 +106,10 @@ def create_app(
         default_response_class=OrjsonResponse,
         responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
     )
-    app.state.store = CaptureStore(settings)
+    app.state.store = LiveCaptureStore(settings)
     app.state.run_access = access
     app.state.runs = RunManager(app.state.store.root, max_queued=max_queued_runs, event_limit=run_event_limit)
+    app.state.store.runs = app.state.runs  # capture ids run-<id>: a running run's capture so far
     app.state.frontend_dir = Path(frontend_dir) if frontend_dir is not None else FRONTEND_DIST
     if settings.cors_origins:
         app.add_middleware(

@@ -365,3 +365,58 @@ def test_a_run_steered_by_a_control_vector_and_the_next_one_not(server: httpx.Cl
     refused(server.post("/api/runs", json={"model": TINY, "prompts": ["x"], "control": {"file": "../x.gguf"}}), 400, "")
     too_strong = {"file": "steer.gguf", "strength": 1e9}
     assert server.post("/api/runs", json={"model": TINY, "prompts": ["x"], "control": too_strong}).status_code == 422
+
+
+def test_a_running_runs_capture_so_far_loads_grows_and_is_what_it_saves(
+    server: httpx.Client, dirs: dict[str, Path]
+) -> None:
+    from spectra_vis.testing.tiny_gguf import write_tiny_model
+
+    long = dirs["models"] / "tiny-the.gguf"  # greedy decoding always picks "▁the": no early end token
+    if not long.exists():
+        write_tiny_model(long, prefer_token="\u2581the")
+    info = start(server, model=long.name, prompts=["Count"] * 4, preset="full", max_tokens=1000, seed=0, chat="raw")
+    rid, cid = info["id"], f"run-{info['id']}"
+    assert wait_state(server, rid, ("running",) + FINAL)["state"] == "running"
+    seen: list[tuple[int, str]] = []  # (steps of the capture so far, the run's state just after)
+    deadline = time.monotonic() + 60
+    while len(seen) < 2 or seen[-1][0] <= seen[0][0]:
+        assert time.monotonic() < deadline, seen
+        r = server.get(f"/api/runs/{rid}/capture")
+        if r.status_code == 404:  # before the first step
+            time.sleep(0.05)
+            continue
+        assert r.status_code == 200, r.text
+        loaded = TypeAdapter(S.LoadOut).validate_python(r.json())
+        assert loaded["capture_id"] == cid
+        state = server.get(f"/api/runs/{rid}").json()["state"]
+        assert state == "running", f"the run ended too soon for this test: {seen}"
+        seen.append((sum(t["n_steps"] for t in loaded["trial_list"]), state))
+        time.sleep(0.6)
+    # The view routes read it by its capture id; what they show is the last snapshot's.
+    trials_now = server.get(f"/api/runs/{rid}/capture").json()["trial_list"]
+    t = len(trials_now) - 1
+    partial = server.get(f"/api/trials/{t}", params={"capture_id": cid}).json()
+    heat = server.get("/api/heatmap", params={"capture_id": cid, "trial_id": t, "axis": "tokens", "type": "l_out"})
+    assert heat.status_code == 200, heat.text
+    grid = server.post("/api/tensor-grid", json={"capture_id": cid, "trial_id": t, "step": len(partial["steps"]) - 1})
+    assert grid.status_code == 200, grid.text
+    assert server.get("/api/captures").json()["current"] != cid  # reading it does not make it current
+    server.delete(f"/api/runs/{rid}")
+    done = wait_state(server, rid)
+    assert done["state"] == "cancelled" and done["file"], done
+    saved_id = server.post("/api/load", json={"filepath": done["file"]}).json()["capture_id"]
+    saved = server.get(f"/api/trials/{t}", params={"capture_id": saved_id}).json()
+    n = len(partial["steps"])
+    assert 0 < n <= len(saved["steps"])
+    assert partial["steps"] == saved["steps"][:n]  # the steps so far are the saved file's first steps
+    raw = orjson.loads((dirs["data"] / done["file"]).read_bytes())
+    for s in range(0, n, max(1, n // 5)):
+        got = server.get(f"/api/trials/{t}/steps/{s}", params={"capture_id": cid}).json()
+        want = server.get(f"/api/trials/{t}/steps/{s}", params={"capture_id": saved_id}).json()
+        assert got["tensors"] == want["tensors"], f"step {s}"
+    ids = raw["trials"][t]["tokens"]["ids"]
+    assert [tok["id"] for tok in partial["tokens"]] == ids[: len(partial["tokens"])]
+    gone = server.get(f"/api/runs/{rid}/capture")  # after the end: the last snapshot, still readable
+    assert gone.status_code == 200 and gone.json()["capture_id"] == cid
+    refused(server.get("/api/runs/r999/capture"), 404, "r999")

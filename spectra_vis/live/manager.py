@@ -33,6 +33,7 @@ from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.capturing.session import Session
 from spectra_vis.errors import Busy, NotFound, SpectraVisError, Unsupported
 from spectra_vis.live.events import StepEvents
+from spectra_vis.live.partial import PartialCapture
 from spectra_vis.live.stream import DEFAULT_LIMIT, EventLog
 from spectra_vis.record.records import Step, TrialData
 from spectra_vis.store.capture_file import Capture
@@ -95,6 +96,7 @@ class Run:
     finished: float | None = None
     cancel_requested: bool = False
     log: EventLog = field(default_factory=EventLog)
+    partial: PartialCapture = field(default_factory=PartialCapture)  # the capture so far, when asked
 
     def info(self) -> dict[str, Any]:
         """The run's RunInfo (docs/API.md)."""
@@ -199,6 +201,15 @@ class RunManager:
     def runs(self) -> list[Run]:
         with self._lock:
             return list(self._runs.values())
+
+    def partial(self, run_id: str) -> Capture:
+        """The run's capture so far (the current trial with its steps so far), refreshed at most
+        every ``partial.MAX_AGE`` s while it runs; NotFound before its first step."""
+        run = self.get(run_id)
+        snap = run.partial.get(run.state == "running", {"run": run.id, "live": True})
+        if snap is None:
+            raise NotFound(f"run {run_id!r} has no step yet ({run.state}); its capture appears with its first step")
+        return snap.capture
 
     def cancel(self, run_id: str) -> Run:
         """Cancel a run: a queued one never starts; a running one stops after the current decode and
@@ -345,6 +356,7 @@ class RunManager:
             return str(exc)
         finally:
             collector.step_hook = None
+            run.partial.take(collector, None)  # a reader waiting now gets every trial, ended
             run.decoded = time.time()
         return None
 
@@ -359,6 +371,8 @@ class RunManager:
     ) -> None:
         """In the decoding thread: count, and hand the finished steps to the publisher."""
         run.step = len(trial.steps)
+        if run.partial.wanted:
+            run.partial.take(events.collector, trial)
         if token is not None:
             run.tokens += 1
             run.trial_tokens += 1
