@@ -327,3 +327,25 @@ def test_who_attends_to_a_token(long_path: Path, tmp_path: Path) -> None:
                 want.append({**t, "layers": [{**t["layers"][0], "edges": edges}]})
         assert got == want and got
     assert len(whole) > len(got)
+
+
+def test_compare_of_a_lazy_capture_reads_the_digest_and_equals_the_eager_one(long_path: Path, tmp_path: Path) -> None:
+    """The comparison's statistics come from the digest's columns: no step is parsed, and every number
+    (statistics, residual L2 changes, vectors) equals the comparison of the capture parsed whole."""
+    from spectra_vis.comparing import compare
+
+    path = copy_of(long_path, tmp_path)
+    eager = Capture.load(path)
+    D.prepare(Capture.load(path, lazy=True))  # writes the index file
+    cap = Capture.load(path, lazy=True)
+    D.prepare(cap)
+    files = {id(t["steps"].file) for t in cap.data["trials"]}
+    parsed = lambda: sum(t["steps"].file.parsed for t in cap.data["trials"]) // len(files)  # noqa: E731
+    assert parsed() == 0
+    for a, b in [(0, 1), (1, 0), (0, 0)]:
+        got = compare(cap, a, cap, b).to_dict()
+        want = compare(eager, a, eager, b).to_dict()
+        assert got == want
+        assert any(v is not None for row in got["resid_l2_change"] for v in row) or a == b
+        assert got["cosine"] is not None
+    assert parsed() == 0

@@ -13,6 +13,10 @@ capture). Per trial:
 - ``l2``: float64 ``[step, tensor]``: the first number of each tensor's statistics per step (the
   delta bar); NaN where the step has none
 - ``sum``, ``cnt``: ``[tensor, stat]`` sums and counts of each finite statistic over the steps
+- ``cdi``, ``cdv``: where the comparison's per-token statistics (``token_stats_step``: the last
+  step's one-token statistics or per-token rows) differ from ``tok``: int64 ``[k, 2]`` (row,
+  position) and float64 ``[k, stat]`` their values; few (a prefill's output-only rows), so that
+  ``TrialDigest.token_stats`` gives the comparing stage exactly what a walk of the steps gives
 - ``ids``: the tensor ids of those rows; metadata: each step's summary, state and token zones
 """
 
@@ -30,7 +34,7 @@ from spectra_vis.errors import CaptureError
 from spectra_vis.store import index_file
 from spectra_vis.store.capture_file import Capture, trial_of
 
-VERSION = 2
+VERSION = 3
 COLUMNS = ("apos", "ap", "aent", "akv")
 _LOCK = threading.Lock()
 
@@ -47,9 +51,29 @@ class TrialDigest:
     zones: list[list[Any]]  # per token with attention: [pos, step, zone]
     n_head: int
     columns: dict[str, np.ndarray] | None = None  # attention per layer and token (see attention_columns)
+    cmp_at: np.ndarray | None = None  # [k, 2] (row, position) where token_stats differs from tok
+    cmp_val: np.ndarray | None = None  # [k, stat] token_stats there
 
     def row(self) -> dict[int, int]:
         return {int(t): i for i, t in enumerate(self.ids)}
+
+    def token_stats(self, tids: list[int], n: int) -> np.ndarray:
+        """``(len(tids), n, stat)``: what ``token_stats_step`` over every step gives for tensors
+        ``tids`` at positions < ``n`` (NaN for a tensor without statistics), read from the columns."""
+        out = np.full((len(tids), n, self.tok.shape[1]), np.nan)
+        row = self.row()
+        have = [(j, row[int(t)]) for j, t in enumerate(tids) if int(t) in row]
+        if not have:
+            return out
+        dst, src = (list(x) for x in zip(*have, strict=True))
+        out[dst] = np.asarray(self.tok[src])[:, :, :n].transpose(0, 2, 1)
+        if self.cmp_at is not None and self.cmp_val is not None and len(self.cmp_at):
+            at, val = np.asarray(self.cmp_at), np.asarray(self.cmp_val)
+            inside = at[:, 1] < n
+            for j, r in zip(dst, src, strict=True):
+                m = inside & (at[:, 0] == r)
+                out[j, at[m, 1]] = val[m]
+        return out
 
 
 def digest(cap: Capture, trial_id: int) -> TrialDigest:
@@ -83,7 +107,8 @@ def _restore(cap: Capture) -> list[TrialDigest] | None:
         out = [
             TrialDigest(a[f"t{i}.ids"], a[f"t{i}.tok"], a[f"t{i}.l2"], a[f"t{i}.sum"], a[f"t{i}.cnt"],
                         m["steps"], m["states"], m["zones"], m["n_head"],
-                        {k: a[f"t{i}.{k}"] for k in COLUMNS} if f"t{i}.apos" in a else None)  # fmt: skip
+                        {k: a[f"t{i}.{k}"] for k in COLUMNS} if f"t{i}.apos" in a else None,
+                        a[f"t{i}.cdi"], a[f"t{i}.cdv"])  # fmt: skip
             for i, m in enumerate(meta)
         ]
     except KeyError:
@@ -100,6 +125,8 @@ def _compute_all(cap: Capture) -> list[TrialDigest]:
         for i, d in enumerate(out):
             arrays.update({f"t{i}.ids": d.ids, f"t{i}.tok": d.tok, f"t{i}.l2": d.l2, f"t{i}.sum": d.sums,
                            f"t{i}.cnt": d.counts})  # fmt: skip
+            if d.cmp_at is not None and d.cmp_val is not None:
+                arrays.update({f"t{i}.cdi": d.cmp_at, f"t{i}.cdv": d.cmp_val})
             arrays.update({f"t{i}.{k}": v for k, v in (d.columns or {}).items()})
         meta = {"version": VERSION, "notices": cap.notices[before:], "trials": [
             {"steps": d.steps, "states": d.states, "zones": d.zones, "n_head": d.n_head} for d in out
@@ -130,6 +157,8 @@ def _compute(cap: Capture, trial_id: int) -> TrialDigest:
     sums, counts = np.zeros((len(ids), n_stats)), np.zeros((len(ids), n_stats), dtype=np.int64)
     kinds = interpret.energy_types(doc)
     columns = _Columns(doc, n_tokens)
+    cmp = np.full((len(ids), n_tokens, n_stats), np.nan)  # token_stats_step's view, diffed at the end
+    keys = {str(t): i for i, t in enumerate(ids)}
     summaries: list[dict[str, Any]] = []
     states: list[dict[str, Any]] = []
     zones: list[list[Any]] = []
@@ -144,8 +173,8 @@ def _compute(cap: Capture, trial_id: int) -> TrialDigest:
             states.append({"step": j, "phase": summaries[-1]["phase"], "attention_energy": 0.0, "ffn_energy": 0.0,
                            "depth_energy": [0.0, 0.0, 0.0], "label": "Processing", "confidence": 0.5})  # fmt: skip
             continue
-        keys = [int(k) for k in st["stats"]]
-        at = np.asarray([row.get(k, -1) for k in keys], dtype=np.int64)
+        token_stats_step(st, keys, cmp, n_tokens)
+        at = np.asarray([row.get(int(k), -1) for k in st["stats"]], dtype=np.int64)
         vals = _floats(list(st["stats"].values()), n_stats)
         keep = at >= 0
         at, vals = at[keep], vals[keep]
@@ -176,8 +205,40 @@ def _compute(cap: Capture, trial_id: int) -> TrialDigest:
         zones += [[st["pos"] + r, st["index"], z] for r, z in enumerate(interpret.step_zone_list(doc, st))]
         if not n_head:
             n_head = next((len(a["pos"]) for a in st["attention"].values()), 0)
+    cmp_at, cmp_val = _differences(cmp, tok)
     return TrialDigest(np.asarray(ids, dtype=np.int64), tok, l2, sums, counts, summaries, states, zones, n_head,
-                       columns.arrays())  # fmt: skip
+                       columns.arrays(), cmp_at, cmp_val)  # fmt: skip
+
+
+def token_stats_step(step: dict[str, Any], index: dict[str, int], out: np.ndarray, n: int) -> None:
+    """One step's per-token statistics into ``out[index[key], position]`` for positions < ``n``, as
+    the comparing stage reads them: a one-token step's statistics, else its per-token rows; a later
+    step overwrites an earlier one."""
+    width = out.shape[2]
+    pos, count = int(step["pos"]), int(step["n_tokens"])
+    if pos >= n:
+        return
+    if count == 1:
+        stats = step.get("stats", {})
+        common = list(stats.keys() & index.keys())  # set intersection, in C
+        if common:
+            out[list(map(index.__getitem__, common)), pos] = list(map(stats.__getitem__, common))
+        return
+    rows = step.get("rows", {})
+    for k, i in index.items():
+        r = rows.get(k)
+        if r is not None:
+            arr = np.asarray(r, dtype=np.float64).reshape(-1, width)[: n - pos]
+            out[i, pos : pos + len(arr)] = arr
+
+
+def _differences(cmp: np.ndarray, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, position) cells where ``cmp [row, position, stat]`` differs from ``tok [row, stat,
+    position]`` (NaN equals NaN), and cmp's values there."""
+    mine = tok.transpose(0, 2, 1)
+    same = (cmp == mine) | (np.isnan(cmp) & np.isnan(mine))
+    cells = ~same.all(axis=2)
+    return np.argwhere(cells).astype(np.int64).reshape(-1, 2), cmp[cells].reshape(-1, cmp.shape[2])
 
 
 class _Columns:

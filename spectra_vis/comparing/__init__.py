@@ -27,11 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from spectra_vis.analysis.digest import digest, token_stats_step
 from spectra_vis.analysis.payloads import CompareSide, CompareSummary, ComparisonOut, NextTokenComparison
 from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.constants import FINAL_NORM_LAYER, STAT_NAMES
 from spectra_vis.errors import NotFound
 from spectra_vis.store.capture_file import Capture, trial_of
+from spectra_vis.store.lazy import LazySteps
 
 RESIDUAL = "l_out"
 FINAL_NORM_HOOK = "ln_final.hook_normalized"
@@ -145,7 +147,7 @@ def compare(
     by_key_b = {t["key"]: t for t in cap_b.tensors}
     pairs = [(t, by_key_b[t["key"]]) for t in cap_a.tensors if t["key"] in by_key_b]
     types = _types(pairs)
-    stats, resid = _stat_changes(ta, tb, pairs, layers, types, n_shared)
+    stats, resid = _stat_changes((cap_a, trial_a), (cap_b, trial_b), pairs, layers, types, n_shared)
     out = Comparison(
         a={"trial": trial_a, "model": model_a.get("file_name") or model_a.get("name"), "n_tokens": len(ids_a)},
         b={"trial": trial_b, "model": model_b.get("file_name") or model_b.get("name"), "n_tokens": len(ids_b)},
@@ -173,29 +175,23 @@ def token_stats(trial: dict[str, Any], tids: list[int], n: int) -> np.ndarray:
     """The statistics of tensors ``tids`` per token position ``(len(tids), n, 8)``, in one pass over
     the steps: a step's per-token rows, or a one-token step's statistics; NaN where neither."""
     out = np.full((len(tids), n, len(STAT_NAMES)), np.nan)
-    keys = [str(t) for t in tids]
-    index = {k: i for i, k in enumerate(keys)}
+    index = {str(t): i for i, t in enumerate(tids)}
     for step in trial["steps"]:
-        pos, count = int(step["pos"]), int(step["n_tokens"])
-        if pos >= n:
-            continue
-        if count == 1:
-            stats = step.get("stats", {})
-            common = list(stats.keys() & index.keys())  # set intersection, in C
-            if common:
-                out[list(map(index.__getitem__, common)), pos] = list(map(stats.__getitem__, common))
-            continue
-        rows = step.get("rows", {})
-        for i, k in enumerate(keys):
-            r = rows.get(k)
-            if r is not None:
-                arr = np.asarray(r, dtype=np.float64).reshape(-1, len(STAT_NAMES))[: n - pos]
-                out[i, pos : pos + len(arr)] = arr
+        token_stats_step(step, index, out, n)
     return out
 
 
+def side_stats(cap: Capture, trial_id: int, tids: list[int], n: int) -> np.ndarray:
+    """``token_stats`` of one side: from the trial's digest (its columns, no step read) when the
+    capture's steps are read lazily from its file, else from a walk of the steps in memory."""
+    trial = trial_of(cap.data, trial_id)
+    if isinstance(trial["steps"], LazySteps) and not cap.legacy:
+        return digest(cap, trial_id).token_stats(tids, n)
+    return token_stats(trial, tids, n)
+
+
 def _stat_changes(
-    ta: dict[str, Any], tb: dict[str, Any], pairs: Pairs, layers: list[int], types: list[str], n: int
+    side_a: tuple[Capture, int], side_b: tuple[Capture, int], pairs: Pairs, layers: list[int], types: list[str], n: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per layer x type, the signed relative change of each statistic's mean over the tokens both
     trials have it for; and per layer x token the residual L2's relative change."""
@@ -204,8 +200,8 @@ def _stat_changes(
         if a["layer"] in layers and a["type"] in types:
             chosen.setdefault((a["layer"], a["type"]), (a["id"], b["id"]))
     cells = list(chosen)
-    sa = token_stats(ta, [chosen[c][0] for c in cells], n)
-    sb = token_stats(tb, [chosen[c][1] for c in cells], n)
+    sa = side_stats(*side_a, [chosen[c][0] for c in cells], n)
+    sb = side_stats(*side_b, [chosen[c][1] for c in cells], n)
     both = ~np.isnan(sa[:, :, 0]) & ~np.isnan(sb[:, :, 0])  # (cells, n)
     count = both.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
