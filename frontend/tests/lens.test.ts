@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AttentionOut } from "../src/api/client";
-import { focusLinks, stripLayout } from "../src/data/lens";
+import { boxesInView, focusLinks, stripLayout } from "../src/data/lens";
 
 const edge = (head: number, pos: number, p: number, q: number) => ({ head, pos, p, distance: q - pos, token_text: "", sink: pos === 0 });
 const tok = (pos: number, edges: ReturnType<typeof edge>[]) => ({
@@ -30,5 +30,19 @@ describe("Token Lens links", () => {
     const b = stripLayout(["<s>", "a", "a very long token indeed"]);
     expect(b[1].x).toBeGreaterThanOrEqual(b[0].x + b[0].w);
     expect(b[2].w).toBeLessThanOrEqual(10 + 7 * 12);
+  });
+});
+
+describe("boxesInView", () => {
+  it("finds exactly the boxes that overlap a pixel range of the strip", () => {
+    const texts = Array.from({ length: 3000 }, (_, i) => "x".repeat(1 + (i % 9)));
+    const b = stripLayout(texts);
+    for (const [lo, hi] of [[0, 500], [12345, 13345], [-400, 100], [b.at(-1)!.x - 10, b.at(-1)!.x + 5000]]) {
+      const [first, last] = boxesInView(b, lo, hi);
+      const want = b.filter((x) => x.x + x.w > lo && x.x < hi).map((x) => x.pos);
+      expect(b.slice(first, last).map((x) => x.pos)).toEqual(want);
+      expect(want.length).toBeGreaterThan(0);
+    }
+    expect(boxesInView(b, 1e9, 1e9 + 10)).toEqual([3000, 3000]);
   });
 });

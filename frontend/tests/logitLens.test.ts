@@ -4,8 +4,10 @@ import { describe, expect, it } from "vitest";
 import type { LensGridOut } from "../src/api/client";
 import { rampColor } from "../src/data/colors";
 import {
-  LENS_LAYOUT, NO_ROW_COLOR, cellX, cellY, firstFinalLine, gridSize, lensColor, lensModel, textColorOn,
+  LENS_LAYOUT, NO_ROW_COLOR, cellX, cellY, firstFinalLine, fitText, gridSize, lensColor, lensDrawsToCanvas, lensGeometry, lensModel,
+  textColorOn,
 } from "../src/data/logitLens";
+import { cellAtPoint, visibleCols } from "../src/data/heatGeometry";
 
 // Two layers, four positions; as the API sends it: the last layer has no rows for the prompt
 // positions before the last, and the last (sampled) token has none at all.
@@ -79,5 +81,42 @@ describe("firstFinalLine", () => {
   });
   it("the grid is as large as its cells", () => {
     expect(gridSize(lensModel(payload))).toEqual({ width: labelW + 4 * cellW, height: headH + 2 * cellH });
+  });
+});
+
+describe("the canvas grid of a long trial", () => {
+  const long = (layers: number, tokens: number) => lensModel({
+    ...payload, layers: Array.from({ length: layers }, (_, i) => i), tokens: Array.from({ length: tokens }, (_, i) => `t${i}`),
+    top_ids: [], top_texts: [], top_p: [], entropy: [], next_rank: [], first_final_layer: [],
+  });
+
+  it("is drawn to a canvas past the heat map's threshold, as elements below it", () => {
+    expect(lensDrawsToCanvas(lensModel(payload))).toBe(false);
+    expect(lensDrawsToCanvas(long(36, 4000))).toBe(true);
+    expect(lensDrawsToCanvas(long(2, 400))).toBe(true); // more columns than COLS_CANVAS
+  });
+
+  it("shares the element grid's pixel layout: the cell under a point is the one cellX/cellY place there", () => {
+    const m = long(5, 1000);
+    const g = lensGeometry(m);
+    expect([g.rows, g.cols]).toEqual([5, 1000]);
+    for (const [r, c] of [[0, 0], [4, 999], [2, 517]]) {
+      expect(cellAtPoint(g, cellX(c) + LENS_LAYOUT.cellW / 2, cellY(r) + LENS_LAYOUT.cellH / 2)).toEqual({ r, c });
+    }
+    expect(cellAtPoint(g, cellX(1000) + 1, cellY(0) + 1)).toBeNull();
+    // A 900-pixel viewport scrolled to column 500 draws some twenty columns, 500 among them.
+    const [c0, c1] = visibleCols(g, cellX(500) - LENS_LAYOUT.labelW, 900);
+    expect(c0).toBeLessThanOrEqual(500);
+    expect(c1).toBeGreaterThan(500);
+    expect(c1 - c0).toBeLessThanOrEqual(Math.ceil(900 / LENS_LAYOUT.cellW) + 2);
+  });
+
+  it("cuts a token's text to the cell's width with an ellipsis", () => {
+    expect(fitText("abc", 50)).toBe("abc");
+    const cut = fitText("a_very_long_token", 50);
+    expect(cut.endsWith("…")).toBe(true);
+    expect(cut.length).toBe(Math.floor(50 / 6.7));
+    expect("a_very_long_token".startsWith(cut.slice(0, -1))).toBe(true);
+    expect(fitText("abc", 10)).toBe("");
   });
 });

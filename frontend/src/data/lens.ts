@@ -49,3 +49,20 @@ export function stripLayout(texts: string[], gap = 4): TokenBox[] {
     return box;
   });
 }
+
+/** The boxes [first, last) that overlap pixels [left, right) of the strip (boxes in order, as
+ * stripLayout lays them out): the strip draws only these. */
+export function boxesInView(boxes: TokenBox[], left: number, right: number): [number, number] {
+  const firstEndingAfter = (x: number) => { // the first box whose right edge is past x
+    let lo = 0, hi = boxes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (boxes[mid].x + boxes[mid].w > x) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  };
+  const first = firstEndingAfter(left);
+  let last = first;
+  while (last < boxes.length && boxes[last].x < right) last++;
+  return [first, last];
+}

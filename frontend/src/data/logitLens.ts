@@ -6,6 +6,7 @@
  * top-1 is the model's own prediction) at the bottom, as in the heat maps. */
 import type { LensGridOut } from "../api/client";
 import { hexToRgb, rampColor } from "./colors";
+import { drawsToCanvas, type HeatGeometry } from "./heatGeometry";
 
 /** The tensor type whose rows the lens reads (the residual stream after a block, blocks.L.hook_resid_post). */
 export const LENS_TENSOR_TYPE = "l_out";
@@ -68,6 +69,24 @@ export const cellY = (row: number, l: LensLayout = LENS_LAYOUT) => l.headH + row
 
 export function gridSize(m: LensModel, l: LensLayout = LENS_LAYOUT): { width: number; height: number } {
   return { width: cellX(m.tokens.length, l), height: cellY(m.layers.length, l) };
+}
+
+/** The grid as the canvas heat map's geometry (data/heatGeometry: cell under a point, columns in view). */
+export function lensGeometry(m: LensModel, l: LensLayout = LENS_LAYOUT): HeatGeometry {
+  return { ...l, rows: m.layers.length, cols: m.tokens.length };
+}
+
+/** A grid of more cells than the heat map draws as elements is drawn to a canvas (same threshold). */
+export function lensDrawsToCanvas(m: LensModel): boolean {
+  return drawsToCanvas(m.layers.length, m.tokens.length);
+}
+
+/** A token's text cut to fit `width` pixels of 11 px monospace (about 6.7 px a character), with an
+ * ellipsis when cut; "" when not even one character and the ellipsis fit. */
+export function fitText(text: string, width: number, charW = 6.7): string {
+  const n = Math.floor(width / charW);
+  if (text.length <= n) return text;
+  return n < 2 ? "" : `${text.slice(0, n - 1)}…`;
 }
 
 export interface FinalMark {

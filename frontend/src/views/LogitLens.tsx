@@ -2,17 +2,19 @@
  * that layer's residual stream predicts, filled by its probability (data/logitLens); a line on the
  * first layer where each token's final prediction is top-1. Cells are plain positioned divs built
  * once per payload (no state or handler per cell): one hover and one click handler on the grid read
- * the cell from its data-layer/data-pos. Hover shows the cell's top-5 (/api/trials/{id}/lens with
+ * the cell from its data-layer/data-pos. A long trial's grid (thousands of cells) is drawn to a
+ * canvas instead (views/LogitLensCanvas), with the same fill, texts, line, hover and click. Hover shows the cell's top-5 (/api/trials/{id}/lens with
  * layer and token) and the token that actually came next. */
 import { memo, useMemo, useState, type MouseEvent } from "react";
-import { useLensCell } from "../api/queries";
-import { fmt, shortLayer, tokenLabel } from "../data/format";
+import { shortLayer, tokenLabel } from "../data/format";
 import type { SpecialLayers } from "../data/layers";
 import {
-  LENS_LAYOUT as L, cellX, cellY, firstFinalLine, gridSize, lensColor, textColorOn, type LensModel,
+  LENS_LAYOUT as L, cellX, cellY, firstFinalLine, gridSize, lensColor, lensDrawsToCanvas, textColorOn, type LensModel,
 } from "../data/logitLens";
+import { LogitLensCanvas } from "./LogitLensCanvas";
+import { LensTooltip, type Hover } from "./LogitLensTooltip";
 
-interface Props {
+export interface LogitLensProps {
   model: LensModel;
   ramp: string[];
   captureId: string;
@@ -21,12 +23,6 @@ interface Props {
   selectedLayer: number | null; // the selected tensor's layer, when it is a lens row
   selectedToken: number | null;
   onCell: (layer: number, pos: number) => void;
-}
-
-interface Hover {
-  row: number;
-  pos: number;
-  at: { left: number; right: number; bottom: number }; // the cell's box in the viewport
 }
 
 function cellOf(e: MouseEvent, m: LensModel): Hover | null {
@@ -38,7 +34,13 @@ function cellOf(e: MouseEvent, m: LensModel): Hover | null {
   return row < 0 || !Number.isInteger(pos) ? null : { row, pos, at: { left: r.left, right: r.right, bottom: r.bottom } };
 }
 
-export function LogitLens({ model, ramp, captureId, trialId, special, selectedLayer, selectedToken, onCell }: Props) {
+/** The grid: one element per cell for a short trial, one canvas for a long one (lensDrawsToCanvas). */
+export function LogitLens(props: LogitLensProps) {
+  const { model } = props;
+  return lensDrawsToCanvas(model) ? <LogitLensCanvas {...props} /> : <LogitLensElements {...props} />;
+}
+
+function LogitLensElements({ model, ramp, captureId, trialId, special, selectedLayer, selectedToken, onCell }: LogitLensProps) {
   const [hover, setHover] = useState<Hover | null>(null);
   const size = gridSize(model);
   const selRow = selectedLayer === null ? -1 : model.layers.indexOf(selectedLayer);
@@ -51,7 +53,7 @@ export function LogitLens({ model, ramp, captureId, trialId, special, selectedLa
     if (h) onCell(model.layers[h.row], h.pos);
   };
   return (
-    <div className="logit-lens" data-testid="logit-lens" data-capture-id={captureId} data-trial-id={trialId}>
+    <div className="logit-lens" data-testid="logit-lens" data-render="elements" data-capture-id={captureId} data-trial-id={trialId}>
       <div className="logit-lens-scroll" onScroll={() => setHover(null)}>
         <div className="logit-lens-grid" style={{ width: size.width, height: size.height }} onMouseOver={move} onMouseLeave={() => setHover(null)} onClick={click}>
           <Cells model={model} ramp={ramp} special={special} />
@@ -67,10 +69,16 @@ export function LogitLens({ model, ramp, captureId, trialId, special, selectedLa
           {hover && <LensTooltip model={model} hover={hover} captureId={captureId} trialId={trialId} special={special} />}
         </div>
       </div>
-      <div className="muted small logit-lens-legend">
-        Fill: probability of the top-1 token, 0 <span className="logit-lens-ramp" style={{ background: `linear-gradient(to right, ${ramp.join(", ")})` }} /> 1
-        (grey: no row). <span className="logit-lens-final-key" /> first layer whose top-1 is the final prediction. Layer 0 at the top.
-      </div>
+      <LensLegend ramp={ramp} />
+    </div>
+  );
+}
+
+export function LensLegend({ ramp }: { ramp: string[] }) {
+  return (
+    <div className="muted small logit-lens-legend">
+      Fill: probability of the top-1 token, 0 <span className="logit-lens-ramp" style={{ background: `linear-gradient(to right, ${ramp.join(", ")})` }} /> 1
+      (grey: no row). <span className="logit-lens-final-key" /> first layer whose top-1 is the final prediction. Layer 0 at the top.
     </div>
   );
 }
@@ -113,40 +121,5 @@ function FinalLine({ model, width, height }: { model: LensModel; width: number; 
       <path d={line.d} data-testid="logit-lens-final-line" />
       {line.marks.map((k) => <line key={k.pos} className="logit-lens-final-mark" data-pos={k.pos} data-layer={k.layer} x1={k.x1} x2={k.x2} y1={k.y} y2={k.y} />)}
     </svg>
-  );
-}
-
-const TOOLTIP_W = 240;
-
-function LensTooltip({ model, hover, captureId, trialId, special }: { model: LensModel; hover: Hover; captureId: string; trialId: number; special: SpecialLayers | null }) {
-  const c = model.rows[hover.row][hover.pos];
-  const cell = useLensCell(c.text === null ? null : { capture_id: captureId, trial_id: trialId, layer: c.layer, token: c.pos, k: 5 });
-  // Fixed to the viewport, so the grid's scroll box does not clip it; left of the cell near the right edge.
-  const flip = hover.at.right + TOOLTIP_W > window.innerWidth;
-  const style = { position: "fixed" as const, top: hover.at.bottom + 2, left: flip ? Math.max(0, hover.at.left - TOOLTIP_W) : hover.at.right + 2 };
-  const d = cell.data;
-  return (
-    <div className="tooltip logit-lens-tooltip" data-testid="logit-lens-tooltip" data-layer={c.layer} data-pos={c.pos} data-ready={d ? "true" : "false"} style={style}>
-      <div className="tooltip-name">{shortLayer(c.layer, special)} · token {c.pos} “{tokenLabel(model.tokens[c.pos] ?? "")}”</div>
-      {c.text === null && <div className="muted">No lens row here: llama.cpp computed none.</div>}
-      {cell.error && <div className="error">{cell.error}</div>}
-      {cell.loading && !d && <div className="muted">Loading…</div>}
-      {d && (
-        <>
-          <ol className="logit-lens-top" data-testid="logit-lens-top">
-            {d.top.map((t) => (
-              <li key={t.id} data-text={t.text} data-p={t.p}><span className="logit-lens-tok">{tokenLabel(t.text)}</span> <span className="muted">{fmt(t.p)}</span></li>
-            ))}
-          </ol>
-          {/* The API's rank counts the tokens above it (0: top-1); shown from 1. */}
-          <div data-testid="logit-lens-next" data-rank={d.next_rank ?? ""}>
-            {d.next_text === null
-              ? "next: none (the last token)"
-              : `next: “${tokenLabel(d.next_text)}”, rank ${d.next_rank === null ? "—" : d.next_rank + 1} (p ${fmt(d.next_p)})`}
-          </div>
-          <div className="muted">entropy {fmt(d.entropy)} nats</div>
-        </>
-      )}
-    </div>
   );
 }

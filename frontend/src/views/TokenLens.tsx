@@ -1,13 +1,14 @@
 /** Token Lens (issue 6): hover or pin a token to see what it attends to (arcs above the strip) and
  * what attends to it (arcs below), for one layer and one head or all heads; a layer × head grid of
  * attention entropies; the token strip coloured by zone with the zone distribution bar; the
- * cognitive-state label and the delta bar of the current step. Numbers come from /api/attention
+ * cognitive-state label and the delta bar of the current step. The strip draws only the tokens in
+ * its scrolled viewport (and a margin), and the arcs that cross it. Numbers come from /api/attention
  * and /api/trials/{id}/interpretation unchanged (docs/ATTENTION.md). */
-import { useEffect, useMemo, useState, type ReactNode } from "react";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import type { AttentionOut, ColorsOut, StepState, TrialOut } from "../api/client";
 import { useAttention, useInterpretation } from "../api/queries";
 import { fmt, tokenLabel } from "../data/format";
-import { focusLinks, stripLayout, type Link } from "../data/lens";
+import { boxesInView, focusLinks, stripLayout, type Link } from "../data/lens";
 import { rampColor } from "../data/colors";
 
 interface TimelineExtra {
@@ -146,13 +147,30 @@ const ARC_COLOR = { out: "#f0f921", in: "#38bdf8" }; // what the token attends t
 const STRIP_Y = 80;
 const TOKEN_H = 20;
 
+const MARGIN = 400; // pixels drawn beyond each side of the strip's viewport
+
 function Strip({ trial, links, focus, pinned, zoneColor, onHover, onPin }: {
   trial: TrialOut; links: { out: Link[]; in: Link[] } | null; focus: number | null; pinned: number | null;
   zoneColor: (pos: number) => string | undefined; onHover: (pos: number | null) => void; onPin: (pos: number) => void;
 }) {
-  const boxes = stripLayout(trial.tokens.map((t) => tokenLabel(t.text)));
+  const boxes = useMemo(() => stripLayout(trial.tokens.map((t) => tokenLabel(t.text))), [trial.tokens]);
   const width = (boxes.at(-1)?.x ?? 0) + (boxes.at(-1)?.w ?? 0) + 8;
+  const scroller = useRef<HTMLDivElement>(null);
+  const [view, setView] = useState({ left: 0, width: 1200 });
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const measure = () => setView({ left: el.scrollLeft, width: el.clientWidth || 1200 });
+    measure();
+    if (typeof ResizeObserver === "undefined") return; // jsdom
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  const [lo, hi] = [view.left - MARGIN, view.left + view.width + MARGIN];
+  const [first, last] = boxesInView(boxes, lo, hi);
   const cx = (pos: number) => (boxes[pos] ? boxes[pos].x + boxes[pos].w / 2 : 0);
+  const crosses = (l: Link) => Math.max(cx(l.from), cx(l.to)) >= lo && Math.min(cx(l.from), cx(l.to)) <= hi;
   const arc = (l: Link, dir: "out" | "in") => {
     const a = cx(l.from);
     const b = cx(l.to);
@@ -161,10 +179,11 @@ function Strip({ trial, links, focus, pinned, zoneColor, onHover, onPin }: {
     return `M ${a} ${y} Q ${(a + b) / 2} ${y + h * 1.6} ${b} ${y}`;
   };
   return (
-    <div className="lens-strip">
-      <svg width={width} height={STRIP_Y * 2 + TOKEN_H} data-testid="lens-strip" onMouseLeave={() => onHover(null)}>
+    <div className="lens-strip" ref={scroller} onScroll={(e) => setView({ left: e.currentTarget.scrollLeft, width: e.currentTarget.clientWidth || 1200 })}>
+      <svg width={width} height={STRIP_Y * 2 + TOKEN_H} data-testid="lens-strip" data-count={trial.tokens.length} data-first={first} data-last={last}
+        onMouseLeave={() => onHover(null)}>
         {(["out", "in"] as const).map((dir) =>
-          links?.[dir].map((l) => (
+          links?.[dir].filter(crosses).map((l) => (
             <path key={`${dir}${dir === "out" ? l.to : l.from}`} className={`arc arc-${dir}`} d={arc(l, dir)}
               data-from={l.from} data-to={l.to} data-p={l.p} fill="none" stroke={ARC_COLOR[dir]}
               strokeOpacity={0.25 + 0.75 * l.p} strokeWidth={0.5 + 5 * l.p}>
@@ -172,8 +191,8 @@ function Strip({ trial, links, focus, pinned, zoneColor, onHover, onPin }: {
             </path>
           )),
         )}
-        {trial.tokens.map((t, i) => {
-          const b = boxes[i];
+        {trial.tokens.slice(first, last).map((t, k) => {
+          const b = boxes[first + k];
           const zc = zoneColor(t.pos);
           return (
             <g key={t.pos} className={`lens-token${focus === t.pos ? " focus" : ""}${pinned === t.pos ? " pinned" : ""}`} data-pos={t.pos}
