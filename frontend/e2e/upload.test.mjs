@@ -30,16 +30,29 @@ capture(model, ["What is the capital of France?"], preset="standard", max_tokens
 const dataFiles = () => readdirSync(dataDir).filter((n) => !n.startsWith(".")).sort();
 
 /** Every upload form the page sends, as {field: file name}, kept in the page (chromium gives the
- * protocol no body for a form with files, so the form is read before it leaves). */
+ * protocol no body for a form with files, so the form is read before it leaves). The captures panel
+ * sends it through XMLHttpRequest (its upload reports progress); fetch is watched too. */
 async function spyOnUploads() {
   await page.evaluate(() => {
     const send = window.fetch.bind(window);
     window.__uploads = [];
-    window.fetch = (url, init) => {
-      if (String(url).endsWith("/api/upload") && init?.body instanceof FormData) {
-        window.__uploads.push(Object.fromEntries([...init.body.entries()].map(([k, v]) => [k, v.name])));
+    const note = (url, body) => {
+      if (String(url).endsWith("/api/upload") && body instanceof FormData) {
+        window.__uploads.push(Object.fromEntries([...body.entries()].map(([k, v]) => [k, v.name])));
       }
+    };
+    window.fetch = (url, init) => {
+      note(url, init?.body);
       return send(url, init);
+    };
+    const open = XMLHttpRequest.prototype.open, xsend = XMLHttpRequest.prototype.send;
+    XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+      this.__url = url;
+      return open.call(this, method, url, ...rest);
+    };
+    XMLHttpRequest.prototype.send = function (body) {
+      note(this.__url, body);
+      return xsend.call(this, body);
     };
   });
 }

@@ -14,6 +14,7 @@ import { GridPanel } from "./views/GridPanel";
 import { HeatMapsPanel } from "./views/HeatMapsPanel";
 import { Info } from "./views/InfoPanel";
 import { LiveBadge, LivePanel } from "./views/LivePanel";
+import { LoadProgress } from "./views/LoadProgress";
 import { LogitLensPanel } from "./views/LogitLensPanel";
 import { RunPanel } from "./views/RunPanel";
 import { Loading } from "./views/Status";
@@ -34,7 +35,7 @@ export function App() {
 
   return (
     <LiveProvider>
-      <Shell header={<>{capture && <Toolbar />}<LiveBadge /></>}>
+      <Shell header={<>{capture && <Toolbar />}<LiveBadge /><LoadProgress /></>}>
         <aside className="sidebar">
           <CapturesPanel />
           <RunPanel />

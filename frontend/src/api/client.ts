@@ -60,18 +60,40 @@ async function request<T>(path: string, init?: RequestInit): Promise<T> {
   } catch (e) {
     throw new ApiError(0, `cannot reach the Spectra Vis server (${path}): ${(e as Error).message}`);
   }
-  const text = await resp.text();
+  return answer<T>(path, resp.status, await resp.text());
+}
+
+/** An answer's body, or the API's one-line error as an ApiError. */
+function answer<T>(path: string, status: number, text: string): T {
   let body: unknown;
   try {
     body = text ? JSON.parse(text) : null;
   } catch {
-    throw new ApiError(resp.status, `${path}: HTTP ${resp.status}, the answer is not JSON`);
+    throw new ApiError(status, `${path}: HTTP ${status}, the answer is not JSON`);
   }
-  if (!resp.ok) {
-    const msg = (body as { error?: string } | null)?.error ?? `HTTP ${resp.status}`;
-    throw new ApiError(resp.status, msg);
+  if (status < 200 || status >= 300) {
+    const msg = (body as { error?: string } | null)?.error ?? `HTTP ${status}`;
+    throw new ApiError(status, msg);
   }
   return body as T;
+}
+
+/** A POST of a form through XMLHttpRequest, whose upload reports the bytes sent (fetch does not). */
+function postWithProgress<T>(path: string, body: FormData, onProgress: (sent: number, total: number) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+    xhr.onerror = () => reject(new ApiError(0, `cannot reach the Spectra Vis server (${path})`));
+    xhr.onload = () => {
+      try {
+        resolve(answer<T>(path, xhr.status, xhr.responseText));
+      } catch (e) {
+        reject(e as Error);
+      }
+    };
+    xhr.send(body);
+  });
 }
 
 function qs(params: Record<string, string | number | null | undefined>): string {
@@ -95,10 +117,12 @@ export const api = {
   captures: () => request<CapturesOut>("/api/captures"),
   load: (filepath: string) => request<LoadOut>("/api/load", json({ filepath })),
   /** A capture (or trace) as `file`; its .vectors.safetensors companion, if any, as `vectors`. */
-  upload: (file: File, vectors?: File | null) => {
+  /** With onProgress (and XMLHttpRequest), the bytes sent are reported as they go. */
+  upload: (file: File, vectors?: File | null, onProgress?: (sent: number, total: number) => void) => {
     const form = new FormData();
     form.append("file", file, file.name);
     if (vectors) form.append("vectors", vectors, vectors.name);
+    if (onProgress && typeof XMLHttpRequest !== "undefined") return postWithProgress<UploadOut>("/api/upload", form, onProgress);
     return request<UploadOut>("/api/upload", { method: "POST", body: form });
   },
   colors: () => request<ColorsOut>("/api/colors"),

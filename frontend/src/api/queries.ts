@@ -264,8 +264,8 @@ export async function loadCapture(qc: QueryClient, path: string): Promise<LoadOu
 
 /** Upload a capture or trace, with its vectors companion if any: the server saves and loads it; the
  * file list is read again. */
-export async function uploadCapture(qc: QueryClient, file: File, vectors?: File | null) {
-  const out = await api.upload(file, vectors);
+export async function uploadCapture(qc: QueryClient, file: File, vectors?: File | null, onProgress?: (sent: number, total: number) => void) {
+  const out = await api.upload(file, vectors, onProgress);
   qc.setQueryData(keys.capture(out.path), out);
   void qc.invalidateQueries({ queryKey: keys.files });
   return out;

@@ -5,6 +5,7 @@ import { useState, type DragEvent } from "react";
 import { useQueryClient } from "@tanstack/react-query";
 import type { FileInfo, LoadOut } from "../api/client";
 import { loadCapture, uploadCapture, useFiles } from "../api/queries";
+import { reportUpload } from "./LoadProgress";
 import { fmt } from "../data/format";
 import { companionName, pickUploadPair } from "../data/uploadPair";
 import { useCurrent } from "./current";
@@ -68,7 +69,9 @@ export function CapturesPanel() {
     const { capture: file, vectors } = pick;
     const what = vectors ? `${file.name} with ${vectors.name}` : file.name;
     await attempt(`Uploading ${what}…`, `Upload of ${what} failed`, async () => {
-      const out = await uploadCapture(qc, file, vectors); // the file list is read again
+      reportUpload({ name: what, sent: 0, total: 0 }); // the bar under the top bar (views/LoadProgress)
+      const out = await uploadCapture(qc, file, vectors, (sent, total) => reportUpload({ name: what, sent, total }))
+        .finally(() => reportUpload(null)); // the file list is read again
       setNotice(vectors
         ? `Uploaded ${file.name} as ${out.saved_as} and its vectors ${vectors.name} as ${companionName(out.saved_as)}`
         : `Uploaded ${file.name} as ${out.saved_as}`);
