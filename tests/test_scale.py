@@ -349,3 +349,42 @@ def test_compare_of_a_lazy_capture_reads_the_digest_and_equals_the_eager_one(lon
         assert any(v is not None for row in got["resid_l2_change"] for v in row) or a == b
         assert got["cosine"] is not None
     assert parsed() == 0
+
+
+def test_a_capture_saved_by_this_tool_carries_its_index(long_path: Path, tmp_path: Path) -> None:
+    """capture(out=...) wrote the index file and digest beside the capture: a load as the server's
+    (lazy, then prepare) reads no step and leaves the index untouched, and every view's numbers equal
+    those of an index built on the first load of a copy saved without one."""
+    index_path = long_path.with_name(index_file.index_name(long_path))
+    assert index_path.is_file()
+    before = index_path.stat().st_mtime_ns, index_path.read_bytes()
+    cap = Capture.load(long_path, vectors=False, lazy=True)
+    assert cap.index is not None and cap.notices == []
+    D.prepare(cap)
+    assert cap.data["trials"][0]["steps"].file.parsed == 0
+    assert (index_path.stat().st_mtime_ns, index_path.read_bytes()) == before
+    other = Capture.load(copy_of(long_path, tmp_path), vectors=False, lazy=True)
+    assert other.index is None
+    D.prepare(other)  # built on first load, as for any capture saved without an index
+    assert other.data["trials"][0]["steps"].file.parsed > 0
+    for t in (0, 1):
+        assert analysis.heatmap(cap, t, "l2", "tokens") == analysis.heatmap(other, t, "l2", "tokens")
+        assert analysis.interpretation(cap, t) == analysis.interpretation(other, t)
+
+
+def test_a_save_whose_index_cannot_be_written_succeeds_with_a_notice(
+    long_path: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index_file, "write", refuse)
+    cap = Capture.load(long_path)
+    out = cap.save(tmp_path / "saved.json")
+    assert orjson.loads(out.read_bytes())["trials"] == orjson.loads(long_path.read_bytes())["trials"]
+    assert not out.with_name(index_file.index_name(out)).exists()
+    assert any("no index file written beside saved.json" in n and "disk full" in n for n in cap.notices)
+    monkeypatch.undo()
+    again = Capture.load(out, lazy=True)  # still loads; its index is built on first load
+    D.prepare(again)
+    assert again.index is not None

@@ -25,14 +25,16 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from spectra_vis.analysis import interpret
 from spectra_vis.errors import CaptureError
-from spectra_vis.store import index_file
+from spectra_vis.store import capture_file, index_file
 from spectra_vis.store.capture_file import Capture, trial_of
+from spectra_vis.store.lazy import LazySteps
 
 VERSION = 3
 COLUMNS = ("apos", "ap", "aent", "akv")
@@ -93,6 +95,31 @@ def prepare(cap: Capture) -> None:
     """Every trial's digest, now (reading the index file, or every step once and writing it)."""
     if cap.data["trials"] and not cap.legacy:
         digest(cap, 0)
+
+
+def keep_index(cap: Capture, path: Path) -> str | None:
+    """After ``cap`` was saved to ``path`` (``capture_file.SAVED``): write the index file and every
+    trial's digest beside it, read back from the file as the server's lazy load reads it, so that
+    the server's first load of it reads no step. A notice instead of an error when that fails (the
+    server then builds the index on first load, as for a capture saved without one)."""
+    if cap.legacy or not cap.data["trials"]:
+        return None
+    try:
+        saved = Capture.load(path, vectors=False, lazy=True)
+        try:
+            prepare(saved)
+        finally:
+            for trial in saved.data["trials"]:
+                if isinstance(trial["steps"], LazySteps):
+                    trial["steps"].file.close()
+        kept = saved.index is not None and saved.index.derived.get("version") == VERSION
+        why = next((n for n in saved.notices if "index" in n), "not kept")
+    except (OSError, CaptureError, ValueError) as exc:
+        kept, why = False, str(exc)
+    return None if kept else f"no index file written beside {path.name} ({why}): the first load builds it"
+
+
+capture_file.SAVED[:] = [h for h in capture_file.SAVED if getattr(h, "__name__", "") != "keep_index"] + [keep_index]
 
 
 def _restore(cap: Capture) -> list[TrialDigest] | None:

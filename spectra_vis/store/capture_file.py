@@ -11,6 +11,7 @@ import datetime as _dt
 import functools
 import json
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,12 @@ def tool_version() -> str:
         return version("spectra-vis")
     except Exception:  # noqa: BLE001 - running from a source tree
         return "0.0.0+source"
+
+
+# Run after every ``Capture.save`` (with ``index=True``), with the capture and the file written: a
+# later stage registers here (``analysis.digest`` writes the index file and the per-trial digest
+# beside the capture). A hook returns a notice or None and does not raise.
+SAVED: list[Callable[[Capture, Path], str | None]] = []
 
 
 class CaptureSummary(TypedDict):
@@ -170,9 +177,11 @@ class Capture:
         validate(self.data)
         return _dumps(self.data)
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], index: bool = True) -> Path:
         """Validate and write atomically (temporary file in the same folder, then rename); the
-        vectors, when there are any, first, into the companion file beside it."""
+        vectors, when there are any, first, into the companion file beside it. ``index``: then run
+        the ``SAVED`` hooks (a later stage keeps the index file beside it, so that the first lazy
+        load is fast); a hook that fails leaves a notice, never a failed save."""
         target = Path(path).expanduser()
         if self.arrays:
             name = vectors.companion_name(target)
@@ -181,6 +190,10 @@ class Capture:
         payload = self.to_bytes()
         atomic_write(target, payload)
         self.path = target
+        for hook in SAVED if index else ():
+            notice = hook(self, target)
+            if notice and notice not in self.notices:
+                self.notices.append(notice)
         return target
 
     def _vector_index(self, name: str, digest: str) -> dict[str, Any]:
