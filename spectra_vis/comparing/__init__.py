@@ -190,6 +190,15 @@ def side_stats(cap: Capture, trial_id: int, tids: list[int], n: int) -> np.ndarr
     return token_stats(trial, tids, n)
 
 
+def _may_have_stats(cap: Capture, trial_id: int, tids: list[int]) -> list[bool]:
+    """Per tensor, False when the trial surely has no statistics of it (not a row of a lazily loaded
+    capture's digest: it was not captured), so that its cells are left NaN without reading them."""
+    if isinstance(trial_of(cap.data, trial_id)["steps"], LazySteps) and not cap.legacy:
+        row = digest(cap, trial_id).row()
+        return [int(t) in row for t in tids]
+    return [True] * len(tids)
+
+
 def _stat_changes(
     side_a: tuple[Capture, int], side_b: tuple[Capture, int], pairs: Pairs, layers: list[int], types: list[str], n: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -200,6 +209,9 @@ def _stat_changes(
         if a["layer"] in layers and a["type"] in types:
             chosen.setdefault((a["layer"], a["type"]), (a["id"], b["id"]))
     cells = list(chosen)
+    held_a = _may_have_stats(*side_a, [chosen[c][0] for c in cells])
+    held_b = _may_have_stats(*side_b, [chosen[c][1] for c in cells])
+    cells = [c for c, ha, hb in zip(cells, held_a, held_b, strict=True) if ha and hb]  # others stay NaN
     sa = side_stats(*side_a, [chosen[c][0] for c in cells], n)
     sb = side_stats(*side_b, [chosen[c][1] for c in cells], n)
     both = ~np.isnan(sa[:, :, 0]) & ~np.isnan(sb[:, :, 0])  # (cells, n)
@@ -232,7 +244,8 @@ def _vector_changes(out: Comparison, cap_a: Capture, trial_a: int, cap_b: Captur
     for i, name in enumerate(names):
         if name in held_a and name in held_b:
             va = cap_a.vectors(trial_a, name)[:n].astype(np.float64)
-            vb = cap_b.vectors(trial_b, name)[:n].astype(np.float64)
+            same = cap_a is cap_b and trial_a == trial_b  # a trial with itself: read once
+            vb = va if same else cap_b.vectors(trial_b, name)[:n].astype(np.float64)
             cos[i], rel[i] = _cosine_rel(va, vb)
     out.cosine, out.rel_l2 = cos, rel
 

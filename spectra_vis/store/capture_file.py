@@ -135,6 +135,7 @@ class Capture:
         self.layout: list[TrialLayout] | None = None  # lazy captures: where each step is in the file
         self.index: index_file.Index | None = None  # lazy captures: the index file read beside it, if any
         self.derived: dict[str, Any] = {}  # what later stages computed from the steps (analysis.digest)
+        self._hook_map: tuple[int, int, dict[str, int]] | None = None  # (id, len) of the tensors, hook -> id
 
     # ----- construction ---------------------------------------------------------------
     @classmethod
@@ -318,7 +319,15 @@ class Capture:
         """The TransformerLens hook names of the vectors this capture holds for a trial."""
         trial_of(self.data, trial_id)
         held = self.vector_tensors(trial_id)
-        return [name for name, tid in tl_hook_names(self.data["tensors"]).items() if tid in held]
+        return [name for name, tid in self._hooks().items() if tid in held]
+
+    def _hooks(self) -> dict[str, int]:
+        """TransformerLens hook name -> tensor id, kept while the tensor catalogue stays the same list."""
+        tensors = self.data["tensors"]
+        kept = self._hook_map
+        if kept is None or kept[0] != id(tensors) or kept[1] != len(tensors):
+            kept = self._hook_map = (id(tensors), len(tensors), tl_hook_names(tensors))
+        return kept[2]
 
     def vectors(self, trial_id: int, name: str) -> np.ndarray:
         """The rows of one tensor over the trial, ``(n_tokens, width)`` float32 in token order, by
@@ -329,9 +338,10 @@ class Capture:
         if not self.arrays:
             why = self.notices[0] if self.notices else "it was captured without vectors (preset observe, or vectors=[])"
             raise NotFound(f"this capture holds no vectors: {why}")
-        by_hook = tl_hook_names(self.data["tensors"])
-        by_key = {t["key"]: t["id"] for t in self.data["tensors"]}
-        tid = by_hook.get(name, by_key.get(name))
+        by_hook = self._hooks()
+        tid = by_hook.get(name)
+        if tid is None:
+            tid = next((t["id"] for t in self.data["tensors"] if t["key"] == name), None)
         key = vectors.array_name(trial_id, tid) if tid is not None else ""
         if tid is None or key not in self.arrays:
             held = self.vector_tensors(trial_id)
