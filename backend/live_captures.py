@@ -17,7 +17,7 @@ from spectra_vis.analysis import digest
 from spectra_vis.live import RunManager
 
 PREFIX = "run-"
-KEEP = 4  # runs whose last snapshot is kept
+KEEP = 2  # runs whose last snapshot is held here (the manager keeps only the newest run's)
 
 
 class LiveCaptureStore(CaptureStore):

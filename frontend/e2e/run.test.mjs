@@ -159,6 +159,18 @@ describe("live runs", () => {
     assert.equal(samples.at(-1).state, "running", JSON.stringify(samples.at(-1)));
     await page.locator("[data-testid=live-badge][data-state=running]").waitFor();
     await saveScreenshot("run", (path) => runPanel().screenshot({ path }));
+    // The saved views follow the run: the main step counter shows its capture so far, at the newest
+    // step, and its step count grows while the server still says "running".
+    const counts = [];
+    for (let i = 0; i < 240 && !counts.some((c) => c.last > counts[0].last); i++) {
+      const m = ((await page.locator("[data-testid=step-label]").textContent()) ?? "").match(/^step (\d+) \/ (\d+)/);
+      const r = await runInfo(id);
+      assert.equal(r.state, "running", `the run ended before the views grew: ${JSON.stringify(counts)}`);
+      if (m && r.trial === 0) counts.push({ step: Number(m[1]), last: Number(m[2]), apiStep: r.step });
+      await sleep(250);
+    }
+    assert.ok(counts.some((c) => c.last > counts[0].last), `the main step count grew while running: ${JSON.stringify(counts)}`);
+    assert.ok(counts.filter((c) => c.step === c.last).length >= counts.length - 1, `at the newest step: ${JSON.stringify(counts)}`);
     // Move the live scrubber: the live views stop following; the saved capture will open there.
     await livePanel().locator("[data-testid=live-slider]").fill("5");
     await page.locator("[data-testid=live-panel][data-following=false][data-step='5']").waitFor();

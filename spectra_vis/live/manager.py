@@ -335,6 +335,10 @@ class RunManager:
         r = run.request
         collector = session.collector
         collector.new_capture()
+        with self._lock:  # only the newest run keeps its last snapshot (a whole capture) in memory
+            for other in self._runs.values():
+                if other is not run:
+                    other.partial.last = None
         events = StepEvents(collector, self._lens_of(r.model_path, session))
         lens_clock = [0.0]
         collector.step_hook = lambda trial, steps, token: self._on_steps(run, events, lens_clock, trial, steps, token)

@@ -150,6 +150,9 @@ export const api = {
     const init = json(body);
     return request<RunInfo>("/api/runs", { ...init, headers: { ...(init.headers as Record<string, string>), ...tokenHeaders(token) } });
   },
+  /** A running run's capture so far (capture id run-<id>, which every view route takes). */
+  runCapture: (id: string, token: string | null) =>
+    request<LoadOut>(`/api/runs/${encodeURIComponent(id)}/capture`, { headers: tokenHeaders(token) }),
   cancelRun: (id: string, token: string | null) =>
     request<RunInfo>(`/api/runs/${encodeURIComponent(id)}`, { method: "DELETE", headers: tokenHeaders(token) }),
 };

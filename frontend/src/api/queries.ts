@@ -58,9 +58,41 @@ function asAsync<T>(q: UseQueryResult<T, Error>, enabled: boolean): Async<T> {
 const filesOptions = () => queryOptions({ queryKey: keys.files, queryFn: api.files });
 const capturesOptions = () => queryOptions({ queryKey: keys.captures, queryFn: api.captures });
 const modelsOptions = () => queryOptions({ queryKey: keys.models, queryFn: api.models });
-const captureOptions = (path: string) => queryOptions({ queryKey: keys.capture(path), queryFn: () => api.load(path) });
+/** The viewer's "path" of a running run's capture so far (GET /api/runs/{id}/capture), and its capture id. */
+export const LIVE_PATH = "run:";
+export const livePath = (runId: string) => `${LIVE_PATH}${runId}`;
+export const liveCaptureId = (runId: string) => `run-${runId}`;
+function runToken(): string | null {
+  try {
+    return sessionStorage.getItem("spectra-vis-run-token") || null; // state/live.tsx keeps it there
+  } catch {
+    return null;
+  }
+}
+const loadPath = (path: string) =>
+  path.startsWith(LIVE_PATH) ? api.runCapture(path.slice(LIVE_PATH.length), runToken()) : api.load(path);
+const captureOptions = (path: string) => queryOptions({ queryKey: keys.capture(path), queryFn: () => loadPath(path) });
 const stepOptions = (cid: string, tid: number, n: number) =>
   queryOptions({ queryKey: keys.step(cid, tid, n), queryFn: () => api.step(cid, tid, n), placeholderData: keepPreviousData });
+
+/** A running run's capture so far, read again (GET /api/runs/{id}/capture). */
+export const refreshLive = (qc: QueryClient, runId: string): Promise<LoadOut> =>
+  qc.fetchQuery({ ...captureOptions(livePath(runId)), staleTime: 0 });
+
+/** One trial of a running run's capture, read again (the timeline's query: its step count). */
+export function refreshLiveTrial(qc: QueryClient, runId: string, tid: number) {
+  const cid = liveCaptureId(runId);
+  return qc.fetchQuery({ queryKey: keys.trial(cid, tid), queryFn: () => api.trial(cid, tid), staleTime: 0 });
+}
+
+/** Mark the other payloads of a running run's capture stale, so each view showing one reads it
+ * again: not its steps (a captured step never changes), nor the capture and its trials (read by
+ * refreshLive and refreshLiveTrial, so the step put in the viewer is the timeline's last). */
+export function invalidateLive(qc: QueryClient, runId: string): void {
+  const cid = `"${liveCaptureId(runId)}"`;
+  const fresh = new Set(["capture", "step", "trial"]);
+  void qc.invalidateQueries({ predicate: (q) => !fresh.has(String(q.queryKey[0])) && JSON.stringify(q.queryKey).includes(cid) });
+}
 
 // ----- hooks -----------------------------------------------------------------------------
 export const useFiles = () => asAsync(useQuery(filesOptions()), true);

@@ -13,6 +13,7 @@ import { watchRun, type StreamStatus } from "../api/runStream";
 import {
   initialLive, liveReducer, savedCursor, type Cursor, type LiveAction, type LiveState, type Numbered, type RunEvent,
 } from "../data/live";
+import { useLiveViews } from "./liveViews";
 import { useViewer } from "./store";
 
 const TOKEN_KEY = "spectra-vis-run-token";
@@ -56,6 +57,7 @@ export function LiveProvider({ children }: { children: ReactNode }) {
   }, [polled]);
   useRefill(live, token, send);
   useOpenWhenSaved(live, cursor, setOpened, setOpenError);
+  useLiveViews(live, cursor);
 
   const setToken = useCallback((t: string) => {
     setTokenState(t);

@@ -14,7 +14,8 @@ import { tokenStep } from "./TokenTimeline";
 export function LogitLensPanel() {
   const { state, dispatch, cid, special } = useCurrent();
   const colors = useColors();
-  const lens = useLens(cid, state.trialId);
+  const live = cid?.startsWith("run-") ?? false; // a running run's capture so far: no lens until it is saved
+  const lens = useLens(live ? null : cid, state.trialId);
   const trial = useTrial(cid, state.trialId);
   const full = useFullGrid();
   const model = useMemo(() => (lens.data ? lensModel(lens.data) : null), [lens.data]);
@@ -28,6 +29,7 @@ export function LogitLensPanel() {
   return (
     <section className="panel view-logit-lens" id="view-logit-lens" data-testid="view-logit-lens">
       <h2>Logit lens</h2>
+      {live && <p className="muted" data-testid="logit-lens-live">The logit lens of a running run appears when it is saved (the live panel shows its top-1 per layer).</p>}
       {lens.missing && <p className="muted" data-testid="logit-lens-unavailable">No logit lens for this trial: {lens.error}</p>}
       {!lens.missing && <ErrorBox error={lens.error} what="the logit lens" />}
       {lens.loading && !lens.data && <Loading what="the logit lens" />}
