@@ -388,3 +388,28 @@ def test_a_save_whose_index_cannot_be_written_succeeds_with_a_notice(
     again = Capture.load(out, lazy=True)  # still loads; its index is built on first load
     D.prepare(again)
     assert again.index is not None
+
+
+def test_the_server_uses_the_index_written_at_save_time(long_path: Path, tmp_path: Path) -> None:
+    """Over HTTP: a capture saved with its index loads without rewriting it; one saved elsewhere
+    (no index beside it) loads too, and the server writes its index on that first load."""
+    from backend.server import create_app
+    from tests.test_backend import serve
+
+    for f in long_path.parent.glob(long_path.stem + ".*"):
+        shutil.copy2(f, tmp_path / f.name)
+    saved = tmp_path / long_path.name
+    index_path = saved.with_name(index_file.index_name(saved))
+    before = index_path.stat().st_mtime_ns, index_path.read_bytes()
+    (tmp_path / "bare").mkdir()
+    bare = copy_of(long_path, tmp_path / "bare")
+    assert not bare.with_name(index_file.index_name(bare)).exists()
+    with serve(create_app(tmp_path)) as client:
+        r = client.post("/api/load", json={"filepath": saved.name})
+        assert r.status_code == 200, r.text
+        assert (index_path.stat().st_mtime_ns, index_path.read_bytes()) == before
+        r = client.post("/api/load", json={"filepath": f"bare/{bare.name}"})
+        assert r.status_code == 200, r.text
+        assert bare.with_name(index_file.index_name(bare)).is_file()
+        n_steps = sum(len(t["steps"]) for t in orjson.loads(saved.read_bytes())["trials"])
+        assert r.json()["steps"] == n_steps
