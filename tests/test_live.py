@@ -168,3 +168,30 @@ def test_event_log_backlog_and_drops() -> None:
     assert [e["id"] for e in everything] == list(range(1, 13))
     resumed = parse(log.subscribe(10).take()[0])
     assert [e["id"] for e in resumed] == [11, 12]
+
+
+def test_a_run_nobody_reads_takes_no_snapshot_and_one_asked_for_is_its_steps_so_far(
+    manager: RunManager, tiny_llama: Path
+) -> None:
+    quiet = manager.submit(RunRequest("tiny.gguf", tiny_llama, ["Hello"], max_tokens=6, seed=0))
+    assert wait_final(manager, quiet.id)["state"] == "done"
+    assert quiet.partial.last is None and not quiet.partial.wanted  # no snapshot work without a reader
+    with pytest.raises(NotFound, match="no step"):
+        manager.partial(quiet.id)
+    run = manager.submit(RunRequest("tiny.gguf", tiny_llama, ["Count"] * 8, preset="full", max_tokens=1024, seed=0))
+    deadline = time.monotonic() + 60
+    while run.step < 3:
+        assert time.monotonic() < deadline and run.state not in ("done", "failed", "cancelled")
+        time.sleep(0.01)
+    cap = manager.partial(run.id)
+    assert manager.partial(run.id) is cap  # served again within MAX_AGE
+    manager.cancel(run.id)
+    info = wait_final(manager, run.id)
+    saved = Capture.load(Path(manager.root) / info["file"]).data["trials"]
+    got = cap.data["trials"]
+    assert got and len(got) <= len(saved)
+    for mine, whole in zip(got, saved, strict=False):
+        n = len(mine["steps"])
+        assert 0 < n <= len(whole["steps"])
+        assert mine["steps"] == whole["steps"][:n]
+        assert mine["tokens"]["ids"] == whole["tokens"]["ids"][: len(mine["tokens"]["ids"])]
