@@ -2,10 +2,11 @@
 // cell asks for that cell's top-5, a click selects that layer's residual stream and that token, and
 // a 404 shows the API's reason instead of the grid.
 import { QueryClientProvider } from "@tanstack/react-query";
-import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { LensCellOut, LensGridOut, LoadOut, TrialOut } from "../src/api/client";
 import { keys, makeQueryClient } from "../src/api/queries";
+import { LENS_LAYOUT } from "../src/data/logitLens";
 import { ViewerProvider, useViewer } from "../src/state/store";
 import { LogitLensPanel } from "../src/views/LogitLensPanel";
 
@@ -46,6 +47,7 @@ const cell = (layer: number, pos: number): LensCellOut => ({
 
 let calls: string[];
 let lensMissing: boolean;
+let longLens: LensGridOut | null;
 function answer(url: string): [number, unknown] {
   const u = new URL(url, "http://viewer");
   if (u.pathname === "/api/models") return [200, models];
@@ -55,13 +57,14 @@ function answer(url: string): [number, unknown] {
   if (u.pathname === "/api/trials/0/lens") {
     if (lensMissing) return [404, { ok: false, status: 404, error: "no logit lens for trial 0: the capture kept no residual-stream vectors" }];
     const layer = u.searchParams.get("layer");
-    return [200, layer === null ? lens : cell(Number(layer), Number(u.searchParams.get("token")))];
+    return [200, layer === null ? (longLens ?? lens) : cell(Number(layer), Number(u.searchParams.get("token")))];
   }
   throw new Error(`unexpected request ${u.pathname}`);
 }
 beforeEach(() => {
   calls = [];
   lensMissing = false;
+  longLens = null;
   vi.stubGlobal("fetch", vi.fn(async (url: string, init?: RequestInit) => {
     calls.push(`${init?.method ?? "GET"} ${url}`);
     const [status, body] = answer(url);
@@ -129,6 +132,48 @@ describe("LogitLensPanel", () => {
     expect(probe.getAttribute("data-step")).toBe("1");
     expect(screen.getByTestId("logit-lens-selected-layer").getAttribute("data-layer")).toBe("1");
     expect(screen.getByTestId("logit-lens-selected-token").getAttribute("data-pos")).toBe("3");
+  });
+
+  it("a long trial's grid is one canvas: no element per cell, hover and click find the cell under the pointer", async () => {
+    const getContext = HTMLCanvasElement.prototype.getContext;
+    HTMLCanvasElement.prototype.getContext = (() => null) as typeof getContext; // jsdom draws nothing
+    try {
+      const n = 400; // more columns than the element grid takes (COLS_CANVAS)
+      const row = (f: (pos: number) => unknown) => Array.from({ length: n }, (_, pos) => f(pos));
+      longLens = {
+        ...lens, tokens: row((p) => `t${p}`) as string[], n_prompt: 3,
+        top_ids: [row((p) => p), row((p) => p + 1)] as number[][], top_texts: [row((p) => `a${p}`), row((p) => `b${p}`)] as string[][],
+        top_p: [row(() => 0.5), row(() => 0.75)] as number[][], entropy: [row(() => 1), row(() => 1)] as number[][],
+        next_rank: [row(() => 0), row(() => 0)] as number[][], first_final_layer: row(() => null) as null[],
+      };
+      const { container } = renderPanel();
+      const panel = await screen.findByTestId("logit-lens");
+      expect(panel.getAttribute("data-render")).toBe("canvas");
+      expect(container.querySelectorAll(".logit-lens-cell")).toHaveLength(0);
+      const canvas = container.querySelector("canvas.logit-lens-canvas")!;
+      const at = (type: string, pos: number, r: number) => {
+        const e = new MouseEvent(type, { bubbles: true });
+        Object.defineProperty(e, "offsetX", { value: LENS_LAYOUT.labelW + pos * LENS_LAYOUT.cellW + 5 });
+        Object.defineProperty(e, "offsetY", { value: LENS_LAYOUT.headH + r * LENS_LAYOUT.cellH + 5 });
+        act(() => { canvas.dispatchEvent(e); });
+      };
+      at("mousemove", 7, 1);
+      expect(panel.getAttribute("data-hover-layer")).toBe("1");
+      expect(panel.getAttribute("data-hover-pos")).toBe("7");
+      expect(panel.getAttribute("data-hover-text")).toBe("b7");
+      expect(panel.getAttribute("data-hover-p")).toBe("0.75");
+      const tip = await screen.findByTestId("logit-lens-tooltip");
+      await waitFor(() => expect(tip.getAttribute("data-ready")).toBe("true"));
+      expect(calls).toContain("GET /api/trials/0/lens?capture_id=c1&layer=1&token=7&k=5");
+      const probe = screen.getByTestId("probe");
+      await waitFor(() => {
+        at("click", 2, 1);
+        expect(probe.getAttribute("data-selected")).toBe("12");
+      });
+      expect(probe.getAttribute("data-token")).toBe("2");
+    } finally {
+      HTMLCanvasElement.prototype.getContext = getContext;
+    }
   });
 
   it("a 404 shows the API's reason instead of the grid", async () => {
