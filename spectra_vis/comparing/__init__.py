@@ -243,9 +243,9 @@ def _vector_changes(out: Comparison, cap_a: Capture, trial_a: int, cap_b: Captur
     cos, rel = np.full((len(names), n), np.nan), np.full((len(names), n), np.nan)
     for i, name in enumerate(names):
         if name in held_a and name in held_b:
-            va = cap_a.vectors(trial_a, name)[:n].astype(np.float64)
+            va = cap_a.vectors(trial_a, name, n).astype(np.float64)
             same = cap_a is cap_b and trial_a == trial_b  # a trial with itself: read once
-            vb = va if same else cap_b.vectors(trial_b, name)[:n].astype(np.float64)
+            vb = va if same else cap_b.vectors(trial_b, name, n).astype(np.float64)
             cos[i], rel[i] = _cosine_rel(va, vb)
     out.cosine, out.rel_l2 = cos, rel
 
@@ -290,8 +290,8 @@ def next_token_block(
 ) -> dict[str, np.ndarray]:
     """KL(a || b), top-1 of each and the probability each gives to the other's next token, per
     token position < ``n`` where both trials hold the final norm's output (NaN elsewhere)."""
-    va = cap_a.vectors(trial_a, FINAL_NORM_HOOK)[:n]
-    vb = cap_b.vectors(trial_b, FINAL_NORM_HOOK)[:n]
+    va = cap_a.vectors(trial_a, FINAL_NORM_HOOK, n)
+    vb = cap_b.vectors(trial_b, FINAL_NORM_HOOK, n)
     have = np.flatnonzero(~np.isnan(va).any(axis=1) & ~np.isnan(vb).any(axis=1))
     nxt_a, nxt_b = _next_ids(trial_of(cap_a.data, trial_a), n), _next_ids(trial_of(cap_b.data, trial_b), n)
     block = {k: np.full(n, np.nan) for k in NEXT_TOKEN_FIELDS}

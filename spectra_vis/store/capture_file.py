@@ -329,11 +329,12 @@ class Capture:
             kept = self._hook_map = (id(tensors), len(tensors), tl_hook_names(tensors))
         return kept[2]
 
-    def vectors(self, trial_id: int, name: str) -> np.ndarray:
+    def vectors(self, trial_id: int, name: str, first: int | None = None) -> np.ndarray:
         """The rows of one tensor over the trial, ``(n_tokens, width)`` float32 in token order, by
         TransformerLens hook name (``blocks.5.hook_resid_post``) or capture key (``l_out-5``). Rows
         llama.cpp never computed are NaN: the last sampled token, and in the last layer the prompt
-        tokens before the last (llama.cpp evaluates only the rows it outputs there)."""
+        tokens before the last (llama.cpp evaluates only the rows it outputs there). ``first``: only
+        the rows of the first ``first`` token positions (what ``[:first]`` of the whole would give)."""
         trial = trial_of(self.data, trial_id)
         if not self.arrays:
             why = self.notices[0] if self.notices else "it was captured without vectors (preset observe, or vectors=[])"
@@ -350,10 +351,13 @@ class Capture:
             raise NotFound(f"no vectors {name!r} in trial {trial_id}; available: {', '.join(names[:40]) or 'none'}")
         rows, pos = self.arrays[key], np.asarray(self.arrays[f"{key}.pos"])
         scale = np.asarray(self.arrays[f"{key}.scale"], dtype=np.float32)
-        n = len(trial["tokens"]["ids"])
+        n = len(trial["tokens"]["ids"]) if first is None else max(0, min(first, len(trial["tokens"]["ids"])))
         out = np.full((n, rows.shape[1]), np.nan, dtype=np.float32)
-        inside = pos < n
-        out[pos[inside]] = np.asarray(rows, dtype=np.float32)[inside] * scale[inside, None]
+        inside = np.flatnonzero(pos < n)
+        if len(inside) == len(pos):
+            out[pos] = np.asarray(rows, dtype=np.float32) * scale[:, None]
+        elif len(inside):
+            out[pos[inside]] = np.asarray(rows[inside], dtype=np.float32) * scale[inside, None]
         return out
 
     def logit_lens(self, trial_id: int, layers: list[int] | None = None, k: int = 5) -> dict[str, Any]:
