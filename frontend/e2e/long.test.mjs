@@ -44,6 +44,7 @@ before(async () => {
     new MutationObserver(note).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-phase"] });
   });
   await openCapture(page, backend.url, LONG);
+  await page.locator("[data-testid=load-progress]").waitFor({ state: "detached", timeout: 120000 }); // the first views are drawn
 }, { timeout: 300000 });
 
 after(async () => {
@@ -102,7 +103,6 @@ describe("a long trial", () => {
   });
 
   test("loading it showed a progress bar until the first views had their data", async () => {
-    await page.locator("[data-testid=load-progress]").waitFor({ state: "detached", timeout: 120000 });
     const seen = await page.evaluate(() => window.progressSeen);
     assert.ok(seen.includes("load"), `phases seen: ${seen.join(", ")}`);
     assert.equal(seen.at(-1), "none", `phases seen: ${seen.join(", ")}`);

@@ -3,7 +3,7 @@
 import { QueryClientProvider } from "@tanstack/react-query";
 import { act, cleanup, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
-import { makeQueryClient } from "../src/api/queries";
+import { LIVE_PATH, makeQueryClient } from "../src/api/queries";
 import { LoadProgress, progressText, reportUpload } from "../src/views/LoadProgress";
 
 afterEach(() => {
@@ -43,6 +43,20 @@ describe("LoadProgress", () => {
       await view;
     });
     await waitFor(() => expect(screen.queryByTestId("load-progress")).toBeNull());
+  });
+
+  it("a running run's capture read again is not a load", async () => {
+    const qc = makeQueryClient();
+    render(<QueryClientProvider client={qc}><LoadProgress /></QueryClientProvider>);
+    let finish!: () => void;
+    const live = qc.fetchQuery({ queryKey: ["capture", `${LIVE_PATH}r1`], queryFn: () => new Promise<number>((r) => { finish = () => r(1); }) });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(qc.isFetching({ queryKey: ["capture"] })).toBe(1);
+    expect(screen.queryByTestId("load-progress")).toBeNull();
+    await act(async () => {
+      finish();
+      await live;
+    });
   });
 
   it("an upload's bar is determinate from the bytes reported", async () => {

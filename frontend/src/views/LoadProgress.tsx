@@ -5,6 +5,7 @@
  * bytes are sent (reportUpload, from the captures panel). */
 import { useIsFetching } from "@tanstack/react-query";
 import { useEffect, useState, useSyncExternalStore } from "react";
+import { LIVE_PATH } from "../api/queries";
 
 export interface UploadState {
   name: string;
@@ -48,8 +49,8 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 export function LoadProgress() {
   const up = useUpload();
-  // A running run's capture read again (path "run:<id>", api/queries' LIVE_PATH) is not a load.
-  const loading = useIsFetching({ predicate: (q) => q.queryKey[0] === "capture" && !String(q.queryKey[1]).startsWith("run:") }) > 0;
+  // A running run's capture read again (path LIVE_PATH + run id) is not a load.
+  const loading = useIsFetching({ predicate: (q) => q.queryKey[0] === "capture" && !String(q.queryKey[1]).startsWith(LIVE_PATH) }) > 0;
   const fetching = useIsFetching() > 0;
   const [start, setStart] = useState<number | null>(null);
   const [now, setNow] = useState(() => Date.now());
