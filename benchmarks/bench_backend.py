@@ -372,6 +372,8 @@ def view_requests(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str
         (f"GET {tr}/lens (one cell)", "GET", f"{tr}/lens", {"params": {"layer": layer, "token": pos}}),
         (f"GET /api/compare (trial {t} vs {other})", "GET", "/api/compare",
          {"params": {"a": f"{cid}:{t}", "b": f"{cid}:{other}"}}),
+        *([(f"GET /api/compare (trial {t} vs itself: every token shared)", "GET", "/api/compare",
+             {"params": {"a": f"{cid}:{t}", "b": f"{cid}:{t}"}})] if other != t else []),
         ("POST /api/analyze (all trials)", "POST", "/api/analyze", {"json": {}}),
         ("GET /api/captures", "GET", "/api/captures", {}),
         ("GET /api/files", "GET", "/api/files", {}),
