@@ -27,7 +27,9 @@ capture(model, ["What is the capital of France?"], preset="standard", max_tokens
   if (!existsSync(join(dir, VECTORS))) throw new Error(`the standard capture wrote no ${VECTORS}`);
 }
 
-const dataFiles = () => readdirSync(dataDir).filter((n) => !n.startsWith(".")).sort();
+// the saved files, without the index the server writes beside a capture when it loads it
+const dataFiles = () =>
+  readdirSync(dataDir).filter((n) => !n.startsWith(".") && !n.endsWith(".index.safetensors")).sort();
 
 /** Every upload form the page sends, as {field: file name}, kept in the page (chromium gives the
  * protocol no body for a form with files, so the form is read before it leaves). The captures panel
