@@ -23,7 +23,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,24 +69,15 @@ def offline(path: Path, prompts: list[str], preset: str, max_tokens: int) -> dic
 
 @contextlib.contextmanager
 def serve(data: Path) -> Iterator[httpx.Client]:
-    import uvicorn
-
+    """The server of the tests (a real uvicorn in a thread) over ``data``, its runs stopped after."""
     from backend.server import create_app
-    from tests.test_backend import _free_port, _wait_up
+    from tests.test_backend import serve as serve_app
 
     app = create_app(data)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(base)
-        with httpx.Client(base_url=base, timeout=600) as client:
+        with serve_app(app, timeout=600) as client:
             yield client
     finally:
-        server.should_exit = True
-        thread.join(30)
         app.state.runs.shutdown()
         app.state.runs.join(60)
 

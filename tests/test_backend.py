@@ -74,8 +74,8 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[httpx.Client]:
-    """A create_app() app served by a real uvicorn in a thread; yields a client."""
+def serve(app: Any, timeout: float = 10) -> Iterator[httpx.Client]:
+    """A create_app() app served by a real uvicorn in a thread; yields a client (``timeout`` per request)."""
     import uvicorn
 
     port = _free_port()
@@ -85,11 +85,11 @@ def serve(app: Any) -> Iterator[httpx.Client]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(base)
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=base, timeout=timeout) as client:
             yield client
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(max(10, timeout / 20))
 
 
 @pytest.fixture(scope="module")
