@@ -29,6 +29,7 @@ from backend import schemas as S
 from backend.server import create_app
 from spectra_vis.record.profiles import read_model_card
 from spectra_vis.store.control_vector import ControlVector, write_control_vector
+from spectra_vis.testing.tiny_gguf import write_tiny_model
 from tests.test_backend import REPO, _free_port, _wait_up, serve
 from tests.test_live import FINAL, parse, saved_l2
 
@@ -255,9 +256,11 @@ def test_runs_refused_off_loopback_unless_a_token(dirs: dict[str, Path]) -> None
 def test_a_slow_subscriber_gets_dropped_events_and_the_run_ends(dirs: dict[str, Path]) -> None:
     """A client that reads nothing while the run goes on: the run ends anyway (generation never
     waited for it), and when it reads, it is told what was dropped, then gets the end."""
+    # greedy decoding of this model always picks "▁the": 4,000 step events, never an early end
+    write_tiny_model(dirs["models"] / "tiny-the.gguf", prefer_token="\u2581the")
     with serve(create_app(dirs["data"], run_event_limit=4)) as client:
         blocker = start(client, prompts=["Hello"] * 8, preset="full", max_tokens=1024)
-        info = start(client, prompts=["Slow reader"] * 4, max_tokens=1000, temperature=1.0, seed=0)
+        info = start(client, model="tiny-the.gguf", prompts=["Slow reader"] * 4, max_tokens=1000, chat="raw")
         port = int(str(client.base_url).rsplit(":", 1)[1])
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
