@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from spectra_vis.errors import SpectraVisError
 from spectra_vis.record.presets import PRESET_HELP, PRESETS
 from spectra_vis.record.profiles import SUPPORTED_MODELS
 from spectra_vis.wizard import config as C
@@ -217,3 +218,19 @@ def fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:
     """Print the one-line error and return ``code``."""
     print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
     return code
+
+
+TOOL_ERRORS = (SpectraVisError, ValueError, KeyboardInterrupt, OSError)
+
+
+def tool_error(prog: str, console: Any, exc: BaseException, out: str | None, cannot_write: str = "") -> int:
+    """What a tool command (compare, steer) that raised one of ``TOOL_ERRORS`` exits with: bad input
+    2 (one line), Ctrl-C 130 (saying whether what was captured is in ``out``), a file that could not
+    be written 1 (``cannot_write`` then the reason)."""
+    if isinstance(exc, KeyboardInterrupt):
+        saved = getattr(exc, "capture", None) is not None
+        console.print("Interrupted (Ctrl-C)" + (f"; what was captured is in {out}" if saved else ""))
+        return EXIT_INTERRUPTED
+    if isinstance(exc, (SpectraVisError, ValueError)):
+        return fail(prog, str(exc), EXIT_USAGE)
+    return fail(prog, f"{cannot_write}{exc}", EXIT_ERROR)

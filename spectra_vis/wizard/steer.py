@@ -21,8 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from spectra_vis.errors import SpectraVisError
-from spectra_vis.wizard.scripted import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from spectra_vis.wizard.scripted import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, TOOL_ERRORS, fail, tool_error
 
 USAGE = "give a subcommand: make (a control vector from two prompt files) or try (a sweep of strengths)"
 
@@ -115,15 +114,11 @@ def make_main(argv: list[str], prog: str = "spectra-vis steer make") -> int:
             vector = make(_model(args.model), Path(args.positive), Path(args.negative), method=args.method,
                           layers=args.layers, position=args.position, out=args.out, chat=args.chat,
                           n_ctx=args.n_ctx, n_threads=args.threads, on_event=on_event)  # fmt: skip
-    except SpectraVisError as exc:
-        return fail(prog, str(exc), EXIT_USAGE)
-    except ValueError as exc:
-        return fail(prog, str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         console.print("Cancelled (Ctrl-C); no control vector was written.")
         return EXIT_INTERRUPTED
-    except OSError as exc:
-        return fail(prog, f"could not write {args.out}: {exc}", EXIT_ERROR)
+    except TOOL_ERRORS as exc:
+        return tool_error(prog, console, exc, None, f"could not write {args.out}: ")
     table = Table(title=f"{Path(args.out).name}: {args.method} of {args.position}-token residuals")
     for col in ("layer", "gap (residual units)", "gap / residual norm"):
         table.add_column(col, justify="right")
@@ -174,16 +169,8 @@ def try_main(argv: list[str], prog: str = "spectra-vis steer try") -> int:
             cap = sweep(_model(args.model), args.control, args.strengths, args.prompt, control_layers=args.layers,
                         preset=args.preset, max_tokens=args.max_tokens, n_ctx=args.n_ctx, n_threads=args.threads,
                         chat=chat, out=args.out, on_event=on_event)  # type: ignore[arg-type]  # fmt: skip
-    except SpectraVisError as exc:
-        return fail(prog, str(exc), EXIT_USAGE)
-    except ValueError as exc:
-        return fail(prog, str(exc), EXIT_USAGE)
-    except KeyboardInterrupt as exc:
-        saved = getattr(exc, "capture", None)
-        console.print("Interrupted (Ctrl-C)" + (f"; what was captured is in {args.out}" if saved is not None else ""))
-        return EXIT_INTERRUPTED
-    except OSError as exc:
-        return fail(prog, f"could not save the capture to {args.out}: {exc}", EXIT_ERROR)
+    except TOOL_ERRORS as exc:
+        return tool_error(prog, console, exc, args.out, f"could not save the capture to {args.out}: ")
     print_sweep(Console(highlight=False), cap)
     print(f"wrote {args.out}", flush=True)
     return EXIT_OK

@@ -25,7 +25,7 @@ from spectra_vis.capturing.chat import ChatMode
 from spectra_vis.errors import SpectraVisError
 from spectra_vis.record.presets import PRESETS
 from spectra_vis.store.files import atomic_write
-from spectra_vis.wizard.scripted import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from spectra_vis.wizard.scripted import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, TOOL_ERRORS, fail, tool_error
 
 
 def quantize_main(argv: list[str], prog: str = "spectra-vis quantize") -> int:
@@ -93,16 +93,8 @@ def compare_main(argv: list[str], prog: str = "spectra-vis compare") -> int:
             if not args.models or not args.prompt or not args.out:
                 return fail(prog, "give --models A B --prompt TEXT --out FILE, or two captured trials")
             cmp = _compare_models(args, console)
-    except SpectraVisError as exc:
-        return fail(prog, str(exc), EXIT_USAGE)
-    except ValueError as exc:
-        return fail(prog, str(exc), EXIT_USAGE)
-    except KeyboardInterrupt as exc:
-        saved = getattr(exc, "capture", None)
-        console.print("Interrupted (Ctrl-C)" + (f"; what was captured is in {args.out}" if saved is not None else ""))
-        return EXIT_INTERRUPTED
-    except OSError as exc:
-        return fail(prog, f"{exc}", EXIT_ERROR)
+    except TOOL_ERRORS as exc:
+        return tool_error(prog, console, exc, args.out)
     print_summary(console, cmp)
     if args.json:
         import orjson
