@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pexpect
 import pytest
 
 from spectra_vis import load_capture
+from spectra_vis.record.profiles import read_model_card
+from spectra_vis.store.control_vector import ControlVector, write_control_vector
 from spectra_vis.wizard import config as C
 from spectra_vis.wizard.paths import clean_path
 from spectra_vis.wizard.scripted import build_parser
@@ -248,6 +251,8 @@ def test_interactive_wizard_answers_every_question(spaced_model: Path, tmp_path:
     child.send(ENTER)  # the default
     child.expect("Seed")
     child.send("\b" * 4 + "7" + ENTER)
+    child.expect("Control vector")
+    child.send(ENTER)  # none
     child.expect("Capture summary")
     child.expect("start_server")
     assert finish(child) == 0
@@ -422,8 +427,56 @@ def test_interactive_wizard_asks_the_prompt_format_of_a_templated_model(tiny_cha
     child.send(ENTER)
     child.expect("Seed")
     child.send(ENTER)
+    child.expect("Control vector")
+    child.send(ENTER)
     child.expect("Capture summary")
     assert finish(child) == 0
     (saved,) = data.glob("*.json")
     (trial,) = load_capture(saved).trials
+    assert trial.get("control") is None
     assert trial["chat"] is False and trial["prompt_text"] == "hello world"
+
+
+def test_interactive_wizard_steers_with_a_control_vector(tiny_llama: Path, tmp_path: Path) -> None:
+    card = read_model_card(tiny_llama)
+    rng = np.random.default_rng(0)
+    good = write_control_vector(
+        ControlVector({L: rng.standard_normal(card.n_embd).astype(np.float32) for L in range(1, card.n_layer)},
+                      n_layer=card.n_layer),
+        tmp_path / "good.gguf",
+    )  # fmt: skip
+    wide = write_control_vector(ControlVector({1: np.ones(card.n_embd + 8, np.float32)}), tmp_path / "wide.gguf")
+    data = tmp_path / "data"
+    child = spawn([], data)
+    child.expect("GGUF model file:")
+    child.send(str(tiny_llama) + ENTER)
+    child.expect("Model family:")
+    child.send(ENTER)
+    child.expect(r"Preset \(what to read\):")
+    child.send(ENTER)
+    child.expect("Prompt 1:")
+    child.send("hello world" + ENTER)
+    child.expect("Prompt 2:")
+    child.send(ENTER)
+    child.expect("Max tokens")
+    child.send("\b" * 4 + "3" + ENTER)
+    child.expect("Temperature")
+    child.send(ENTER)
+    child.expect("Seed")
+    child.send(ENTER)
+    child.expect("Control vector")
+    child.send(str(wide) + ENTER)  # made for another model: explained, asked again
+    child.expect(f"n_embd={card.n_embd + 8}")
+    child.expect("Control vector")
+    child.send(str(tiny_llama) + ENTER)  # a model, not a control vector
+    child.expect("not a control vector")
+    child.expect("Control vector")
+    child.send(str(good) + ENTER)
+    child.expect("Strength")
+    child.send("\b" * 4 + "-2.5" + ENTER)
+    child.expect(r"Steered with \S*good\.gguf\S* at strength -2\.5")
+    assert finish(child) == 0
+    (saved,) = data.glob("*.json")
+    (trial,) = load_capture(saved).trials
+    assert trial["control"]["file"] == "good.gguf" and trial["control"]["strength"] == -2.5
+    assert trial["control"]["layers"] == [1, card.n_layer - 1]

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from spectra_vis.capturing.chat import ChatMode
+from spectra_vis.capturing.control import resolve
+from spectra_vis.errors import SpectraVisError
 from spectra_vis.record.presets import PRESET_HELP
 from spectra_vis.record.profiles import SUPPORTED_MODELS, ModelCard, ModelFileError, force_family, read_model_card
 from spectra_vis.wizard import config as C
@@ -172,6 +174,27 @@ def ask_generation() -> tuple[int, float, int]:
     return max_tokens, temperature, seed
 
 
+def ask_control(console: Console, card: ModelCard) -> tuple[Path | None, float]:
+    """An optional control vector to steer with (empty: none), checked against the model until a
+    usable one is given, and its strength."""
+    while True:
+        text = questionary.path(
+            "Control vector to steer with (a .gguf from spectra-vis steer make; empty: none):",
+            file_filter=lambda p: os.path.isdir(p) or p.lower().endswith(".gguf"),
+            complete_while_typing=False,
+        ).unsafe_ask()
+        if not text.strip():
+            return None, 1.0
+        try:
+            path = check_model(text)  # the same cleaning of pasted and dropped paths as the model's
+            resolve((path, 0.0), card.n_layer, card.n_embd)
+        except (ModelFileError, SpectraVisError) as exc:
+            console.print(f"[red]✗[/] {exc}. Try again, or leave it empty.")
+            continue
+        strength = ask_number("Strength (0 = unsteered; negative steers the other way):", 1.0, scripted.finite_number)
+        return path, strength
+
+
 def wizard(console: Console) -> C.WizardConfig:
     """Every question, in order; returns the run's configuration."""
     console.rule("[bold]Spectra Vis capture wizard")
@@ -183,6 +206,7 @@ def wizard(console: Console) -> C.WizardConfig:
     chat = ask_chat(card)
     prompts = ask_prompts(console)
     max_tokens, temperature, seed = ask_generation()
+    control, strength = ask_control(console, card)
     return C.WizardConfig(
         model=model,
         prompts=prompts,
@@ -193,6 +217,8 @@ def wizard(console: Console) -> C.WizardConfig:
         seed=seed,
         chat=chat,
         family_warning_shown=warned,
+        control=control,
+        strength=strength,
     )
 
 

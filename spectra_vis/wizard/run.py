@@ -205,6 +205,9 @@ def summary(console: Console, result: Capture, out: Path) -> None:
             str(len(t["steps"])),
         )
     console.print(table)
+    steered = {(t["control"]["file"], t["control"]["strength"]) for t in result.trials if t.get("control")}
+    for file, strength in sorted(steered):
+        console.print(f"Steered with [bold]{file}[/] at strength {strength:g}")
     size = out.stat().st_size if out.exists() else 0
     console.print(f"Saved [bold]{out}[/] ({human_size(size)})", soft_wrap=True)
 
