@@ -12,15 +12,14 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from backend import schemas as S
+from backend.comparisons import ComparisonEntry, start_comparison
 from backend.deps import OrjsonResponse, StoreDep
 from backend.store import Loaded
 from spectra_vis import analysis
-from spectra_vis.analysis import payloads as P
+from spectra_vis.analysis import paging
 from spectra_vis.analysis.trace import trace_lines
-from spectra_vis.comparing import compare
 from spectra_vis.constants import EMBED_LAYER, OUTPUT_LAYER
 from spectra_vis.errors import InvalidArgument
-from spectra_vis.store.capture_file import trial_of
 
 router = APIRouter(prefix="/api", tags=["views"])
 
@@ -126,22 +125,63 @@ def trace(store: StoreDep, trial_id: TrialPath, capture_id: CaptureIdQuery = Non
     )
 
 
+StartQuery = Annotated[int, Query(ge=0, le=2**31, description="First step of the page (default 0)")]
+StopQuery = Annotated[
+    int | None,
+    Query(ge=0, le=2**31, description="Step after the last sent; default: as many as fit the page budget"),
+]
+
+
+def _paged_reply(
+    store: StoreDep,
+    loaded: Loaded,
+    key: tuple[Any, ...],
+    start: int,
+    estimate: Callable[[int], int],
+    compute: Callable[[int], Mapping[str, Any]],
+) -> Response:
+    """The page of a whole-trial view from step ``start``: as many steps as the server's page budget
+    holds (``estimate(budget)``: where the page ends; ``compute(stop)``: its payload), cached."""
+    budget = store.settings.page_bytes
+
+    def body() -> bytes:
+        stop = estimate(budget - _WRAP)
+        build = lambda s: bytes(OrjsonResponse({"capture_id": loaded.capture_id, **compute(s)}).body)  # noqa: E731
+        return paging.fit_page(build, start, stop, budget)[0]
+
+    return Response(loaded.cached((*key, start, "page", budget), body), media_type="application/json")
+
+
+_WRAP = 100  # {"capture_id": ...} around a payload, in bytes
+
+
 @router.get("/trials/{trial_id}/interpretation", response_model=S.InterpretationOut)
 def interpretation(
     store: StoreDep,
     trial_id: TrialPath,
     capture_id: CaptureIdQuery = None,
-    start: Annotated[int, Query(ge=0, le=2**31, description="First step of the zones and states sent")] = 0,
-    stop: Annotated[int | None, Query(ge=0, le=2**31, description="Step after the last sent (default: end)")] = None,
+    start: StartQuery = 0,
+    stop: StopQuery = None,
     delta: Annotated[bool, Query(description="Send each state's delta bar (every tensor); false: empty")] = True,
 ) -> Response:
     """Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md);
-    ``start``/``stop`` page through a long trial (the distribution is always the whole trial's)."""
+    steps ``start..stop-1`` (the distribution is always the whole trial's). Without ``stop``: a page of
+    as many steps as fit the page budget; ``next`` says where the next page starts."""
     loaded = store.get(capture_id)
+    cap = loaded.capture
+    if stop is None:
+        return _paged_reply(
+            store,
+            loaded,
+            ("interpretation", trial_id, delta),
+            start,
+            lambda budget: paging.interpretation_stop(cap, trial_id, start, budget, delta=delta),
+            lambda s: analysis.interpretation(cap, trial_id, start=start, stop=s, delta=delta),
+        )
     return _cached_reply(
         loaded,
         ("interpretation", trial_id, start, stop, delta),
-        lambda: analysis.interpretation(loaded.capture, trial_id, start=start, stop=stop, delta=delta),
+        lambda: analysis.interpretation(cap, trial_id, start=start, stop=stop, delta=delta),
     )
 
 
@@ -171,27 +211,19 @@ SideQuery = Annotated[
 @router.get("/compare", response_model=S.ComparisonOut)
 def compare_trials(store: StoreDep, a: SideQuery, b: SideQuery) -> OrjsonResponse:
     """Two trials of loaded captures compared token by token and layer by layer (a: the reference):
-    statistics, residual cosine and relative L2, and the next-token KL of a pair made by
-    ``spectra-vis compare``. Computed once per pair of trials and cached."""
+    statistics, residual cosine and relative L2, and the next-token block (KL, top-1s) of a pair
+    made by ``spectra-vis compare``, of a trial with itself (its logit lens), or through both models'
+    heads in the models directory. Computed once per pair of trials and cached; a pass over the heads
+    runs in the background: ``next_token`` is null and ``next_token_progress`` set until it is done."""
     (id_a, trial_a), (id_b, trial_b) = (_side(x) for x in (a, b))
     la, lb = store.get(id_a), store.get(id_b)
 
-    def compute() -> P.ComparisonOut:
-        names = [_model_of(x.capture, t).get("file_name", "") for x, t in ((la, trial_a), (lb, trial_b))]
-        heads = store.heads(*names) if names[0] and names[1] else None
-        cmp = compare(la.capture, trial_a, lb.capture, trial_b, heads=(heads[0], heads[1]) if heads else None)
-        if cmp.next_token is None and heads is None:
-            cmp.notices.append(f"for the KL, put {names[0]} and {names[1]} in the models directory")
-        out = cmp.to_dict()
-        out["a"]["capture_id"], out["b"]["capture_id"] = la.capture_id, lb.capture_id
-        return out
+    def compute() -> ComparisonEntry:
+        sides = (la.capture_id, la.capture, trial_a), (lb.capture_id, lb.capture, trial_b)
+        return start_comparison(store.compare_jobs, store.head_paths, *sides)
 
-    return OrjsonResponse(la.cached(("compare", trial_a, lb.capture_id, trial_b), compute))
-
-
-def _model_of(cap: Any, trial_id: int) -> dict[str, Any]:
-    trial = trial_of(cap.data, trial_id)
-    return dict(trial.get("model") or cap.model)
+    entry: ComparisonEntry = la.cached(("compare", trial_a, lb.capture_id, trial_b), compute)
+    return OrjsonResponse(entry.payload())
 
 
 def _side(text: str) -> tuple[str, int]:
@@ -211,11 +243,27 @@ def attention(
     head: Annotated[int | None, Query(ge=0, le=4096, description="Head; default: all heads")] = None,
     token: Annotated[int | None, Query(ge=0, le=2**31, description="Query token position")] = None,
     target: Annotated[int | None, Query(ge=0, le=2**31, description="Only edges to this position")] = None,
+    start: StartQuery = 0,
+    stop: StopQuery = None,
 ) -> Response:
     """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone;
-    ``target``: only the edges pointing at a position (who attends to it)."""
+    ``target``: only the edges pointing at a position (who attends to it). Without ``step`` and
+    ``token``: the query tokens of steps ``start..stop-1``; without ``stop``, a page of as many
+    steps as fit the page budget (``next`` says where the next page starts)."""
     loaded = store.get(capture_id)
-    key = ("attention", trial_id, step, layer, head, token, target)
+    cap = loaded.capture
+    if step is None and token is None and stop is None:
+        return _paged_reply(
+            store,
+            loaded,
+            ("attention", trial_id, layer, head, target),
+            start,
+            lambda budget: paging.attention_stop(cap, trial_id, start, budget, layer, head, target),
+            lambda s: analysis.attention(cap, trial_id, None, layer, head, None, target=target, start=start, stop=s),
+        )
+    key = ("attention", trial_id, step, layer, head, token, target, start, stop)
     return _cached_reply(
-        loaded, key, lambda: analysis.attention(loaded.capture, trial_id, step, layer, head, token, target=target)
+        loaded,
+        key,
+        lambda: analysis.attention(cap, trial_id, step, layer, head, token, target=target, start=start, stop=stop),
     )

@@ -165,7 +165,8 @@ class ProjectionOut(P.Projection):
 __all__ = ["ColorsOut", "FlowsOut", "ModelsOut"]  # served as analysis builds them
 
 # Field docstrings of the analysis payloads become descriptions here too (pydantic's attribute docstrings).
-for _out in (LoadOut, AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, AttentionOut, InterpretationOut, LensGridOut):
+_DESCRIBED = (LoadOut, AnalyzeOut, GridOut, HeatmapOut, TrialOut, StepOut, AttentionOut, InterpretationOut, LensGridOut)
+for _out in (*_DESCRIBED, ComparisonOut):
     setattr(_out, "__pydantic_config__", {"use_attribute_docstrings": True})  # noqa: B010
 
 

@@ -22,10 +22,11 @@ from typing import Any, cast
 
 import orjson
 
+from backend.comparisons import CompareJobs
 from backend.schemas import CaptureInfo, FileInfo, ModelFileInfo
 from spectra_vis.analysis import digest
+from spectra_vis.analysis.paging import PAGE_BYTES
 from spectra_vis.analysis.trace import import_trial
-from spectra_vis.capturing.lens import LogitLens
 from spectra_vis.errors import CaptureError, Forbidden, InvalidArgument, NotFound, SpectraVisError, TooLarge
 from spectra_vis.record.profiles import GGUF_MAGIC, check_gguf_file, open_gguf
 from spectra_vis.store import lazy, vectors
@@ -47,6 +48,7 @@ class Settings:
     max_captures: int = DEFAULT_MAX_CAPTURES
     cors_origins: list[str] = field(default_factory=list)
     models_dir: Path | None = None  # GGUF models the server may read; default <data_dir>/models
+    page_bytes: int = PAGE_BYTES  # budget of a whole-trial view's default page (analysis.paging)
 
 
 @dataclass
@@ -101,7 +103,7 @@ class CaptureStore:
         self.settings = settings
         self.root = Path(settings.data_dir).expanduser().resolve()
         self.models_root = Path(settings.models_dir or self.root / "models").expanduser().resolve()
-        self._heads: dict[Path, LogitLens] = {}
+        self.compare_jobs = CompareJobs()  # /api/compare's passes over the output heads
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._current: str | None = None
         self._ids = itertools.count(1)
@@ -198,18 +200,14 @@ class CaptureStore:
                 self._archs[key] = None
         return self._archs[key]
 
-    def heads(self, *file_names: str) -> list[LogitLens] | None:
-        """The output heads of these models (for the exact next-token comparison), when every one
-        is a model the server may read; else None."""
+    def head_paths(self, *file_names: str) -> list[Path] | None:
+        """The files of these models (for the exact next-token comparison through their output heads),
+        when every one is a model the server may read; else None. The heads are opened by the pass
+        that needs them and not kept (``backend.comparisons``)."""
         try:
-            paths = [self.model_file(n) for n in file_names]
+            return [self.model_file(n) for n in file_names]
         except SpectraVisError:
             return None
-        with self._lock:
-            for p in paths:
-                if p not in self._heads:
-                    self._heads[p] = LogitLens.from_gguf(p)
-            return [self._heads[p] for p in paths]
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

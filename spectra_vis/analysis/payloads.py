@@ -252,6 +252,13 @@ class Attention(TypedDict):
     top_k: int | None
     attention_layers: list[int]
     fingerprint_names: list[str]
+    n_steps: int
+    """steps in the trial; ``tokens`` are the query tokens of steps start..stop-1"""
+    start: int
+    stop: int
+    next: int | None
+    """the start of the next page (ask again with start=next); null: this reaches the trial's end,
+    or the request named a step or a token"""
     tokens: list[TokenAttention]
 
 
@@ -287,6 +294,8 @@ class Interpretation(TypedDict):
     """steps in the trial; zones and states are those of steps start..stop-1"""
     start: int
     stop: int
+    next: int | None
+    """the start of the next page (ask again with start=next); null: this reaches the trial's end"""
     zone_names: list[str]
     state_names: list[str]
     zones: list[TokenZone]
@@ -419,6 +428,16 @@ class NextTokenComparison(TypedDict):
     """a's probability of the token that came next in b"""
 
 
+class NextTokenProgress(TypedDict):
+    """How far the pass over the output heads that computes ``next_token`` has come (the server runs
+    it in the background; poll the comparison until ``next_token_progress`` is null)."""
+
+    done: int
+    """blocks of the vocabulary done"""
+    total: int
+    """blocks of the vocabulary in all (0 until the heads are open)"""
+
+
 class CompareSummary(TypedDict):
     n_shared: int
     diverge_at: int | None
@@ -455,6 +474,8 @@ class ComparisonOut(TypedDict):
     """the drift curve: per layer, the mean residual cosine"""
     layer_rel_l2: list[float | None] | None
     next_token: NextTokenComparison | None
+    next_token_progress: NextTokenProgress | None
+    """set while next_token is being computed (null then): poll until it is null"""
     summary: CompareSummary
     notices: list[str]
 

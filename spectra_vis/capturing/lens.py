@@ -171,20 +171,28 @@ class LogitLens:
         )
 
     def divergence(
-        self, h_self: np.ndarray, other: LogitLens, h_other: np.ndarray, next_self: np.ndarray, next_other: np.ndarray
+        self,
+        h_self: np.ndarray,
+        other: LogitLens,
+        h_other: np.ndarray,
+        next_self: np.ndarray,
+        next_other: np.ndarray,
+        on_block: Callable[[int, int], None] | None = None,
     ) -> dict[str, np.ndarray]:
         """The next-token distributions of this model at final-norm rows ``h_self`` (the reference)
         and of ``other`` at ``h_other``, compared exactly over the whole vocabulary in one pass over
         both heads: KL(reference || other) in nats, each one's top-1 id, and the probability each
         gives to the other's next token (``next_*``: -1 where none). Rows are already normed
-        (``ln_final.hook_normalized``)."""
+        (``ln_final.hook_normalized``). The same lens and the same rows (a trial with itself): one
+        product per block, not two. ``on_block(done, total)`` after each block of the vocabulary."""
         if other.n_vocab != self.n_vocab:
             raise InvalidArgument(
                 f"the models' vocabularies differ ({self.n_vocab} and {other.n_vocab} tokens): "
                 "a next-token comparison needs the same tokenizer"
             )
+        same = other is self and h_other is h_self
         ha = self._as_dot(h_self)
-        hb = other._as_dot(h_other)
+        hb = ha if same else other._as_dot(h_other)
         n = ha.shape[0]
         m_a, m_b = np.full(n, -np.inf), np.full(n, -np.inf)
         s_a, s_b, u = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -192,9 +200,10 @@ class LogitLens:
         best_a, best_b = np.full(n, -np.inf), np.full(n, -np.inf)
         want_b, want_a = np.full(n, np.nan), np.full(n, np.nan)  # B's logit of A's next token, and A's of B's
         rows = np.arange(n)
-        for a, b in self._blocks():
+        blocks = self._blocks()
+        for i, (a, b) in enumerate(blocks):
             la = self._product(ha, self._head[a:b]).astype(np.float64)
-            lb = other._product(hb, other._head[a:b]).astype(np.float64)
+            lb = la if same else other._product(hb, other._head[a:b]).astype(np.float64)
             for lg, best, top in ((la, best_a, top_a), (lb, best_b, top_b)):
                 arg = lg.argmax(axis=1)
                 val = lg[rows, arg]
@@ -207,12 +216,17 @@ class LogitLens:
             shift = np.exp(m_a - new_a)
             e = np.exp(la - new_a[:, None])
             s_a = s_a * shift + e.sum(axis=1)
-            u = u * shift + np.einsum("ij,ij->i", e, la - lb)
+            if not same:  # else la - lb is 0: KL 0
+                u = u * shift + np.einsum("ij,ij->i", e, la - lb)
             m_a = new_a
-            new_b = np.maximum(m_b, lb.max(axis=1))
-            s_b = s_b * np.exp(m_b - new_b) + np.exp(lb - new_b[:, None]).sum(axis=1)
-            m_b = new_b
-        log_za, log_zb = m_a + np.log(s_a), m_b + np.log(s_b)
+            if not same:
+                new_b = np.maximum(m_b, lb.max(axis=1))
+                s_b = s_b * np.exp(m_b - new_b) + np.exp(lb - new_b[:, None]).sum(axis=1)
+                m_b = new_b
+            if on_block is not None:
+                on_block(i + 1, len(blocks))
+        log_za = m_a + np.log(s_a)
+        log_zb = log_za if same else m_b + np.log(s_b)
         kl = np.maximum(u / s_a - log_za + log_zb, 0.0)  # never below 0 (rounding)
         return {
             "kl": kl,

@@ -16,7 +16,8 @@ their token ids; where they differ, ``diverge_at`` says where) and gives:
 
 Trial a is the reference. A pair made by ``spectra-vis compare`` stores its next-token block in
 the candidate trial (``trials[].pair.next_token``), so that the comparison of the pair needs no
-model file later; other pairs need the two GGUF files (``models=``).
+model file later; a trial compared with itself reads its block from its logit lens; other pairs
+need the two GGUF files (``models=``). The next-token block: ``comparing.next_token``.
 """
 
 from __future__ import annotations
@@ -30,14 +31,32 @@ import numpy as np
 from spectra_vis.analysis.digest import digest, token_stats_step
 from spectra_vis.analysis.payloads import CompareSide, CompareSummary, ComparisonOut, NextTokenComparison
 from spectra_vis.capturing.lens import LogitLens
+from spectra_vis.comparing.next_token import (
+    FINAL_NORM_HOOK,
+    NEXT_TOKEN_FIELDS,
+    NextTokenInputs,
+    lens_self_block,
+    next_token_block,
+    next_token_inputs,
+    stored_next_token,
+)
 from spectra_vis.constants import FINAL_NORM_LAYER, STAT_NAMES
 from spectra_vis.errors import NotFound
 from spectra_vis.store.capture_file import Capture, trial_of
 from spectra_vis.store.lazy import LazySteps
 
+__all__ = [
+    "FINAL_NORM_HOOK",
+    "NEXT_TOKEN_FIELDS",
+    "Comparison",
+    "NextTokenInputs",
+    "compare",
+    "next_token_block",
+    "next_token_inputs",
+    "stored_next_token",
+]
+
 RESIDUAL = "l_out"
-FINAL_NORM_HOOK = "ln_final.hook_normalized"
-NEXT_TOKEN_FIELDS = ("kl", "top1_a", "top1_b", "p_b_of_a", "p_a_of_b")
 
 
 @dataclass
@@ -58,6 +77,7 @@ class Comparison:
     rel_l2: np.ndarray | None = None  # (layers, tokens) |b - a| / |a| of the residual
     next_token: dict[str, np.ndarray] | None = None  # NEXT_TOKEN_FIELDS -> (tokens,)
     notices: list[str] = field(default_factory=list)
+    next_token_pending: bool = False  # compare(defer_heads=True): a head pass would fill next_token
 
     # ----- summaries ---------------------------------------------------------------------------
     @property
@@ -105,6 +125,7 @@ class Comparison:
             "drift": _lists(self.drift),
             "layer_rel_l2": _lists(self.layer_rel_l2),
             "next_token": nt,
+            "next_token_progress": {"done": 0, "total": 0} if self.next_token_pending else None,
             "summary": self.summary(),
             "notices": self.notices,
         }
@@ -118,12 +139,16 @@ def compare(
     *,
     models: tuple[str | os.PathLike[str] | None, str | os.PathLike[str] | None] | None = None,
     heads: tuple[LogitLens, LogitLens] | None = None,
+    defer_heads: bool = False,
 ) -> Comparison:
     """Compare trial ``trial_a`` of ``cap_a`` (the reference) with ``trial_b`` of ``cap_b``.
 
     The next-token block comes from the pair's stored values when the two trials are a pair made by
     ``spectra-vis compare``, else from ``heads`` (two LogitLens) or ``models`` (their GGUF paths);
-    without them it is None and a notice says why. NotFound for an unknown trial."""
+    without them it is None and a notice says why. A trial compared with itself takes its block from
+    its logit lens where it has one (no head pass). ``defer_heads``: no head pass here; where one
+    would fill the block, ``next_token_pending`` is True (a server runs the pass in the background:
+    ``next_token_inputs(...).compute(heads)``). NotFound for an unknown trial."""
     ta, tb = trial_of(cap_a.data, trial_a), trial_of(cap_b.data, trial_b)
     ids_a, ids_b = ta["tokens"]["ids"], tb["tokens"]["ids"]
     n = min(len(ids_a), len(ids_b))
@@ -163,7 +188,7 @@ def compare(
     )
     if same_shape:
         _vector_changes(out, cap_a, trial_a, cap_b, trial_b)
-        _next_token(out, cap_a, trial_a, cap_b, trial_b, models, heads)
+        _next_token(out, cap_a, trial_a, cap_b, trial_b, models, heads, defer_heads)
     return out
 
 
@@ -265,15 +290,23 @@ def _cosine_rel(va: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 # ----- the next token --------------------------------------------------------------------------
 def _next_token(
     out: Comparison, cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int,
-    models: tuple[Any, Any] | None, heads: tuple[LogitLens, LogitLens] | None,
+    models: tuple[Any, Any] | None, heads: tuple[LogitLens, LogitLens] | None, defer: bool,
 ) -> None:  # fmt: skip
     stored = stored_next_token(cap_a, trial_a, cap_b, trial_b)
     if stored is not None:
         out.next_token = {k: v[: out.n_shared] for k, v in stored.items()}
         return
+    if cap_a is cap_b and trial_a == trial_b:
+        n_layer = int(_model(cap_a, trial_of(cap_a.data, trial_a)).get("n_layer") or 0)
+        out.next_token = lens_self_block(cap_a, trial_a, out.n_shared, n_layer)
+        if out.next_token is not None:
+            return
     held_a, held_b = _hooks(cap_a, trial_a), _hooks(cap_b, trial_b)
     if FINAL_NORM_HOOK not in held_a or FINAL_NORM_HOOK not in held_b:
         out.notices.append("no final-norm vectors in both trials: no next-token comparison (KL, top-1 agreement)")
+        return
+    if defer:
+        out.next_token_pending = True
         return
     if heads is None:
         if models is None or not all(p and os.path.isfile(p) for p in models):
@@ -281,49 +314,14 @@ def _next_token(
                 "the next-token comparison needs both models' GGUF files (their output heads): pass models=(a, b)"
             )
             return
-        heads = (LogitLens.from_gguf(models[0]), LogitLens.from_gguf(models[1]))  # type: ignore[arg-type]
+        heads = _open_heads(models[0], models[1])
     out.next_token = next_token_block(cap_a, trial_a, cap_b, trial_b, heads, out.n_shared)
 
 
-def next_token_block(
-    cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int, heads: tuple[LogitLens, LogitLens], n: int
-) -> dict[str, np.ndarray]:
-    """KL(a || b), top-1 of each and the probability each gives to the other's next token, per
-    token position < ``n`` where both trials hold the final norm's output (NaN elsewhere)."""
-    va = cap_a.vectors(trial_a, FINAL_NORM_HOOK, n)
-    vb = cap_b.vectors(trial_b, FINAL_NORM_HOOK, n)
-    have = np.flatnonzero(~np.isnan(va).any(axis=1) & ~np.isnan(vb).any(axis=1))
-    nxt_a, nxt_b = _next_ids(trial_of(cap_a.data, trial_a), n), _next_ids(trial_of(cap_b.data, trial_b), n)
-    block = {k: np.full(n, np.nan) for k in NEXT_TOKEN_FIELDS}
-    if len(have):
-        got = heads[0].divergence(va[have], heads[1], vb[have], nxt_a[have], nxt_b[have])
-        block["kl"][have] = got["kl"]
-        block["top1_a"][have] = got["top1_self"]
-        block["top1_b"][have] = got["top1_other"]
-        block["p_b_of_a"][have] = np.where(nxt_a[have] >= 0, got["p_other_of_next"], np.nan)
-        block["p_a_of_b"][have] = np.where(nxt_b[have] >= 0, got["p_self_of_next"], np.nan)
-    return block
-
-
-def stored_next_token(cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int) -> dict[str, np.ndarray] | None:
-    """The next-token block a pair capture stored in its candidate trial, when (a, b) is that pair."""
-    if cap_a is not cap_b and cap_a.data is not cap_b.data:
-        return None
-    pair = trial_of(cap_b.data, trial_b).get("pair") or {}
-    block = pair.get("next_token")
-    if pair.get("role") != "candidate" or pair.get("reference") != trial_a or not block:
-        return None
-    return {k: np.array([np.nan if v is None else v for v in block[k]], dtype=np.float64) for k in NEXT_TOKEN_FIELDS}
-
-
-def _next_ids(trial: dict[str, Any], n: int) -> np.ndarray:
-    """Per position p < n, the token that came next in this trial (the sampled one at the end), or -1."""
-    ids = list(trial["tokens"]["ids"])
-    out = np.full(n, -1, dtype=np.int64)
-    for p in range(n):
-        if p + 1 < len(ids):
-            out[p] = ids[p + 1]
-    return out
+def _open_heads(path_a: Any, path_b: Any) -> tuple[LogitLens, LogitLens]:
+    """Both models' heads; one object when both are the same file (a trial with itself: one pass)."""
+    a = LogitLens.from_gguf(path_a)
+    return (a, a) if os.path.samefile(path_a, path_b) else (a, LogitLens.from_gguf(path_b))
 
 
 # ----- helpers -----------------------------------------------------------------------------------
