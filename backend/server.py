@@ -41,6 +41,7 @@ from backend.store import (
     MB,
     Settings,
 )
+from spectra_vis.analysis.paging import PAGE_BYTES
 from spectra_vis.errors import (
     Busy,
     CaptureError,
@@ -85,10 +86,13 @@ def create_app(
     run_token: str | None = None,
     max_queued_runs: int = MAX_QUEUED,
     run_event_limit: int = DEFAULT_LIMIT,
+    page_bytes: int = PAGE_BYTES,
 ) -> FastAPI:
     """The app over the captures in ``data_dir`` (default: SPECTRA_DATA_DIR, else ``data/``).
     ``listen_host``: where the server listens (runs are allowed on loopback without a token);
-    ``allow_runs`` with ``run_token``: runs for clients that send it as X-Spectra-Token."""
+    ``allow_runs`` with ``run_token``: runs for clients that send it as X-Spectra-Token;
+    ``page_bytes``: the JSON budget of the default page of a whole trial's attention or
+    interpretation (docs/API.md, "Pages of a long trial")."""
     settings = Settings(
         data_dir=Path(data_dir) if data_dir is not None else default_data_dir(),
         max_upload_bytes=max_upload_bytes,
@@ -96,6 +100,7 @@ def create_app(
         max_captures=max_captures,
         cors_origins=list(cors_origins or []),
         models_dir=Path(models_dir) if models_dir is not None else None,
+        page_bytes=page_bytes,
     )
     access = RunAccess(listen_host=listen_host, allow_runs=allow_runs, token=run_token)
     app = FastAPI(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import numpy as np
@@ -10,6 +11,7 @@ from spectra_vis.analysis import interpret
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import InvalidArgument, NotFound, _step, _trial
 from spectra_vis.analysis.digest import TrialDigest, digest, step_of_token
+from spectra_vis.analysis.paging import check_range, next_start
 from spectra_vis.analysis.trials import token_steps
 from spectra_vis.store.capture_file import Capture
 
@@ -24,6 +26,8 @@ def attention(
     token: int | None = None,
     zones: list[dict[str, Any]] | None = None,
     target: int | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> P.Attention:
     """Per query token: top-k edges (with token texts, sinks marked), entropy, fingerprint, zone.
 
@@ -33,18 +37,29 @@ def attention(
     a caller that has it may pass as ``zones``; else those of the chosen steps are computed),
     independent of the filters. ``target``: only the edges that point at this position, and only
     the query tokens that have one (who attends to it; from the whole trial, quickly).
+    ``start``/``stop`` (without ``step`` and ``token``): only the query tokens of steps
+    start..stop-1 (default: the whole trial); the payload's ``start``, ``stop``, ``n_steps`` and
+    ``next`` say which steps it holds (``analysis.paging`` picks pages of a byte budget).
     """
     doc = cap.data
     trial = _trial(cap, trial_id)
     att_layers = interpret.attention_tensors(doc)
-    d = digest(cap, trial_id) if trial["steps"] and not cap.legacy else None
+    n_steps = len(trial["steps"])
+    d = digest(cap, trial_id) if n_steps and not cap.legacy else None
+    whole = step is None and token is None
+    if not whole and (start or stop is not None):
+        raise InvalidArgument("start/stop page a whole trial: give them without step and token, or leave them out")
+    stop = check_range(start, stop, n_steps)
+    steps: Iterable[dict[str, Any]]
     if step is not None:
         steps = [_step(trial, step)]
+        start, stop = step, step + 1
     elif token is not None and d is not None:  # the one step that evaluated the token
         at = step_of_token(d, token)
         steps = [_step(trial, at)] if at is not None else []
-    else:
-        steps = trial["steps"]  # read one at a time (a lazy capture keeps only the last few)
+        start, stop = (at, at + 1) if at is not None else (0, 0)
+    else:  # read one at a time (a lazy capture keeps only the last few)
+        steps = (_step(trial, j) for j in range(start, stop))
     if layer is not None and layer not in att_layers:
         raise NotFound(f"no attention captured for layer {layer}; attention layers: {sorted(att_layers) or 'none'}")
     layers = [layer] if layer is not None else sorted(att_layers)
@@ -60,7 +75,8 @@ def attention(
     if step is None and token is None and d is not None and d.columns is not None:
         steps = []  # the whole trial: from the digest's attention columns, no step read
         for L in layers:
-            _from_columns(d, sorted(att_layers).index(L), L, head, texts, n_prompt, strip_zone, tokens, target)
+            _from_columns(d, sorted(att_layers).index(L), L, head, texts, n_prompt, strip_zone, tokens, target,
+                          (start, stop))  # fmt: skip
     for st in steps:
         for L in layers:
             if str(att_layers[L]) not in st["attention"]:
@@ -123,6 +139,10 @@ def attention(
         "top_k": doc["preset"].get("top_k"),
         "attention_layers": sorted(att_layers),
         "fingerprint_names": list(interpret.FINGERPRINT_NAMES),
+        "n_steps": n_steps,
+        "start": start,
+        "stop": stop,
+        "next": next_start(stop, n_steps) if whole else None,
         "tokens": [tokens[q] for q in sorted(tokens)],
     }
 
@@ -137,13 +157,22 @@ def _from_columns(
     strip_zone: dict[int, str],
     tokens: dict[int, P.TokenAttention],
     target: int | None = None,
+    steps: tuple[int, int] | None = None,
 ) -> None:
     """Every token's attention at one layer (``attention`` of the whole trial), from the columns;
-    with ``target``, only the tokens with an edge to it."""
+    with ``target``, only the tokens with an edge to it; with ``steps`` (start, stop), only the
+    tokens that steps start..stop-1 evaluated."""
     col = d.columns
     assert col is not None
     heads = list(range(col["apos"].shape[2])) if head is None else [head]
     has = np.asarray(col["akv"][a]) > 0
+    step_of = token_steps(d.steps)
+    if steps is not None and steps != (0, len(d.steps)):
+        first = np.full(has.size, -1)
+        for at_pos, j in step_of.items():
+            if at_pos < first.size:
+                first[at_pos] = j
+        has &= (first >= steps[0]) & (first < steps[1])
     if target is not None:
         has &= (np.asarray(col["apos"][a][:, heads]) == target).any(axis=(1, 2))
     at = np.flatnonzero(has)
@@ -159,7 +188,6 @@ def _from_columns(
                                             ent.reshape(-1), n_kv)  # fmt: skip
     mean_fp = fp.reshape(n_t, n_h, 20).mean(axis=1)
     mean_ripple = ripple.reshape(n_t, n_h).mean(axis=1)
-    step_of = token_steps(d.steps)
     for i, qpos in enumerate(at.tolist()):
         edges: list[P.Edge] = []
         ps: list[float] = []
@@ -198,7 +226,8 @@ def interpretation(
     """Zone per token, cognitive state (with the delta bar) per step, and the zone distribution.
 
     ``start``/``stop``: only the states of steps start..stop-1 and the zones of their tokens (the
-    distribution and the dominant zone are always the whole trial's); ``delta=False`` leaves each
+    distribution and the dominant zone are always the whole trial's; ``next``: the start of the
+    steps after them, None at the trial's end); ``delta=False`` leaves each
     state's delta bar empty (it lists every tensor: most of the payload of a long trial).
     ``zones``: the trial's zones (``interpret.token_zones``), when the caller has them already;
     else the trial's digest gives them (``analysis.digest``: computed once per trial).
@@ -206,9 +235,7 @@ def interpretation(
     trial = _trial(cap, trial_id)
     texts = trial["tokens"]["texts"]
     n_steps = len(trial["steps"])
-    if start < 0 or (stop is not None and stop < start):
-        raise InvalidArgument(f"steps {start}..{stop} is not a range; give 0 <= start <= stop")
-    stop = n_steps if stop is None else min(stop, n_steps)
+    stop = check_range(start, stop, n_steps)
     d = digest(cap, trial_id) if n_steps and not cap.legacy else None
     if zones is None:
         zones = [{"pos": z[0], "step": z[1], "zone": z[2]} for z in d.zones] if d is not None else []
@@ -225,6 +252,7 @@ def interpretation(
         "n_steps": n_steps,
         "start": start,
         "stop": stop,
+        "next": next_start(stop, n_steps),
         "zone_names": list(interpret.ZONES),
         "state_names": list(interpret.STATES),
         "zones": cast(list[P.TokenZone], shown),
