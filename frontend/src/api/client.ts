@@ -39,7 +39,8 @@ export type { DroppedEvent, StepEvent, TrialEvent } from "./runTypes"; // the SS
 export type GridQuery = { capture_id: string; trial_id: number; step: number; metric: Metric; depth: number };
 export type HeatmapQuery = { capture_id: string; trial_id: number; metric: Metric; axis: "types" | "tokens"; step?: number; type?: string };
 export type LensCellQuery = { capture_id: string; trial_id: number; layer: number; token: number; k?: number };
-export type AttentionQuery = { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number; target?: number };
+/** start/stop: steps of a whole-trial query (no step, no token); `api.attention` reads every page when stop is left out. */
+export type AttentionQuery = { capture_id: string; trial_id: number; step?: number; layer?: number; head?: number; token?: number; target?: number; start?: number; stop?: number };
 /** Steps start..stop-1 of a trial's interpretation; delta false: no delta bars (docs/API.md). */
 export type InterpretationPage = { start?: number; stop?: number; delta?: boolean };
 
@@ -51,6 +52,20 @@ export class ApiError extends Error {
     super(message);
     this.name = "ApiError";
   }
+}
+
+/** Every page of a whole-trial answer: the server sends a page of its byte budget when no `stop` is
+ * given and says where the next starts (`next`; docs/API.md, "Pages of a long trial"); this asks
+ * again from there until the end and joins each page's lists into the first (`join`). */
+export async function allPages<T extends { stop: number; next: number | null }>(get: (start: number) => Promise<T>, start: number, join: (into: T, page: T) => void): Promise<T> {
+  const out = await get(start);
+  while (out.next !== null) {
+    const page = await get(out.next);
+    join(out, page);
+    out.stop = page.stop;
+    out.next = page.next;
+  }
+  return out;
 }
 
 async function request<T>(path: string, init?: RequestInit): Promise<T> {
@@ -133,9 +148,22 @@ export const api = {
   trial: (capture_id: string, trial_id: number) => request<TrialOut>(`/api/trials/${trial_id}${qs({ capture_id })}`),
   step: (capture_id: string, trial_id: number, n: number) =>
     request<StepOut>(`/api/trials/${trial_id}/steps/${n}${qs({ capture_id })}`),
-  attention: (q: AttentionQuery) => request<AttentionOut>(`/api/attention${qs(q)}`),
-  interpretation: (capture_id: string, trial_id: number, page: InterpretationPage = {}) =>
-    request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id, start: page.start, stop: page.stop, delta: page.delta === undefined ? undefined : String(page.delta) })}`),
+  /** Attention; a whole-trial query without `stop` is read page by page and joined (`allPages`). */
+  attention: (q: AttentionQuery) => {
+    const get = (start?: number) => request<AttentionOut>(`/api/attention${qs({ ...q, start })}`);
+    if (q.step !== undefined || q.token !== undefined || q.stop !== undefined) return get(q.start);
+    return allPages(get, q.start ?? 0, (into, page) => void into.tokens.push(...page.tokens));
+  },
+  /** The interpretation of steps start..stop-1; without `stop`, every page to the trial's end, joined. */
+  interpretation: (capture_id: string, trial_id: number, page: InterpretationPage = {}) => {
+    const get = (start?: number) =>
+      request<InterpretationOut>(`/api/trials/${trial_id}/interpretation${qs({ capture_id, start, stop: page.stop, delta: page.delta === undefined ? undefined : String(page.delta) })}`);
+    if (page.stop !== undefined) return get(page.start);
+    return allPages(get, page.start ?? 0, (into, p) => {
+      into.zones.push(...p.zones);
+      into.states.push(...p.states);
+    });
+  },
   lens: (capture_id: string, trial_id: number) => request<LensGridOut>(`/api/trials/${trial_id}/lens${qs({ capture_id })}`),
   lensCell: ({ trial_id, ...q }: LensCellQuery) => request<LensCellOut>(`/api/trials/${trial_id}/lens${qs(q)}`),
   /** Two trials compared, each as `capture_id:trial` (a: the reference). */

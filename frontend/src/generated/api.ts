@@ -299,7 +299,8 @@ export interface paths {
         /**
          * Interpretation
          * @description Zone per token, cognitive state and delta bar per step, zone distribution (docs/ATTENTION.md);
-         *     ``start``/``stop`` page through a long trial (the distribution is always the whole trial's).
+         *     steps ``start..stop-1`` (the distribution is always the whole trial's). Without ``stop``: a page of
+         *     as many steps as fit the page budget; ``next`` says where the next page starts.
          */
         get: operations["interpretation_api_trials__trial_id__interpretation_get"];
         put?: never;
@@ -340,8 +341,10 @@ export interface paths {
         /**
          * Compare Trials
          * @description Two trials of loaded captures compared token by token and layer by layer (a: the reference):
-         *     statistics, residual cosine and relative L2, and the next-token KL of a pair made by
-         *     ``spectra-vis compare``. Computed once per pair of trials and cached.
+         *     statistics, residual cosine and relative L2, and the next-token block (KL, top-1s) of a pair
+         *     made by ``spectra-vis compare``, of a trial with itself (its logit lens), or through both models'
+         *     heads in the models directory. Computed once per pair of trials and cached; a pass over the heads
+         *     runs in the background: ``next_token`` is null and ``next_token_progress`` set until it is done.
          */
         get: operations["compare_trials_api_compare_get"];
         put?: never;
@@ -362,7 +365,9 @@ export interface paths {
         /**
          * Attention
          * @description Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone;
-         *     ``target``: only the edges pointing at a position (who attends to it).
+         *     ``target``: only the edges pointing at a position (who attends to it). Without ``step`` and
+         *     ``token``: the query tokens of steps ``start..stop-1``; without ``stop``, a page of as many
+         *     steps as fit the page budget (``next`` says where the next page starts).
          */
         get: operations["attention_api_attention_get"];
         put?: never;
@@ -563,6 +568,14 @@ export interface components {
             attention_layers: number[];
             /** Fingerprint Names */
             fingerprint_names: string[];
+            /** N Steps */
+            n_steps: number;
+            /** Start */
+            start: number;
+            /** Stop */
+            stop: number;
+            /** Next */
+            next: number | null;
             /** Tokens */
             tokens: components["schemas"]["TokenAttention"][];
             /** Capture Id */
@@ -657,7 +670,10 @@ export interface components {
             model: string | null;
             /** N Tokens */
             n_tokens: number;
-            /** Capture Id */
+            /**
+             * Capture Id
+             * @description the REST API: the loaded capture the trial is in
+             */
             capture_id?: string;
         };
         /** CompareSummary */
@@ -668,7 +684,10 @@ export interface components {
             diverge_at: number | null;
             /** Mean Kl */
             mean_kl?: number | null;
-            /** Top1 Agreement */
+            /**
+             * Top1 Agreement
+             * @description the fraction of positions where both top-1 tokens agree
+             */
             top1_agreement?: number | null;
             /** N Next Token */
             n_next_token?: number;
@@ -706,6 +725,7 @@ export interface components {
             /** Layer Rel L2 */
             layer_rel_l2: (number | null)[] | null;
             next_token: components["schemas"]["NextTokenComparison"] | null;
+            next_token_progress: components["schemas"]["NextTokenProgress"] | null;
             summary: components["schemas"]["CompareSummary"];
             /** Notices */
             notices: string[];
@@ -979,6 +999,8 @@ export interface components {
             start: number;
             /** Stop */
             stop: number;
+            /** Next */
+            next: number | null;
             /** Zone Names */
             zone_names: string[];
             /** State Names */
@@ -1177,16 +1199,42 @@ export interface components {
          *     position has no final-norm row in both trials).
          */
         NextTokenComparison: {
-            /** Kl */
+            /**
+             * Kl
+             * @description KL(a || b) in nats
+             */
             kl: (number | null)[];
             /** Top1 A */
             top1_a: (number | null)[];
             /** Top1 B */
             top1_b: (number | null)[];
-            /** P B Of A */
+            /**
+             * P B Of A
+             * @description b's probability of the token that came next in a
+             */
             p_b_of_a: (number | null)[];
-            /** P A Of B */
+            /**
+             * P A Of B
+             * @description a's probability of the token that came next in b
+             */
             p_a_of_b: (number | null)[];
+        };
+        /**
+         * NextTokenProgress
+         * @description How far the pass over the output heads that computes ``next_token`` has come (the server runs
+         *     it in the background; poll the comparison until ``next_token_progress`` is null).
+         */
+        NextTokenProgress: {
+            /**
+             * Done
+             * @description blocks of the vocabulary done
+             */
+            done: number;
+            /**
+             * Total
+             * @description blocks of the vocabulary in all (0 until the heads are open)
+             */
+            total: number;
         };
         /**
          * PairInfo
@@ -2494,9 +2542,9 @@ export interface operations {
             query?: {
                 /** @description Loaded capture id; default: the last loaded */
                 capture_id?: string | null;
-                /** @description First step of the zones and states sent */
+                /** @description First step of the page (default 0) */
                 start?: number;
-                /** @description Step after the last sent (default: end) */
+                /** @description Step after the last sent; default: as many as fit the page budget */
                 stop?: number | null;
                 /** @description Send each state's delta bar (every tensor); false: empty */
                 delta?: boolean;
@@ -2676,6 +2724,10 @@ export interface operations {
                 token?: number | null;
                 /** @description Only edges to this position */
                 target?: number | null;
+                /** @description First step of the page (default 0) */
+                start?: number;
+                /** @description Step after the last sent; default: as many as fit the page budget */
+                stop?: number | null;
             };
             header?: never;
             path?: never;
