@@ -1,10 +1,11 @@
 // Browser test of the compare panel: real backend, a real pair capture (`spectra-vis compare` of a
 // tiny f32 llama GGUF and its Q4_0 quantization) and a second capture of the Q4_0 model alone, real
 // chromium. The panel is checked against the API's answers fetched here from the same server: the
-// pair, then a comparison across the two captures.
+// pair, then a comparison across the two captures (its next-token block computed by the server in the
+// background: the panel shows its progress, then the KL bars).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PYTHON, REPO, getJSON, openCapture, openViewer, postJSON, saveScreenshot, tempDir } from "./harness.mjs";
@@ -23,6 +24,9 @@ function makePair(dir, out) {
   // The Q4_0 model generating on its own: another capture, compared across files.
   run(["-c", `from spectra_vis import capture; capture(${JSON.stringify(join(dir, "f32-Q4_0.gguf"))}, ["The capital of France is"], `
     + `preset="standard", max_tokens=6, n_ctx=128, out=${JSON.stringify(join(out, SOLO))})`]);
+  // Both models where the server reads heads: the cross-file comparison's KL is computed in the background.
+  mkdirSync(join(out, "models"));
+  for (const name of ["f32.gguf", "f32-Q4_0.gguf"]) copyFileSync(join(dir, name), join(out, "models", name));
 }
 
 before(async () => {
@@ -184,6 +188,14 @@ describe("compare", () => {
 
   test("a trial of another capture file, loaded on demand, compares against the API's answer", async () => {
     const panel = page.locator("[data-testid=compare-panel]");
+    // Every text the progress indicator shows, however briefly (the tiny model's pass is quick).
+    await page.evaluate(() => {
+      window.__pending = [];
+      new MutationObserver(() => {
+        const el = document.querySelector("[data-testid=compare-pending]");
+        if (el) window.__pending.push([el.textContent, document.querySelector("[data-testid=compare-pos]")?.textContent ?? ""]);
+      }).observe(document.body, { childList: true, subtree: true, characterData: true });
+    });
     await panel.locator("[data-testid=compare-b-capture]").selectOption(SOLO);
     await panel.locator("[data-testid=compare-b]:not([disabled])").waitFor();
     assert.equal(await panel.locator("[data-testid=compare-b]").inputValue(), "0");
@@ -209,6 +221,37 @@ describe("compare", () => {
     // The responses side by side: each trial's own.
     const soloTrials = (await postJSON(`${backend.url}/api/load`, { filepath: SOLO })).trial_list;
     assert.equal(await panel.locator("[data-testid=compare-response-b]").textContent(), soloTrials[0].response);
+
+    // The next-token block: the server's first answer had none (its pass runs in the background), the
+    // panel showed its progress where the KL bars and the scrubber's values go, then filled them.
+    let final = x;
+    for (let i = 0; final.next_token_progress !== null; i++) {
+      assert.ok(i < 600, "the next-token pass never finished");
+      await new Promise((r) => setTimeout(r, 100));
+      final = await getJSON(`${backend.url}/api/compare?a=${cid}:0&b=${solo.capture_id}:0`);
+    }
+    assert.ok(final.next_token, JSON.stringify(final.notices));
+    const seen = await page.evaluate(() => window.__pending);
+    assert.ok(seen.length > 0, "the progress indicator showed");
+    for (const [line, scrub] of seen) {
+      assert.match(line, /^\s*next-token KL over the vocabulary: \d{1,3}%$/);
+      assert.equal(scrub, line.trim());
+    }
+    const want = final.next_token.kl.slice(0, final.n_shared).map((v) => (v === null ? "" : String(v)));
+    await page.waitForFunction((w) => {
+      const got = [...document.querySelectorAll("[data-testid=compare-strip] .compare-kl")].map((e) => e.getAttribute("data-kl"));
+      return JSON.stringify(got) === JSON.stringify(w);
+    }, want, { timeout: 10000 });
+    assert.ok(want.some((v) => v !== ""), "some token has a KL");
+    assert.equal(await panel.locator("[data-testid=compare-pending]").count(), 0);
+    const widths = await panel.locator("[data-testid=compare-strip] .compare-kl").evaluateAll((els) => els.map((e) => e.style.width));
+    const kls = final.next_token.kl;
+    assert.equal(widths[kls.indexOf(Math.max(...kls.filter((v) => v !== null)))], "100%");
+    const summaryDone = await panel.locator("[data-testid=compare-summary]").textContent();
+    assert.ok(summaryDone.includes(`${(final.summary.top1_agreement * 100).toFixed(1)}%`), summaryDone);
+    const at = Number(await panel.locator("[data-testid=compare-pos]").getAttribute("data-pos"));
+    const posText = await panel.locator("[data-testid=compare-pos]").textContent();
+    assert.ok(posText.endsWith(`KL ${kls[at] === null ? "—" : kls[at].toFixed(5)}`), posText);
     assert.deepEqual(errors, []);
   });
 });

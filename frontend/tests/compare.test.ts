@@ -4,8 +4,8 @@
 import { describe, expect, it } from "vitest";
 import type { ComparisonOut } from "../src/api/client";
 import {
-  DIVERGING, disagreements, disagreesAt, divergingColor, driftPoints, firstScored, fixed, idLabel, klFractions, positionLine,
-  statChoices, summaryLine, symmetricMax, tokenTitle, topChanges, trialRef, typeHeat, vocabOf,
+  DIVERGING, disagreements, disagreesAt, divergingColor, driftPoints, firstScored, fixed, idLabel, klFractions, pendingFraction,
+  pendingLine, positionLine, statChoices, summaryLine, symmetricMax, tokenTitle, topChanges, trialRef, typeHeat, vocabOf,
 } from "../src/data/compare";
 
 type NextToken = NonNullable<ComparisonOut["next_token"]>;
@@ -122,5 +122,20 @@ describe("statistic change per layer and tensor type", () => {
     expect(typeHeat(data, "l2")).toEqual({ types: ["attn_norm", "l_out"], rows: [[0.01, 0.02], [0.5, null]] });
     expect(typeHeat(data, "nonfinite")).toEqual({ types: [], rows: [[], []] });
     expect(typeHeat(data, "missing")).toEqual({ types: [], rows: [] });
+  });
+});
+
+describe("the next-token block while the server computes it", () => {
+  it("is a fraction of the vocabulary's blocks, 0 before the total is known, null when nothing is pending", () => {
+    expect(pendingFraction(null)).toBeNull();
+    expect(pendingFraction({ done: 0, total: 0 })).toBe(0);
+    expect(pendingFraction({ done: 13, total: 32 })).toBeCloseTo(13 / 32, 12);
+    expect(pendingFraction({ done: 40, total: 32 })).toBe(1);
+  });
+  it("says so with a whole percentage", () => {
+    expect(pendingLine({ done: 13, total: 32 })).toBe(`next-token KL over the vocabulary: ${Math.floor((13 / 32) * 100)}%`);
+    expect(pendingLine({ done: 2, total: 5 })).toBe("next-token KL over the vocabulary: 40%");
+    expect(pendingLine({ done: 0, total: 0 })).toBe("next-token KL over the vocabulary: 0%");
+    expect(pendingLine(null)).toBeNull();
   });
 });

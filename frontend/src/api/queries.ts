@@ -213,11 +213,15 @@ export function useLensCell(q: LensCellQuery | null) {
   return asAsync(r, q !== null);
 }
 
-/** Two trials compared (`capture_id:trial` each, a: the reference); null for either: nothing to load. */
+const COMPARE_POLL_MS = 400; // while the server computes the next-token block (next_token_progress set)
+
+/** Two trials compared (`capture_id:trial` each, a: the reference); null for either: nothing to load.
+ * Asked again every 400 ms while the server is still computing its next-token block. */
 export function useCompare(a: string | null, b: string | null) {
   const enabled = a !== null && b !== null;
   const q = useQuery({
     queryKey: enabled ? keys.compare(a, b) : ["compare", null], queryFn: () => api.compare(a!, b!), enabled,
+    refetchInterval: (query) => (query.state.data?.next_token_progress ? COMPARE_POLL_MS : false),
   });
   return asAsync(q, enabled);
 }

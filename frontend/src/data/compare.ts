@@ -148,6 +148,21 @@ export function tokenTitle(text: string, next: NextToken | null, pos: number, vo
   return `${head} · top-1 a ${idLabel(a, vocab)}, b ${idLabel(b, vocab)}`;
 }
 
+type Progress = ComparisonOut["next_token_progress"];
+
+/** How far the server's pass over the output heads has come, 0..1 (0 until it knows the total);
+ * null when nothing is pending. */
+export function pendingFraction(progress: Progress): number | null {
+  if (!progress) return null;
+  return progress.total > 0 ? Math.min(1, Math.max(0, progress.done / progress.total)) : 0;
+}
+
+/** The line shown where the KL bars and the scrubber's values go while the block is computed. */
+export function pendingLine(progress: Progress): string | null {
+  const f = pendingFraction(progress);
+  return f === null ? null : `next-token KL over the vocabulary: ${Math.floor(f * 100)}%`;
+}
+
 /** Where the scrubber starts: the first position with a next-token KL, else 0. */
 export function firstScored(next: NextToken | null): number {
   const i = next?.kl.findIndex((v) => v !== null) ?? -1;

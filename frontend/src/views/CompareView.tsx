@@ -2,13 +2,15 @@
  * drift per layer, two diverging heat maps (the residual L2 change per layer and token; the relative
  * change of a chosen statistic per layer and tensor type), the shared tokens with where the two top-1
  * next tokens differ and the KL per token, and a scrubber that shows both runs at one token (and
- * moves the viewer's cursor through `onPos`, and follows it through `cursor`). Data shaping: data/compare.ts. */
+ * moves the viewer's cursor through `onPos`, and follows it through `cursor`). While the server still
+ * computes the next-token block (`next_token_progress`; useCompare polls), its progress shows where the
+ * KL bars and the scrubber's values go, and they fill when it is done. Data shaping: data/compare.ts. */
 import { useEffect, useMemo, useState } from "react";
 import type { ComparisonOut, TrialBrief } from "../api/client";
 import { useTrial } from "../api/queries";
 import {
-  disagreesAt, driftPoints, firstScored, fixed, klFractions, positionLine, statChoices, summaryLine, tokenTitle, topChanges, typeHeat,
-  vocabOf,
+  disagreesAt, driftPoints, firstScored, fixed, klFractions, pendingFraction, pendingLine, positionLine, statChoices, summaryLine, tokenTitle,
+  topChanges, typeHeat, vocabOf,
 } from "../data/compare";
 import { strengthLabel } from "../data/comparePick";
 import { tokenLabel } from "../data/format";
@@ -65,6 +67,7 @@ export function CompareView({ data, briefA, briefB, onPos, cursor }: Props) {
         <TypesHeat data={data} layerLabels={layerLabels} layerTicks={layerTicks} />
       </div>
       <h3>Tokens <span className="muted small">(red underline: the two top-1 next tokens differ; bar: KL(a‖b) at that token)</span></h3>
+      <Pending progress={data.next_token_progress} testid="compare-pending" />
       <TokenStrip data={data} pos={pos} onPos={move} vocab={vocab} />
       <Changes data={data} vocab={vocab} onPos={move} />
       {n > 0 && (
@@ -72,7 +75,7 @@ export function CompareView({ data, briefA, briefB, onPos, cursor }: Props) {
           <input type="range" data-testid="compare-scrub" aria-label="token position" min={0} max={n - 1} step={1} value={pos}
             onChange={(e) => move(Number(e.target.value))} />{" "}
           <span className="muted small">token {pos} “{tokenLabel(data.tokens[pos] ?? "")}”</span>{" "}
-          <span data-testid="compare-pos" data-pos={pos}>{positionLine(next, pos, vocab)}</span>
+          <span data-testid="compare-pos" data-pos={pos}>{pendingLine(data.next_token_progress) ?? positionLine(next, pos, vocab)}</span>
         </div>
       )}
       {(briefA?.control || briefB?.control) && (
@@ -88,7 +91,7 @@ function Changes({ data, vocab, onPos }: { data: ComparisonOut; vocab: ReadonlyM
   return (
     <p className="small compare-changes" data-testid="compare-changes">
       {data.next_token === null
-        ? <span className="muted">No next-token comparison (see the notices).</span>
+        ? <span className="muted">{data.next_token_progress ? "The next-token comparison is being computed." : "No next-token comparison (see the notices)."}</span>
         : changes.length === 0
           ? <span className="muted">The top-1 next token is the same at every compared token.</span>
           : <>Top-1 changes at: {changes.map((c) => (
@@ -99,6 +102,17 @@ function Changes({ data, vocab, onPos }: { data: ComparisonOut; vocab: ReadonlyM
       {data.diverge_at !== null && (
         <span data-testid="compare-diverge" data-pos={data.diverge_at}> · the two token sequences part at token {data.diverge_at} (the responses above)</span>
       )}
+    </p>
+  );
+}
+
+/** The server's pass over the output heads while it computes the next-token block: a bar and its percentage. */
+function Pending({ progress, testid }: { progress: ComparisonOut["next_token_progress"]; testid: string }) {
+  const f = pendingFraction(progress);
+  if (f === null || !progress) return null;
+  return (
+    <p className="compare-pending small" data-testid={testid} data-done={progress.done} data-total={progress.total}>
+      <progress max={1} value={f} aria-label="next-token comparison" /> {pendingLine(progress)}
     </p>
   );
 }
