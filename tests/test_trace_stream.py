@@ -1,0 +1,50 @@
+"""The trace export's step records (issue 14: one pass over the steps, fingerprints without edges)
+against the definitions they must equal: ``interpret.token_attention`` per layer, ``step_zones``,
+and ``cognitive_states`` for the metrics; on a real capture of the tiny llama."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from spectra_vis.analysis.interpret import attention_tensors, cognitive_states, step_zones, token_attention
+from spectra_vis.analysis.trace import import_trial, trace_lines
+from spectra_vis.store.capture_file import Capture
+
+
+@pytest.fixture(scope="module")
+def cap(tiny_llama: Path) -> Capture:
+    from spectra_vis import capture
+
+    return capture(tiny_llama, ["the cat sat on the mat", "one two three four five"], preset="standard", max_tokens=12, n_ctx=128)
+
+
+@pytest.mark.parametrize("trial_id", [0, 1])
+def test_step_records_equal_the_per_layer_definitions(cap: Capture, trial_id: int) -> None:
+    doc = cap.data
+    records = [orjson.loads(line) for line in trace_lines(cap, trial_id)]
+    steps = [r for r in records if r["record_type"] == "step"]
+    assert len(steps) == len(doc["trials"][trial_id]["steps"]) >= 10
+    layers = sorted(attention_tensors(doc))
+    zones = []
+    for rec in steps:
+        j = rec["step"]["index"]
+        per_layer = [token_attention(doc, trial_id, j, L)["tokens"] for L in layers]
+        want = {str(L): [{"fingerprint": t["fingerprint"], "zone": t["zone"]} for t in toks]
+                for L, toks in zip(layers, per_layer, strict=True)}  # fmt: skip
+        assert rec["fingerprints"] == orjson.loads(orjson.dumps(want))
+        zones += step_zones(doc, trial_id, j, per_layer)
+    metrics = records[-1]
+    assert metrics["record_type"] == "metrics"
+    assert metrics["labels"] == dict(Counter(s["label"] for s in cognitive_states(doc, trial_id)))
+    assert sum(metrics["labels"].values()) == len(steps)
+    shares = {z: sum(1 for t in zones if t["zone"] == z) / max(len(zones), 1) for z in metrics["zone_distribution"]}
+    assert metrics["zone_distribution"] == pytest.approx(shares)
+
+
+def test_the_stream_imports_back(cap: Capture) -> None:
+    back = import_trial(b"".join(trace_lines(cap, 0)))
+    assert back.data["trials"][0]["steps"] == list(cap.data["trials"][0]["steps"])
