@@ -13,6 +13,7 @@ A pass that fails becomes a notice of the comparison, never an error response.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import queue
 import threading
@@ -21,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spectra_vis.analysis.payloads import ComparisonOut, NextTokenProgress
+import orjson
+
+from spectra_vis.analysis.payloads import NextTokenProgress
 from spectra_vis.capturing.lens import LogitLens
-from spectra_vis.comparing import Comparison, NextTokenInputs, compare, next_token_inputs
+from spectra_vis.comparing import Comparison, NextTokenInputs, compare
 from spectra_vis.comparing.next_token import Block
 from spectra_vis.store.capture_file import Capture, trial_of
 
@@ -81,6 +84,16 @@ class CompareJobs:
                     self._pending.pop(key, None)
                 job.finished.set()
                 gc.collect()  # the heads' memory maps go now, not at some later collection
+                _trim()
+
+
+def _trim() -> None:
+    """Give the heap's free memory back to the system (glibc; elsewhere nothing): the pass's
+    blocks of logits and weights (tens of MB each) would otherwise stay resident."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _head_pass(inputs: NextTokenInputs, paths: tuple[Path, Path], on_block: Callable[[int, int], None]) -> Block:
@@ -98,14 +111,16 @@ class ComparisonEntry:
         self.cmp = cmp
         self.capture_ids = capture_ids
         self._job = job
-        self._out: ComparisonOut | None = None
+        self._out: bytes | None = None  # the comparison's JSON without next_token_progress
         self._served = False  # the first answer is always the one without the pending block
         self._lock = threading.Lock()
 
-    def payload(self) -> ComparisonOut:
-        """The comparison as it stands: with the block once its pass is done (or a notice saying why
-        there is none), else ``next_token_progress``. The first answer never waits for nor takes the
-        block, however quick its pass: a client meets the same sequence whatever the machine."""
+    def body(self) -> bytes:
+        """The comparison as it stands (``ComparisonOut`` as JSON): with the block once its pass is done
+        (or a notice saying why there is none), else ``next_token_progress``. The first answer never
+        waits for nor takes the block, however quick its pass: a client meets the same sequence
+        whatever the machine. Serialised once per state: a client polling the progress costs the
+        server (and the pass it runs) next to nothing."""
         with self._lock:
             job = self._job
             if job is not None and job.finished.is_set() and self._served:
@@ -113,14 +128,16 @@ class ComparisonEntry:
                     self.cmp.next_token = job.block
                 else:
                     self.cmp.notices.append(f"the next-token comparison failed: {job.error}")
-                self.cmp.next_token_pending = False
+                self.cmp.pending = None
                 self._job, self._out, job = None, None, None
             if self._out is None:
-                self._out = self.cmp.to_dict()
-                self._out["a"]["capture_id"], self._out["b"]["capture_id"] = self.capture_ids
+                out: dict[str, Any] = dict(self.cmp.to_dict())
+                out["a"]["capture_id"], out["b"]["capture_id"] = self.capture_ids
+                del out["next_token_progress"]  # added last, as it stands
+                self._out = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
             progress: NextTokenProgress | None = None if job is None else {"done": job.done, "total": job.total}
             self._served = True
-            return {**self._out, "next_token_progress": progress}
+            return self._out[:-1] + b',"next_token_progress":' + orjson.dumps(progress) + b"}"
 
 
 def start_comparison(
@@ -131,16 +148,15 @@ def start_comparison(
     (id_a, cap_a, trial_a), (id_b, cap_b, trial_b) = side_a, side_b
     cmp = compare(cap_a, trial_a, cap_b, trial_b, defer_heads=True)
     job = None
-    if cmp.next_token_pending:
+    if cmp.pending is not None:
         names = [_model_of(cap_a, trial_a).get("file_name") or "", _model_of(cap_b, trial_b).get("file_name") or ""]
         paths = head_paths(*names) if all(names) else None
         if paths is None:
-            cmp.next_token_pending = False
+            cmp.pending = None
             want = f"put {names[0]} and {names[1]} in the models directory" if all(names) else "no model file named"
             cmp.notices.append(f"the next-token comparison (KL) needs both models' output heads: {want}")
         else:
-            inputs = next_token_inputs(cap_a, trial_a, cap_b, trial_b, cmp.n_shared)
-            job = jobs.submit((id_a, trial_a, id_b, trial_b), inputs, (paths[0], paths[1]))
+            job = jobs.submit((id_a, trial_a, id_b, trial_b), cmp.pending, (paths[0], paths[1]))
     return ComparisonEntry(cmp, (id_a, id_b), job)
 
 

@@ -209,7 +209,7 @@ SideQuery = Annotated[
 
 
 @router.get("/compare", response_model=S.ComparisonOut)
-def compare_trials(store: StoreDep, a: SideQuery, b: SideQuery) -> OrjsonResponse:
+def compare_trials(store: StoreDep, a: SideQuery, b: SideQuery) -> Response:
     """Two trials of loaded captures compared token by token and layer by layer (a: the reference):
     statistics, residual cosine and relative L2, and the next-token block (KL, top-1s) of a pair
     made by ``spectra-vis compare``, of a trial with itself (its logit lens), or through both models'
@@ -223,7 +223,7 @@ def compare_trials(store: StoreDep, a: SideQuery, b: SideQuery) -> OrjsonRespons
         return start_comparison(store.compare_jobs, store.head_paths, *sides)
 
     entry: ComparisonEntry = la.cached(("compare", trial_a, lb.capture_id, trial_b), compute)
-    return OrjsonResponse(entry.payload())
+    return Response(entry.body(), media_type="application/json")
 
 
 def _side(text: str) -> tuple[str, int]:

@@ -21,6 +21,7 @@ the cores) or, without the native library, in numpy (``NumpyReduction``).
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from spectra_vis.store.capture_file import Capture, trial_of
 RMS_NORM_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "granite")
 VOCAB_BLOCK = 8192  # head rows dequantized at once: 8192 x n_embd float32 (21 MB for n_embd 640)
 LENS_THREADS = max(1, min(4, os.cpu_count() or 1))  # the reduction's row parts (BLAS has its own threads)
+DIVERGENCE_BYTES = 64 * 1024 * 1024  # float64 temporaries of a divergence block: rows x block x 8 bytes x 6
 MIN_PART_ROWS = 32  # fewer rows per part: the reduction runs in one thread
 
 
@@ -200,7 +202,7 @@ class LogitLens:
         best_a, best_b = np.full(n, -np.inf), np.full(n, -np.inf)
         want_b, want_a = np.full(n, np.nan), np.full(n, np.nan)  # B's logit of A's next token, and A's of B's
         rows = np.arange(n)
-        blocks = self._blocks()
+        blocks = self._blocks(_divergence_block(n))
         for i, (a, b) in enumerate(blocks):
             la = self._product(ha, self._head[a:b]).astype(np.float64)
             lb = la if same else other._product(hb, other._head[a:b]).astype(np.float64)
@@ -223,6 +225,9 @@ class LogitLens:
                 new_b = np.maximum(m_b, lb.max(axis=1))
                 s_b = s_b * np.exp(m_b - new_b) + np.exp(lb - new_b[:, None]).sum(axis=1)
                 m_b = new_b
+            _release(self._head[a:b])
+            if not same and other is not self:
+                _release(other._head[a:b])
             if on_block is not None:
                 on_block(i + 1, len(blocks))
         log_za = m_a + np.log(s_a)
@@ -237,8 +242,8 @@ class LogitLens:
         }
 
     # ----- internals -----------------------------------------------------------------------------
-    def _blocks(self) -> list[tuple[int, int]]:
-        return [(a, min(a + VOCAB_BLOCK, self.n_vocab)) for a in range(0, self.n_vocab, VOCAB_BLOCK)]
+    def _blocks(self, size: int = VOCAB_BLOCK) -> list[tuple[int, int]]:
+        return [(a, min(a + size, self.n_vocab)) for a in range(0, self.n_vocab, size)]
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """Head rows ``ids`` as stored (quantized blocks or values)."""
@@ -296,6 +301,31 @@ def _ggml_usable(head_type: int) -> bool:
     except (ImportError, OSError, AttributeError, _ggml.LayoutError):
         return False
     return True
+
+
+def _release(stored: Any) -> None:
+    """Drop the pages of a block of a memory-mapped head from the process's resident memory once it
+    has been read (they stay in the page cache; a later read maps them again): a pass over a head of
+    hundreds of MB then holds one block of it, not the whole. Nothing for a head not memory-mapped."""
+    root = stored
+    while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
+        root = root.base
+    if not isinstance(root, np.memmap) or not isinstance(root.base, mmap.mmap) or not stored.nbytes:
+        return
+    start = root.ctypes.data - root.offset % mmap.ALLOCATIONGRANULARITY  # where the mapping begins
+    rel = stored.ctypes.data - start
+    first = rel - rel % mmap.PAGESIZE
+    try:
+        root.base.madvise(mmap.MADV_DONTNEED, first, rel + stored.nbytes - first)
+    except (OSError, ValueError, AttributeError):  # not on this platform, or not this mapping: keep the pages
+        pass
+
+
+def _divergence_block(n: int) -> int:
+    """Vocabulary rows per block of ``divergence`` for ``n`` rows: its float64 logits, exponentials and
+    differences (about six n x block arrays) within DIVERGENCE_BYTES, 512 to VOCAB_BLOCK rows."""
+    fit = DIVERGENCE_BYTES // max(1, n * 8 * 6)
+    return int(max(512, min(VOCAB_BLOCK, fit // 256 * 256)))
 
 
 def _row_parts(n: int) -> list[tuple[int, int]]:

@@ -77,7 +77,12 @@ class Comparison:
     rel_l2: np.ndarray | None = None  # (layers, tokens) |b - a| / |a| of the residual
     next_token: dict[str, np.ndarray] | None = None  # NEXT_TOKEN_FIELDS -> (tokens,)
     notices: list[str] = field(default_factory=list)
-    next_token_pending: bool = False  # compare(defer_heads=True): a head pass would fill next_token
+    pending: NextTokenInputs | None = field(default=None, repr=False)  # defer_heads: what the head pass needs
+
+    @property
+    def next_token_pending(self) -> bool:
+        """compare(defer_heads=True) left ``next_token`` to a pass over the heads (``pending.compute``)."""
+        return self.pending is not None
 
     # ----- summaries ---------------------------------------------------------------------------
     @property
@@ -147,8 +152,8 @@ def compare(
     ``spectra-vis compare``, else from ``heads`` (two LogitLens) or ``models`` (their GGUF paths);
     without them it is None and a notice says why. A trial compared with itself takes its block from
     its logit lens where it has one (no head pass). ``defer_heads``: no head pass here; where one
-    would fill the block, ``next_token_pending`` is True (a server runs the pass in the background:
-    ``next_token_inputs(...).compute(heads)``). NotFound for an unknown trial."""
+    would fill the block, ``pending`` holds what it needs (a server runs the pass in the background:
+    ``pending.compute(heads)``). NotFound for an unknown trial."""
     ta, tb = trial_of(cap_a.data, trial_a), trial_of(cap_b.data, trial_b)
     ids_a, ids_b = ta["tokens"]["ids"], tb["tokens"]["ids"]
     n = min(len(ids_a), len(ids_b))
@@ -305,8 +310,14 @@ def _next_token(
     if FINAL_NORM_HOOK not in held_a or FINAL_NORM_HOOK not in held_b:
         out.notices.append("no final-norm vectors in both trials: no next-token comparison (KL, top-1 agreement)")
         return
+    inputs = next_token_inputs(cap_a, trial_a, cap_b, trial_b, out.n_shared)
+    if not inputs.needs_heads:  # e.g. no shared token: no head to open
+        out.notices.append(
+            "no shared token position where both trials computed logits (final-norm rows): no next-token comparison"
+        )
+        return
     if defer:
-        out.next_token_pending = True
+        out.pending = inputs
         return
     if heads is None:
         if models is None or not all(p and os.path.isfile(p) for p in models):
@@ -315,7 +326,7 @@ def _next_token(
             )
             return
         heads = _open_heads(models[0], models[1])
-    out.next_token = next_token_block(cap_a, trial_a, cap_b, trial_b, heads, out.n_shared)
+    out.next_token = inputs.compute(heads)
 
 
 def _open_heads(path_a: Any, path_b: Any) -> tuple[LogitLens, LogitLens]:

@@ -42,6 +42,11 @@ class NextTokenInputs:
     next_b: np.ndarray  # (m,) int64
 
     @property
+    def needs_heads(self) -> bool:
+        """Some position has rows in both trials (else the block is all NaN, no head is opened)."""
+        return len(self.have) > 0
+
+    @property
     def same(self) -> bool:
         """A trial compared with itself: one head pass gives both sides."""
         return self.rows_b is self.rows_a
@@ -50,7 +55,7 @@ class NextTokenInputs:
         """The block through both heads over the whole vocabulary; ``on_block(done, total)`` after each
         block of the vocabulary (progress)."""
         block = _empty(self.n)
-        if len(self.have):
+        if self.needs_heads:
             same = self.same and heads[0] is heads[1]
             rows_b = self.rows_a if same else self.rows_b
             got = heads[0].divergence(self.rows_a, heads[1], rows_b, self.next_a, self.next_b, on_block=on_block)
