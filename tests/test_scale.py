@@ -413,3 +413,197 @@ def test_the_server_uses_the_index_written_at_save_time(long_path: Path, tmp_pat
         assert bare.with_name(index_file.index_name(bare)).is_file()
         n_steps = sum(len(t["steps"]) for t in orjson.loads(saved.read_bytes())["trials"])
         assert r.json()["steps"] == n_steps
+
+
+# ----- the index built fast: at save time from memory, on first load in runs of steps ---------------------
+
+
+@pytest.fixture(scope="module")
+def three_path(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three trials (standard preset: vectors and the logit lens), one prompt full of JSON punctuation."""
+    from spectra_vis import capture
+
+    out = tmp_path_factory.mktemp("three") / "three.json"
+    prompts = [TRICKY, "Once upon a time", "1, 2, 3, 4,"]
+    capture(tiny_llama, prompts, preset="standard", max_tokens=10, out=out, n_ctx=256, chat=False)
+    return out
+
+
+def _index_contents(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every array of the index beside ``path`` (copied out of the file) and its metadata, parsed."""
+    from safetensors import safe_open
+
+    index_path = path.with_name(index_file.index_name(path))
+    with safe_open(str(index_path), framework="numpy") as f:
+        arrays = {k: np.array(f.get_tensor(k)) for k in f.keys()}  # noqa: SIM118 - safe_open has no iteration
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+    return arrays, meta
+
+
+def test_index_written_at_save_equals_the_one_a_load_builds(three_path: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    """Capture.save writes the index from the capture in memory, without reading back (no parse,
+    no load, no scan of the file written), and it is the index a load of the file alone builds,
+    array for array; its step and lens ranges are those of the file written."""
+    import spectra_vis.store.capture_file as capture_file_module
+
+    cap = Capture.load(three_path)
+    assert len(cap.data["trials"]) == 3 and cap.arrays and all(t.get("lens") for t in cap.data["trials"])
+    calls = {"orjson.loads": 0, "Capture.load": 0, "scan": 0}
+    real_loads, real_load, real_scan = orjson.loads, Capture.load.__func__, capture_file_module.scan  # type: ignore[attr-defined]
+
+    def counting(name: str, fn: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(orjson, "loads", counting("orjson.loads", real_loads))
+    monkeypatch.setattr(lazy.orjson, "loads", counting("orjson.loads", real_loads))
+    monkeypatch.setattr(Capture, "load", classmethod(counting("Capture.load", real_load)))
+    monkeypatch.setattr(capture_file_module, "scan", counting("scan", real_scan))
+    out = cap.save(tmp_path / "saved.json")
+    assert calls == {"orjson.loads": 0, "Capture.load": 0, "scan": 0}
+    monkeypatch.undo()
+    assert cap.notices == []
+    saved_arrays, saved_meta = _index_contents(out)
+
+    raw = out.read_bytes()
+    doc = orjson.loads(raw)
+    layout = scan(raw)
+    for i, trial in enumerate(doc["trials"]):
+        spans = saved_arrays[f"t{i}.spans"]
+        assert [tuple(s) for s in spans] == layout[i].step_spans
+        assert [orjson.loads(raw[a:b]) for a, b in spans] == trial["steps"]
+        a, b = saved_meta["index"]["trials"][i]["lens"]
+        assert orjson.loads(raw[a:b]) == trial["lens"]
+
+    out.with_name(index_file.index_name(out)).unlink()
+    loaded = Capture.load(out, lazy=True)
+    assert loaded.index is None
+    D.prepare(loaded)
+    assert loaded.data["trials"][0]["steps"].file.parsed > 0  # built from the file this time
+    built_arrays, built_meta = _index_contents(out)
+    assert sorted(built_arrays) == sorted(saved_arrays)
+    for key, arr in saved_arrays.items():
+        assert arr.dtype == built_arrays[key].dtype and np.array_equal(arr, built_arrays[key], equal_nan=True), key
+    assert built_meta == saved_meta
+
+
+def _walk(doc: dict[str, Any], trial_id: int, ids: list[int]) -> dict[str, Any]:
+    """A trial's digest as a plain walk of its steps, one at a time (the reference)."""
+    from spectra_vis.comparing import token_stats
+
+    trial = doc["trials"][trial_id]
+    n, width = len(trial["tokens"]["ids"]), len(doc["stat_names"])
+    row = {t: i for i, t in enumerate(ids)}
+    l2 = np.full((len(trial["steps"]), len(ids)), np.nan)
+    sums, counts = np.zeros((len(ids), width)), np.zeros((len(ids), width), dtype=np.int64)
+    tok = np.full((len(ids), width, n), np.nan)
+    filled = np.zeros((len(ids), n), dtype=bool)
+    layers = sorted(I.attention_tensors(doc))
+    k, n_head = doc["preset"]["top_k"], len(next(iter(trial["steps"][0]["attention"].values()))["pos"])
+    apos = np.full((len(layers), n, n_head, k), -1, dtype=np.int32)
+    ap, aent = np.zeros(apos.shape), np.zeros(apos.shape[:3])
+    akv = np.zeros(apos.shape[:2], dtype=np.int32)
+    zones: list[list[Any]] = []
+    for j, st in enumerate(trial["steps"]):
+        for key, values in st["stats"].items():
+            r = row.get(int(key))
+            if r is None:
+                continue
+            v = np.array([math.nan if x is None else x for x in values], dtype=np.float64)
+            l2[j, r] = v[0]
+            sums[r] += np.where(np.isfinite(v), v, 0.0)
+            counts[r] += np.isfinite(v)
+            shape = doc["tensors"][int(key)]["shape"]
+            if st["rows"].get(key):
+                cells = [(st["pos"] + i, values) for i, values in enumerate(st["rows"][key])]
+            elif st["n_tokens"] == 1:
+                cells = [(st["pos"], values)]
+            elif len(shape) == 1 or shape[0] == 1:
+                cells = [(st["pos"] + st["n_tokens"] - 1, values)]
+            else:
+                cells = []
+            for pos, cell in cells:
+                if pos < n and not filled[r, pos]:
+                    tok[r, :, pos] = [math.nan if x is None else x for x in cell]
+                    filled[r, pos] = True
+        for a, layer in enumerate(layers):
+            att = st["attention"][str(I.attention_tensors(doc)[layer])]
+            for h in range(n_head):
+                for i in range(st["n_tokens"]):
+                    q = st["pos"] + i
+                    apos[a, q, h, : len(att["pos"][h][i])] = att["pos"][h][i]
+                    ap[a, q, h, : len(att["p"][h][i])] = att["p"][h][i]
+                    aent[a, q, h] = att["entropy"][h][i]
+            akv[a, st["pos"] : st["pos"] + st["n_tokens"]] = att["n_kv"]
+        zones += [[st["pos"] + r, j, z] for r, z in enumerate(I.step_zone_list(doc, st))]
+    kinds = I.energy_types(doc)
+    return {
+        "ids": np.asarray(ids), "l2": l2, "sums": sums, "counts": counts, "tok": tok, "zones": zones,
+        "states": [I.step_state(doc, st, kinds) for st in trial["steps"]],
+        "columns": {"apos": apos, "ap": ap, "aent": aent, "akv": akv},
+        "token_stats": token_stats(trial, ids, n),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("chunk", [1, 30_000, None])
+def test_digest_built_in_runs_equals_a_walk_of_the_steps(
+    three_path: Path, tmp_path: Path, monkeypatch: Any, chunk: int | None
+) -> None:
+    """The first load's build (steps parsed many at a time: one per run, a few per run, all at
+    once) and the save's (steps in memory, 3 at a time) give what a walk of the steps one by one
+    gives: every statistic, per-token column, state, zone and attention column."""
+    path = copy_of(three_path, tmp_path)
+    doc = orjson.loads(path.read_bytes())
+    if chunk is not None:
+        monkeypatch.setattr(lazy, "CHUNK", chunk)
+    loaded = Capture.load(path, vectors=False, lazy=True)
+    D.prepare(loaded)
+    monkeypatch.setattr(D, "RUN", 3)
+    in_memory = Capture.load(path, vectors=False)
+    ids = D._ids_of(doc)
+    for trial_id in range(3):
+        want = _walk(doc, trial_id, ids)
+        for cap in (loaded, in_memory):
+            got = D._compute(cap, trial_id, [], ids) if cap is in_memory else D.digest(cap, trial_id)
+            for name in ("ids", "l2", "sums", "counts", "tok"):
+                assert np.array_equal(np.asarray(getattr(got, name)), want[name], equal_nan=True), name
+            assert got.zones == want["zones"] and got.states == want["states"]
+            assert got.columns is not None
+            for name, arr in want["columns"].items():
+                assert np.array_equal(np.asarray(got.columns[name]), arr), name
+            assert np.array_equal(got.token_stats(ids, arr.shape[1]), want["token_stats"], equal_nan=True)
+
+
+def test_a_step_that_is_not_json_is_named_and_its_run_still_read(three_path: Path, tmp_path: Path) -> None:
+    """A run of steps parsed in one go that holds a step that is not JSON is read step by step:
+    that step is named once, the others of its run are digested."""
+    path = copy_of(three_path, tmp_path)
+    raw = bytearray(path.read_bytes())
+    a, b = scan(bytes(raw))[2].step_spans[4]
+    i = bytes(raw[a:b]).index(b'"phase":"decode"')
+    raw[a + i : a + i + 16] = b'"phase":-decode-'  # brackets and strings still balance; not JSON
+    path.write_bytes(bytes(raw))
+    cap = Capture.load(path, vectors=False, lazy=True)
+    D.prepare(cap)
+    named = [n for n in cap.notices if "trial 2 step 4" in n]
+    assert len(named) == 1 and "not JSON" in named[0] and "\n" not in named[0]
+    detail = analysis.trial_detail(cap, 2)
+    ref = orjson.loads(path.read_bytes().replace(b'"phase":-decode-', b'"phase":"decode"'))
+    assert detail["steps"][4]["n_tokens"] == 0
+    assert [s["n_stats"] for s in detail["steps"][:4]] == [len(s["stats"]) for s in ref["trials"][2]["steps"][:4]]
+    assert detail["steps"][5]["n_stats"] == len(ref["trials"][2]["steps"][5]["stats"])
+
+
+def test_prepare_reports_progress(three_path: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(lazy, "CHUNK", 20_000)
+    cap = Capture.load(copy_of(three_path, tmp_path), vectors=False, lazy=True)
+    assert D.needs_build(cap)
+    seen: list[tuple[int, int]] = []
+    D.prepare(cap, lambda done, total: seen.append((done, total)))
+    total = sum(len(t["steps"]) for t in cap.data["trials"])
+    assert len(seen) > 3 and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and {t for _, t in seen} == {total}
+    assert not D.needs_build(cap) and not D.needs_build(Capture.load(cap.path, vectors=False, lazy=True))  # type: ignore[arg-type]

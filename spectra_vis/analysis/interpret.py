@@ -170,6 +170,40 @@ def _divisors(limit: int) -> tuple[np.ndarray, np.ndarray]:
     return _DIVISORS[0]
 
 
+LINKED_MAX_K = 32  # rows of at most this many edges find their comb pairs through pairs of edges
+
+
+def _divisor_pairs(dist: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, edge, period) for every real edge at a positive distance and every period dividing it."""
+    rows, cols = np.nonzero(ok & (dist > 0))
+    if not rows.size:
+        return rows, cols, rows
+    d = dist[rows, cols]
+    indptr, periods = _divisors(int(d.max()))
+    counts = indptr[d + 1] - indptr[d]
+    first = np.repeat(indptr[d], counts)
+    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(rows, counts), np.repeat(cols, counts), periods[first + offset]
+
+
+def _linked_pairs(dist: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of ``_divisor_pairs`` that can be in a comb, in the same order: an edge at distance
+    d with period p is in a run of three or more only if the row also has an edge at d - p or d + p,
+    so only edges linked to another one (distances d and d + p, p in RIPPLE_PERIODS dividing d) are
+    kept. The rest form runs of one and change no score; comparing the edges of a row pairwise costs
+    k x k per row, far less than expanding every distance into its divisors."""
+    n, k = dist.shape
+    d = np.where(ok & (dist > 0), dist, -(1 << 24)).astype(np.int32)  # not an edge: far below any other
+    gap = d[:, None, :] - d[:, :, None]  # [row, i, j]: d_j - d_i
+    gap -= RIPPLE_PERIODS.start
+    r, i, j = np.nonzero(gap.view(np.uint32) < len(RIPPLE_PERIODS))  # start <= d_j - d_i < stop
+    p = gap[r, i, j].astype(np.int64) + RIPPLE_PERIODS.start
+    linked = d[r, i] % p == 0
+    r, i, j, p = r[linked], i[linked], j[linked], p[linked]
+    code = np.unique(np.concatenate([(r * k + i) * 128 + p, (r * k + j) * 128 + p]))
+    return code // (128 * k), code // 128 % k, code % 128
+
+
 def _combs(dist: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """``periodicity`` of rows of edges ``[n, k]`` (distances, probabilities, real-edge mask): each
     positive distance is paired with the periods dividing it, the pairs sorted by (row, period,
@@ -177,16 +211,11 @@ def _combs(dist: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
     n = dist.shape[0]
     total = p.sum(-1)
     best = np.zeros(n)
-    rows, cols = np.nonzero(ok & (dist > 0))
-    if not rows.size:
+    linked = dist.shape[1] <= LINKED_MAX_K and int(dist.max(initial=0)) < 1 << 23
+    row, col, per = _linked_pairs(dist, ok) if linked else _divisor_pairs(dist, ok)
+    if not row.size:
         return best
-    d = dist[rows, cols]
-    indptr, periods = _divisors(int(d.max()))
-    counts = indptr[d + 1] - indptr[d]
-    first = np.repeat(indptr[d], counts)
-    offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    per = periods[first + offset]
-    row, dd, mass = np.repeat(rows, counts), np.repeat(d, counts), np.repeat(p[rows, cols], counts)
+    dd, mass = dist[row, col], p[row, col]
     key, mult = row * 128 + per, dd // per
     order = np.lexsort((mult, key))
     key, mult, mass, row = key[order], mult[order], mass[order], row[order]
@@ -274,12 +303,29 @@ def step_zone_list(doc: dict[str, Any], step: dict[str, Any]) -> list[str]:
     ent = np.asarray([h for att in records for h in att["entropy"]], dtype=np.float64).reshape(-1)
     n_kv = np.repeat([att["n_kv"] for att in records], [h * n_r for h in heads])
     fp, ripple = row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), ok.reshape(-1, k), q, ent, n_kv)
-    fp_sum, ripple_sum, at = np.zeros((n_r, 20)), np.zeros(n_r), 0
-    for h in heads:
-        fp_sum += np.round(fp[at : at + h * n_r].reshape(h, n_r, 20).mean(axis=0), 6)
-        ripple_sum += np.round(ripple[at : at + h * n_r].reshape(h, n_r).mean(axis=0), 6)
-        at += h * n_r
-    return [zone(fp_sum[r] / len(records), float(ripple_sum[r] / len(records))) for r in range(n_r)]
+    cuts = np.cumsum([h * n_r for h in heads])[:-1]
+    fps = [f.reshape(-1, n_r, 20) for f in np.split(fp, cuts)]
+    return zones_of(fps, [r.reshape(-1, n_r) for r in np.split(ripple, cuts)])
+
+
+def zones_of(fps: list[np.ndarray], ripples: list[np.ndarray]) -> list[str]:
+    """The zone of each of n tokens from every attention layer's fingerprints ``[head, n, 20]`` and
+    periodicity ``[head, n]``: the mean over heads (added in head order, whatever n), rounded as
+    ``token_attention`` reports it, then the mean over layers. ``step_zone_list`` for one step, and
+    the digest for many steps at once, give the same zones."""
+    n = fps[0].shape[1]
+    fp_sum, ripple_sum = np.zeros((n, 20)), np.zeros(n)
+    for fp, ripple in zip(fps, ripples, strict=True):
+        fp_sum += np.round(_head_mean(fp), 6)
+        ripple_sum += np.round(_head_mean(ripple), 6)
+    return [zone(fp_sum[r] / len(fps), float(ripple_sum[r] / len(fps))) for r in range(n)]
+
+
+def _head_mean(x: np.ndarray) -> np.ndarray:
+    acc = np.array(x[0], dtype=np.float64)
+    for h in range(1, len(x)):
+        acc += x[h]
+    return acc / len(x)
 
 
 def token_zones(doc: dict[str, Any], trial_id: int) -> list[dict[str, Any]]:

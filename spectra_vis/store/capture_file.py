@@ -25,7 +25,7 @@ from spectra_vis.record.hooks import hook_names as tl_hook_names
 from spectra_vis.record.stats import STAT_NAMES
 from spectra_vis.store import index_file, lazy, vectors
 from spectra_vis.store.files import atomic_write
-from spectra_vis.store.scan import TrialLayout
+from spectra_vis.store.scan import TrialLayout, dumps_with_layout, scan
 
 FORMAT = "spectra-vis-capture"
 VERSION = "2.3"
@@ -82,10 +82,11 @@ def tool_version() -> str:
         return "0.0.0+source"
 
 
-# Run after every ``Capture.save`` (with ``index=True``), with the capture and the file written: a
-# later stage registers here (``analysis.digest`` writes the index file and the per-trial digest
-# beside the capture). A hook returns a notice or None and does not raise.
-SAVED: list[Callable[[Capture, Path], str | None]] = []
+# Run after every ``Capture.save`` (with ``index=True``), with the capture, the file written and
+# where each step lies in it (known while writing, no scan nor parse of the file): a later stage
+# registers here (``analysis.digest`` writes the index file and the per-trial digest beside the
+# capture, from the capture in memory). A hook returns a notice or None and does not raise.
+SAVED: list[Callable[[Capture, Path, list[TrialLayout]], str | None]] = []
 
 
 class CaptureSummary(TypedDict):
@@ -169,14 +170,18 @@ class Capture:
     # ----- files ----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """The capture file's bytes (validated): what ``save`` writes."""
+        return self._serialize()[0]
+
+    def _serialize(self) -> tuple[bytes, list[TrialLayout]]:
+        """``to_bytes`` and where each step lies in those bytes (``scan.dumps_with_layout``)."""
         if self.legacy:
             raise CaptureError("this is a version 1.0 capture, loaded read-only; it cannot be saved as v2")
         if any(isinstance(t["steps"], lazy.LazySteps) for t in self.data["trials"]):
             payload = _dumps(self.data)  # every step read back from the file it came from
             validate(orjson.loads(payload))
-            return payload
+            return payload, scan(payload)
         validate(self.data)
-        return _dumps(self.data)
+        return dumps_with_layout(self.data, _dumps)
 
     def save(self, path: str | os.PathLike[str], index: bool = True) -> Path:
         """Validate and write atomically (temporary file in the same folder, then rename); the
@@ -188,11 +193,11 @@ class Capture:
             name = vectors.companion_name(target)
             digest = vectors.write(target.with_name(name), self.arrays)
             self.data["vectors"] = self._vector_index(name, digest)
-        payload = self.to_bytes()
+        payload, layout = self._serialize()
         atomic_write(target, payload)
         self.path = target
         for hook in SAVED if index else ():
-            notice = hook(self, target)
+            notice = hook(self, target, layout)
             if notice and notice not in self.notices:
                 self.notices.append(notice)
         return target

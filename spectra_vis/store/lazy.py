@@ -5,7 +5,7 @@ indexing, slicing and iteration work as on the list, but a step is read from the
 nothing of the file is mapped into the process), parsed with orjson and checked against the
 schema's Step only when it is asked for; a few recently used steps are kept. A step that does not
 parse or does not match the schema is a CaptureError naming the file, the trial and the step; the
-other steps stay readable. Imports orjson and the store's schema only.
+other steps stay readable. Imports numpy, orjson and the store's schema only.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
+import numpy as np
 import orjson
 
 from spectra_vis.errors import CaptureError
 
 KEEP = 16  # parsed steps kept per trial (the last used)
+CHUNK = 4 << 20  # bytes of steps parsed at once when every step is read in order (``LazySteps.chunks``)
 
 
 class StepFile:
@@ -126,10 +128,46 @@ class LazySteps(Sequence[dict[str, Any]]):
         except orjson.JSONDecodeError as exc:
             why = str(exc)[:80]
             raise CaptureError(f"{where} is corrupt (not JSON: {why}); the other steps are readable") from None
+        return self._checked(step, j)
+
+    def _checked(self, step: Any, j: int) -> dict[str, Any]:
+        where = f"{self.file.path.name}: trial {self.trial_id} step {j}"
         check_step(step, where)
         if step["index"] != j:
             raise CaptureError(f"{where} says it is step {step['index']}: the step index does not match the file")
         return step  # type: ignore[no-any-return]
+
+    def chunks(self, max_bytes: int | None = None) -> Iterator[tuple[int, list[dict[str, Any] | CaptureError]]]:
+        """Every step in order, read and checked as ``parse`` does but many at a time: ``(first,
+        steps)`` for runs of consecutive steps of about ``max_bytes``, each step parsed, or the
+        CaptureError naming it when it is corrupt (``max_bytes``: CHUNK when None). The steps of a
+        run lie side by side in the file (one array, commas between them), so one read and one parse
+        serve the run; a run that does not parse as that many steps is parsed step by step, to name
+        the corrupt one. Not kept."""
+        spans = np.asarray(self.spans, dtype=np.int64).reshape(-1, 2)
+        ends = np.searchsorted(spans[:, 1], spans[:, 0] + (CHUNK if max_bytes is None else max_bytes), side="right")
+        first = 0
+        while first < len(spans):
+            stop = max(int(ends[first]), first + 1)
+            yield first, self._run(spans, first, stop)
+            first = stop
+
+    def _run(self, spans: np.ndarray, first: int, stop: int) -> list[dict[str, Any] | CaptureError]:
+        try:
+            steps = orjson.loads(b"[" + self.file.read(int(spans[first, 0]), int(spans[stop - 1, 1])) + b"]")
+        except (orjson.JSONDecodeError, CaptureError):
+            steps = None
+        out: list[dict[str, Any] | CaptureError] = []
+        for j in range(first, stop):
+            try:
+                if steps is None or len(steps) != stop - first:
+                    out.append(self.parse(j))
+                    continue
+                self.file.parsed += 1
+                out.append(self._checked(steps[j - first], j))
+            except CaptureError as exc:
+                out.append(exc)
+        return out
 
     def __repr__(self) -> str:
         return f"LazySteps(trial {self.trial_id}, {len(self)} steps of {self.file.path.name})"

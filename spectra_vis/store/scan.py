@@ -6,13 +6,15 @@ rest of the document alone and one step at a time when asked (``store.lazy``). I
 blocks with numpy: real quotes (not escaped), then brackets outside strings and their depth; only the
 few brackets at the depth of steps and above are looked at in Python. Any valid JSON layout works
 (whitespace, key order); the memory it needs is a few times the block size, whatever the file's size.
-Imports numpy and ``errors`` only.
+A writer knows the ranges without a scan: ``dumps_with_layout`` serialises the steps one by one and
+counts their bytes (only the small rest of the document is scanned). Imports numpy and ``errors``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -146,3 +148,48 @@ def _layout(buf: Buffer, events: list[tuple[int, int, int]]) -> list[TrialLayout
     if not stack and not trials and events and events[0][1] != 123:
         raise CaptureError("the capture is not a JSON object")
     return trials
+
+
+def dumps_with_layout(doc: dict[str, Any], dumps: Callable[[Any], bytes]) -> tuple[bytes, list[TrialLayout]]:
+    """``dumps(doc)`` (a compact serialiser: no whitespace, as orjson writes) and the layout ``scan``
+    would find in it, known while writing: each step is serialised alone and its byte range counted;
+    the document without its steps (empty arrays in their place) is the only part scanned."""
+    trials = doc["trials"]
+    steps = [[dumps(step) for step in trial["steps"]] for trial in trials]
+    shell = dumps({**doc, "trials": [{**trial, "steps": []} for trial in trials]})
+    layout = scan(shell)
+    if len(layout) != len(trials):
+        raise CaptureError(f"the document's {len(trials)} trials were written as {len(layout)}")
+    starts = [lay.steps[0] for lay in layout]
+    grown = []  # bytes added before each trial's steps array, in the shell's order
+    pieces: list[bytes] = []
+    at, size = 0, 0
+    for i in sorted(range(len(trials)), key=starts.__getitem__):
+        lay, parts = layout[i], steps[i]
+        head = shell[at : lay.steps[0]]
+        pieces.append(head)
+        size += len(head)
+        begin = size
+        spans = []
+        pieces.append(b"[")
+        size += 1
+        for n, part in enumerate(parts):
+            if n:
+                pieces.append(b",")
+                size += 1
+            pieces.append(part)
+            spans.append((size, size + len(part)))
+            size += len(part)
+        pieces.append(b"]")
+        size += 1
+        grown.append((lay.steps[0], size - begin - (lay.steps[1] - lay.steps[0])))
+        lay.steps, lay.step_spans, at = (begin, size), spans, lay.steps[1]
+    pieces.append(shell[at:])
+
+    def moved(offset: int) -> int:
+        return offset + sum(extra for start, extra in grown if start < offset)
+
+    for lay in layout:
+        if lay.lens is not None:
+            lay.lens = (moved(lay.lens[0]), moved(lay.lens[1]))
+    return b"".join(pieces), layout
