@@ -17,6 +17,7 @@ from backend.deps import OrjsonResponse, StoreDep
 from backend.store import Loaded
 from spectra_vis import analysis
 from spectra_vis.analysis import paging
+from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis.trace import trace_lines
 from spectra_vis.constants import EMBED_LAYER, OUTPUT_LAYER
 from spectra_vis.errors import InvalidArgument
@@ -145,9 +146,7 @@ def _paged_reply(
     budget = store.settings.page_bytes
 
     def body() -> bytes:
-        stop = estimate(budget - _WRAP)
-        build = lambda s: bytes(OrjsonResponse({"capture_id": loaded.capture_id, **compute(s)}).body)  # noqa: E731
-        return paging.fit_page(build, start, stop, budget)[0]
+        return paging.fit_page(lambda s: _json(loaded, compute(s)), start, estimate(budget - _WRAP), budget)[0]
 
     return Response(loaded.cached((*key, start, "page", budget), body), media_type="application/json")
 
@@ -245,25 +244,39 @@ def attention(
     target: Annotated[int | None, Query(ge=0, le=2**31, description="Only edges to this position")] = None,
     start: StartQuery = 0,
     stop: StopQuery = None,
+    pos: Annotated[int | None, Query(ge=0, le=2**31, description="First query position, within step start")] = None,
 ) -> Response:
     """Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone;
     ``target``: only the edges pointing at a position (who attends to it). Without ``step`` and
-    ``token``: the query tokens of steps ``start..stop-1``; without ``stop``, a page of as many
-    steps as fit the page budget (``next`` says where the next page starts)."""
+    ``token``: the query tokens of steps ``start..stop-1`` (from position ``pos`` of step ``start``);
+    without ``stop``, a page of as many tokens as fit the page budget (``next`` and ``next_pos`` say
+    where the next page starts)."""
     loaded = store.get(capture_id)
     cap = loaded.capture
+    if pos is not None and step is None and token is None:
+        paging.check_pos(paging.spans_of(cap, trial_id), start, pos)
     if step is None and token is None and stop is None:
-        return _paged_reply(
-            store,
-            loaded,
-            ("attention", trial_id, layer, head, target),
-            start,
-            lambda budget: paging.attention_stop(cap, trial_id, start, budget, layer, head, target),
-            lambda s: analysis.attention(cap, trial_id, None, layer, head, None, target=target, start=start, stop=s),
-        )
-    key = ("attention", trial_id, step, layer, head, token, target, start, stop)
+        budget = store.settings.page_bytes
+
+        def page() -> bytes:
+            first = paging.attention_page(cap, trial_id, start, budget - _WRAP, layer, head, target, pos)
+            return paging.fit_attention(cap, trial_id, first, budget, lambda p: _json(loaded, attention_of(p)))
+
+        def attention_of(p: paging.Page) -> P.Attention:
+            return analysis.attention(cap, trial_id, None, layer, head, None, target=target, start=p.start,
+                                      stop=p.stop, positions=(p.pos, p.pos_stop))  # fmt: skip
+
+        key = ("attention", trial_id, layer, head, target, start, pos, "page", budget)
+        return Response(loaded.cached(key, page), media_type="application/json")
+    positions = (pos, 2**62) if pos is not None else None
     return _cached_reply(
         loaded,
-        key,
-        lambda: analysis.attention(cap, trial_id, step, layer, head, token, target=target, start=start, stop=stop),
+        ("attention", trial_id, step, layer, head, token, target, start, stop, pos),
+        lambda: analysis.attention(
+            cap, trial_id, step, layer, head, token, target=target, start=start, stop=stop, positions=positions
+        ),
     )
+
+
+def _json(loaded: Loaded, payload: Mapping[str, Any]) -> bytes:
+    return bytes(OrjsonResponse({"capture_id": loaded.capture_id, **payload}).body)

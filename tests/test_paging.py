@@ -21,7 +21,7 @@ WHOLE_FORMS = [  # /api/attention query parameters of a whole trial (no step, no
     {"layer": 1, "head": 2},
     {"layer": 0, "target": 0},
 ]
-RANGE_KEYS = ("start", "stop", "next")
+RANGE_KEYS = ("start", "stop", "next", "next_pos")
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,13 @@ def _size(payload: Any) -> int:
 
 @pytest.fixture(scope="module")
 def budget(cap: Capture) -> int:
-    """The attention server's: a little over the largest one-step page of any form tested (the
-    prefill of every layer), so that every step fits a page and one layer's trial takes several."""
-    n = len(cap.data["trials"][0]["steps"])
-    one = [_size(analysis.attention(cap, 0, start=j, stop=j + 1, **f)) for f in WHOLE_FORMS for j in range(n)]
-    return int(1.2 * max(one))
+    """The attention server's: half the prefill's page at every layer (the prompt's step is split
+    between pages by its tokens), and at least a little over any one query token's page."""
+    trial = cap.data["trials"][0]
+    prefill = _size(analysis.attention(cap, 0, start=0, stop=1))
+    one = [_size(analysis.attention(cap, 0, start=0, stop=len(trial["steps"]), positions=(q, q + 1), **f))
+           for f in WHOLE_FORMS for q in range(len(trial["tokens"]["ids"]))]  # fmt: skip
+    return max(prefill // 2, int(1.2 * max(one)))
 
 
 @pytest.fixture(scope="module")
@@ -94,21 +96,22 @@ def _plain(payload: Any) -> Any:
 
 
 def _pages(client: httpx.Client, url: str, params: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+    """Every page of a whole-trial answer, asking from each page's next (and next_pos)."""
     pages: list[dict[str, Any]] = []
-    start = 0
+    start, pos = 0, None
     while True:
-        r = client.get(url, params={**params, **({"start": start} if start else {})})
+        r = client.get(url, params={**params, **({"start": start} if start else {}), **({"pos": pos} if pos else {})})
         assert r.status_code == 200, r.text
         assert len(r.content) <= budget, f"a page of {len(r.content)} bytes, over the budget of {budget}"
         page = r.json()
         assert page["start"] == start
-        assert page["stop"] > page["start"] or page["next"] is None
         pages.append(page)
         if page["next"] is None:
-            assert page["stop"] == page["n_steps"]
+            assert page["stop"] == page["n_steps"] and page.get("next_pos") is None
             return pages
-        assert page["next"] == page["stop"]
-        start = page["next"]
+        assert page["next"] in (page["stop"], page["stop"] - 1)  # a step split between pages: its rest
+        assert (page.get("next_pos") is not None) == (page["next"] == page["stop"] - 1)
+        start, pos = page["next"], page.get("next_pos")
 
 
 @pytest.mark.parametrize("form", WHOLE_FORMS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()) or "all")
@@ -126,6 +129,16 @@ def test_attention_pages_join_to_the_whole_trial(client: httpx.Client, cap: Capt
             k: v for k, v in whole.items() if k not in (*RANGE_KEYS, "tokens")
         }
         assert all(p["start"] <= t["step"] < p["stop"] for t in p["tokens"])
+
+
+def test_a_step_larger_than_the_budget_is_split_by_its_tokens(client: httpx.Client, cap: Capture, budget: int) -> None:
+    """The prompt's step at every layer is twice the budget: its tokens come in several pages."""
+    trial = cap.data["trials"][0]
+    assert _size(analysis.attention(cap, 0, start=0, stop=1)) > budget
+    pages = _pages(client, "/api/attention", {"trial_id": 0}, budget)
+    first = [p for p in pages if p["start"] == 0]
+    assert len(first) >= 2 and first[0]["next"] == 0 and first[0]["next_pos"] == len(first[0]["tokens"])
+    assert [t["pos"] for p in first for t in p["tokens"] if t["step"] == 0] == list(range(trial["tokens"]["n_prompt"]))
 
 
 def test_the_forms_that_must_page_do(cap: Capture, budget: int, interp_budget: int) -> None:
@@ -187,6 +200,9 @@ def test_a_short_trial_comes_whole_in_one_page(
         ("/api/attention", {"start": 5, "stop": 2}, ["stop=2", "start <= stop"]),
         ("/api/attention", {"step": 1, "start": 2}, ["without step and token"]),
         ("/api/attention", {"token": 3, "stop": 9}, ["without step and token"]),
+        ("/api/attention", {"step": 2, "pos": 2}, ["without step and token"]),
+        ("/api/attention", {"start": 1, "pos": 0}, ["pos=0", "step 1"]),
+        ("/api/attention", {"start": 0, "pos": 500}, ["pos=500", "step 0"]),
         ("/api/trials/0/interpretation", {"start": 999}, ["start=999", "0 <= start <="]),
         ("/api/trials/0/interpretation", {"start": 999, "stop": 1000}, ["start=999"]),
         ("/api/trials/0/interpretation", {"start": 5, "stop": 2}, ["stop=2", "start <= stop"]),

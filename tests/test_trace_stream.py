@@ -19,7 +19,8 @@ from spectra_vis.store.capture_file import Capture
 def cap(tiny_llama: Path) -> Capture:
     from spectra_vis import capture
 
-    return capture(tiny_llama, ["the cat sat on the mat", "one two three four five"], preset="standard", max_tokens=12, n_ctx=128)
+    prompts = ["the cat sat on the mat", "one two three four five"]
+    return capture(tiny_llama, prompts, preset="standard", max_tokens=12, n_ctx=128)
 
 
 @pytest.mark.parametrize("trial_id", [0, 1])

@@ -11,7 +11,7 @@ from spectra_vis.analysis import interpret
 from spectra_vis.analysis import payloads as P
 from spectra_vis.analysis._common import InvalidArgument, NotFound, _step, _trial
 from spectra_vis.analysis.digest import TrialDigest, digest, step_of_token
-from spectra_vis.analysis.paging import check_range, next_start
+from spectra_vis.analysis.paging import check_range, next_of, next_start, spans_of
 from spectra_vis.analysis.trials import token_steps
 from spectra_vis.store.capture_file import Capture
 
@@ -28,6 +28,7 @@ def attention(
     target: int | None = None,
     start: int = 0,
     stop: int | None = None,
+    positions: tuple[int, int] | None = None,
 ) -> P.Attention:
     """Per query token: top-k edges (with token texts, sinks marked), entropy, fingerprint, zone.
 
@@ -38,8 +39,10 @@ def attention(
     independent of the filters. ``target``: only the edges that point at this position, and only
     the query tokens that have one (who attends to it; from the whole trial, quickly).
     ``start``/``stop`` (without ``step`` and ``token``): only the query tokens of steps
-    start..stop-1 (default: the whole trial); the payload's ``start``, ``stop``, ``n_steps`` and
-    ``next`` say which steps it holds (``analysis.paging`` picks pages of a byte budget).
+    start..stop-1 (default: the whole trial); ``positions`` (lo, hi): of those, only the query
+    positions lo..hi-1 (a page that splits a step). The payload's ``start``, ``stop``, ``n_steps``,
+    ``next`` and ``next_pos`` say which steps it holds and where the rest begins
+    (``analysis.paging`` picks pages of a byte budget).
     """
     doc = cap.data
     trial = _trial(cap, trial_id)
@@ -47,8 +50,8 @@ def attention(
     n_steps = len(trial["steps"])
     d = digest(cap, trial_id) if n_steps and not cap.legacy else None
     whole = step is None and token is None
-    if not whole and (start or stop is not None):
-        raise InvalidArgument("start/stop page a whole trial: give them without step and token, or leave them out")
+    if not whole and (start or stop is not None or positions is not None):
+        raise InvalidArgument("start/stop/pos page a whole trial: give them without step and token, or leave them out")
     stop = check_range(start, stop, n_steps)
     steps: Iterable[dict[str, Any]]
     if step is not None:
@@ -76,7 +79,7 @@ def attention(
         steps = []  # the whole trial: from the digest's attention columns, no step read
         for L in layers:
             _from_columns(d, sorted(att_layers).index(L), L, head, texts, n_prompt, strip_zone, tokens, target,
-                          (start, stop))  # fmt: skip
+                          (start, stop), positions)  # fmt: skip
     for st in steps:
         for L in layers:
             if str(att_layers[L]) not in st["attention"]:
@@ -85,7 +88,7 @@ def attention(
             computed = interpret.token_attention(doc, trial_id, st["index"], L, head, step=st)
             for r, tok in enumerate(computed["tokens"]):
                 q = tok["pos"]
-                if token is not None and q != token:
+                if (token is not None and q != token) or (positions and not positions[0] <= q < positions[1]):
                     continue
                 entry = tokens.setdefault(
                     q,
@@ -130,6 +133,7 @@ def attention(
     if token is not None and token not in tokens:
         where = f"step {step}" if step is not None else f"trial {trial_id}"
         raise NotFound(f"no attention for a query token at position {token} in {where}")
+    nxt, nxt_pos = _next(cap, trial_id, d, whole, stop, positions)
     return {
         "trial_id": trial_id,
         "step": step,
@@ -142,9 +146,22 @@ def attention(
         "n_steps": n_steps,
         "start": start,
         "stop": stop,
-        "next": next_start(stop, n_steps) if whole else None,
+        "next": nxt,
+        "next_pos": nxt_pos,
         "tokens": [tokens[q] for q in sorted(tokens)],
     }
+
+
+def _next(
+    cap: Capture, trial_id: int, d: TrialDigest | None, whole: bool, stop: int, positions: tuple[int, int] | None
+) -> tuple[int | None, int | None]:
+    """``next`` and ``next_pos`` of a whole-trial payload (``paging.next_of``); both None otherwise."""
+    if not whole:
+        return None, None
+    spans = spans_of(cap, trial_id) if positions is not None and d is not None else None
+    if positions is not None and spans is not None:
+        return next_of(spans, stop, positions[1])
+    return next_start(stop, len(_trial(cap, trial_id)["steps"])), None
 
 
 def _from_columns(
@@ -158,10 +175,11 @@ def _from_columns(
     tokens: dict[int, P.TokenAttention],
     target: int | None = None,
     steps: tuple[int, int] | None = None,
+    positions: tuple[int, int] | None = None,
 ) -> None:
     """Every token's attention at one layer (``attention`` of the whole trial), from the columns;
     with ``target``, only the tokens with an edge to it; with ``steps`` (start, stop), only the
-    tokens that steps start..stop-1 evaluated."""
+    tokens that steps start..stop-1 evaluated; with ``positions`` (lo, hi), only those at lo..hi-1."""
     col = d.columns
     assert col is not None
     heads = list(range(col["apos"].shape[2])) if head is None else [head]
@@ -173,6 +191,9 @@ def _from_columns(
             if at_pos < first.size:
                 first[at_pos] = j
         has &= (first >= steps[0]) & (first < steps[1])
+    if positions is not None:
+        qs = np.arange(has.size)
+        has &= (qs >= positions[0]) & (qs < positions[1])
     if target is not None:
         has &= (np.asarray(col["apos"][a][:, heads]) == target).any(axis=(1, 2))
     at = np.flatnonzero(has)

@@ -259,6 +259,9 @@ class Attention(TypedDict):
     next: int | None
     """the start of the next page (ask again with start=next); null: this reaches the trial's end,
     or the request named a step or a token"""
+    next_pos: int | None
+    """the query position within step ``next`` where the next page begins (ask with pos=next_pos);
+    null: at that step's first token (a step too large for one page is split by its tokens)"""
     tokens: list[TokenAttention]
 
 

@@ -55,15 +55,19 @@ export class ApiError extends Error {
 }
 
 /** Every page of a whole-trial answer: the server sends a page of its byte budget when no `stop` is
- * given and says where the next starts (`next`; docs/API.md, "Pages of a long trial"); this asks
- * again from there until the end and joins each page's lists into the first (`join`). */
-export async function allPages<T extends { stop: number; next: number | null }>(get: (start: number) => Promise<T>, start: number, join: (into: T, page: T) => void): Promise<T> {
+ * given and says where the next starts (`next`, and `next_pos` when a step is split between pages;
+ * docs/API.md, "Pages of a long trial"); this asks again from there until the end and joins each
+ * page's lists into the first (`join`). */
+export async function allPages<T extends { stop: number; next: number | null; next_pos?: number | null }>(
+  get: (start: number, pos?: number) => Promise<T>, start: number, join: (into: T, page: T) => void,
+): Promise<T> {
   const out = await get(start);
   while (out.next !== null) {
-    const page = await get(out.next);
+    const page = await get(out.next, out.next_pos ?? undefined);
     join(out, page);
     out.stop = page.stop;
     out.next = page.next;
+    if (out.next_pos !== undefined) out.next_pos = page.next_pos;
   }
   return out;
 }
@@ -150,7 +154,7 @@ export const api = {
     request<StepOut>(`/api/trials/${trial_id}/steps/${n}${qs({ capture_id })}`),
   /** Attention; a whole-trial query without `stop` is read page by page and joined (`allPages`). */
   attention: (q: AttentionQuery) => {
-    const get = (start?: number) => request<AttentionOut>(`/api/attention${qs({ ...q, start })}`);
+    const get = (start?: number, pos?: number) => request<AttentionOut>(`/api/attention${qs({ ...q, start, pos })}`);
     if (q.step !== undefined || q.token !== undefined || q.stop !== undefined) return get(q.start);
     return allPages(get, q.start ?? 0, (into, page) => void into.tokens.push(...page.tokens));
   },

@@ -366,8 +366,9 @@ export interface paths {
          * Attention
          * @description Per query token: top-k edges with token texts (sinks marked), entropy, fingerprint and zone;
          *     ``target``: only the edges pointing at a position (who attends to it). Without ``step`` and
-         *     ``token``: the query tokens of steps ``start..stop-1``; without ``stop``, a page of as many
-         *     steps as fit the page budget (``next`` says where the next page starts).
+         *     ``token``: the query tokens of steps ``start..stop-1`` (from position ``pos`` of step ``start``);
+         *     without ``stop``, a page of as many tokens as fit the page budget (``next`` and ``next_pos`` say
+         *     where the next page starts).
          */
         get: operations["attention_api_attention_get"];
         put?: never;
@@ -576,6 +577,8 @@ export interface components {
             stop: number;
             /** Next */
             next: number | null;
+            /** Next Pos */
+            next_pos: number | null;
             /** Tokens */
             tokens: components["schemas"]["TokenAttention"][];
             /** Capture Id */
@@ -2728,6 +2731,8 @@ export interface operations {
                 start?: number;
                 /** @description Step after the last sent; default: as many as fit the page budget */
                 stop?: number | null;
+                /** @description First query position, within step start */
+                pos?: number | null;
             };
             header?: never;
             path?: never;
