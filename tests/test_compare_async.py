@@ -134,6 +134,9 @@ def test_api_compare_answers_at_once_and_fills_the_block_in_the_background(data:
         assert final["next_token"] == want["next_token"] and final["summary"] == want["summary"]
         assert final["notices"] == want["notices"]
         assert client.get("/api/compare", params=params).json() == final  # kept
+        maps = Path("/proc/self/maps")
+        if maps.exists():  # the server (this process) opened the heads from its models directory for the pass only
+            assert str(data / "models") not in maps.read_text()
         assert app.state.store.compare_jobs.started == 1
         same = client.get("/api/compare", params={"a": f"{ids[0]}:0", "b": f"{ids[0]}:0"}).json()
         assert same["next_token_progress"] is None and same["summary"]["mean_kl"] == 0.0  # the lens: no pass
