@@ -27,7 +27,8 @@ PROMPT = "The capital of France is"
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The same tiny llama with float32 and float16 matrices: two models whose runs differ a little."""
     d = tmp_path_factory.mktemp("async_models")
-    return {w: write_tiny_model(d / f"tiny-{w}.gguf", n_embd=128, n_ff=256, seed=5, weight_type=w) for w in ("f32", "f16")}
+    make = lambda w: write_tiny_model(d / f"tiny-{w}.gguf", n_embd=128, n_ff=256, seed=5, weight_type=w)  # noqa: E731
+    return {w: make(w) for w in ("f32", "f16")}
 
 
 @pytest.fixture(scope="module")
