@@ -3,9 +3,11 @@
 A view of a whole trial grows with the trial (one layer's attention of a 4,000-token trial of a
 32-head model is 91 MB of JSON). The library's ``attention`` and ``interpretation`` still give the
 whole trial by default (or steps ``start..stop-1``); a server that wants bounded responses asks
-``attention_stop`` / ``interpretation_stop`` where a page from ``start`` should end so that its JSON
-stays within a byte budget, and ``fit_page`` checks the serialised page and shrinks it if the
-estimate was short. The estimates are upper bounds from the capture's shapes (layers x heads x
+``attention_page`` / ``interpretation_stop`` where a page from ``start`` should end so that its JSON
+stays within a byte budget, and ``fit_attention`` / ``fit_page`` check the serialised page and
+shrink it if the estimate was short. An attention page is a run of query tokens, so a step too
+large for one page (a long prompt's prefill) is split between pages; an interpretation page is a
+run of whole steps. The estimates are upper bounds from the capture's shapes (layers x heads x
 top-k edges, token text lengths, tensor names), not from computing the payload. Pure numpy; no UI.
 """
 
