@@ -361,6 +361,8 @@ def view_requests(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str
         (f"GET /api/attention (whole trial, layer {layer}: the default page; not asked by the viewer)", "GET",
          "/api/attention",
          {"params": {"trial_id": t, "layer": layer}}),
+        ("GET /api/attention (whole trial, all layers: the default page, from the prefill)", "GET", "/api/attention",
+         {"params": {"trial_id": t}}),
         (f"GET /api/attention (token {pos}, layer {layer}: the Token Lens)", "GET", "/api/attention",
          {"params": {"trial_id": t, "token": pos, "layer": layer}}),
         (f"GET /api/attention (target {pos}, layer {layer}: the Token Lens)", "GET", "/api/attention",
