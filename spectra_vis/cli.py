@@ -51,6 +51,12 @@ def _compare(argv: list[str], prog: str) -> int:
     return compare_main(argv, prog)
 
 
+def _index(argv: list[str], prog: str) -> int:
+    from spectra_vis.wizard.tools import index_main
+
+    return index_main(argv, prog)
+
+
 def _steer(argv: list[str], prog: str) -> int:
     from spectra_vis.wizard.steer import main
 
@@ -70,6 +76,7 @@ COMMANDS: dict[str, tuple[str, Runner]] = {
     "quantize": ("make quantized variants of a GGUF model with llama.cpp's own quantizer", _quantize),
     "compare": ("compare two runs: the same tokens through two models, or two captured trials", _compare),
     "steer": ("steering: make a control vector from contrasting prompts, try it at several strengths", _steer),
+    "index": ("write the index file beside captures saved elsewhere, so that they load quickly", _index),
     "doctor": ("can captures run here? versions, build, probe, native callback, demo, frontend", _doctor),
     "bench": ("capture overhead against plain llama-cpp-python (spectra-vis bench --help)", _bench),
 }

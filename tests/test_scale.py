@@ -607,3 +607,27 @@ def test_prepare_reports_progress(three_path: Path, tmp_path: Path, monkeypatch:
     assert len(seen) > 3 and seen[-1] == (total, total)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and {t for _, t in seen} == {total}
     assert not D.needs_build(cap) and not D.needs_build(Capture.load(cap.path, vectors=False, lazy=True))  # type: ignore[arg-type]
+
+
+def test_index_command_writes_the_index_with_progress(three_path: Path, tmp_path: Path, capsys: Any) -> None:
+    """``spectra-vis index``: the index of a capture saved elsewhere, equal to the one written at
+    save time; a second run says it is up to date; a missing file is a one-line error (exit 2)."""
+    from spectra_vis.cli import main
+
+    path = copy_of(three_path, tmp_path)
+    index_path = path.with_name(index_file.index_name(path))
+    assert not index_path.exists()
+    assert main(["index", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"wrote {index_path}" in err and "steps" in err
+    built, saved = _index_contents(path), _index_contents(three_path)
+    assert built[1]["derived"] == saved[1]["derived"] and sorted(built[0]) == sorted(saved[0])
+    assert all(np.array_equal(v, built[0][k], equal_nan=True) for k, v in saved[0].items())
+    before = index_path.stat().st_mtime_ns
+    assert main(["index", str(path)]) == 0
+    assert "up to date" in capsys.readouterr().err and index_path.stat().st_mtime_ns == before
+    assert main(["index", "--force", str(path)]) == 0 and index_path.stat().st_mtime_ns != before
+    capsys.readouterr()
+    assert main(["index", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.json" in err and err.startswith("spectra-vis index: error:")

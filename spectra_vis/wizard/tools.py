@@ -9,6 +9,9 @@
 
 Both print a summary: per layer the residual drift (cosine, relative L2), then the mean KL and
 the top-1 agreement of the next-token distributions.
+
+- ``index CAPTURE.json [...] [--force]``: write the index file beside captures saved elsewhere (or
+  whose index was deleted), with a progress bar over their steps, so that their first load is quick.
 """
 
 from __future__ import annotations
@@ -138,6 +141,56 @@ def _compare_models(args: argparse.Namespace, console: Console) -> Any:
         )  # fmt: skip
     console.print(f"wrote {args.out} (trial 0: {Path(args.models[0]).name}, trial 1: {Path(args.models[1]).name})")
     return compare(cap, 0, cap, 1)
+
+
+def index_main(argv: list[str], prog: str = "spectra-vis index") -> int:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Write the index file (NAME.index.safetensors) beside capture files, so that their first load "
+        "in the viewer reads no step. Captures saved by spectra-vis carry one already; this is for captures "
+        "from elsewhere or whose index was deleted.",
+    )
+    p.add_argument("captures", nargs="+", help="capture files (.json)")
+    p.add_argument("--force", action="store_true", help="build it again even when an up-to-date index is there")
+    args = p.parse_args(argv)
+    console = Console(highlight=False, stderr=True)
+    for name in args.captures:
+        try:
+            _index_one(Path(name), args.force, console)
+        except TOOL_ERRORS as exc:
+            return tool_error(prog, console, exc, None, "could not write the index: ")
+    return EXIT_OK
+
+
+def _index_one(path: Path, force: bool, console: Console) -> None:
+    from spectra_vis.analysis import digest
+    from spectra_vis.errors import CaptureError
+    from spectra_vis.store import index_file
+    from spectra_vis.store.capture_file import Capture
+
+    cap = Capture.load(path, vectors=False, lazy=True)
+    if cap.legacy:
+        raise CaptureError(f"{path.name} is a version 1.0 capture: it has no steps to index")
+    target = path.with_name(index_file.index_name(path))
+    if force:
+        cap.index = None
+    if not digest.needs_build(cap):
+        console.print(f"{path.name}: {target.name} is up to date (--force builds it again)", soft_wrap=True)
+        return
+    for notice in cap.notices:
+        console.print(f"[yellow]note:[/] {notice}")
+    before = len(cap.notices)
+    with _bar(console, path.name) as (progress, task):
+
+        def step(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, name="steps")
+
+        digest.prepare(cap, step)
+    for notice in cap.notices[before:]:
+        console.print(f"[yellow]note:[/] {notice}")
+    if cap.index is None:
+        raise OSError(f"no index file was written beside {path.name}")
+    console.print(f"wrote {target}", soft_wrap=True)
 
 
 def _trial_ref(text: str) -> tuple[str, int]:
