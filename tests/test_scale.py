@@ -631,3 +631,28 @@ def test_index_command_writes_the_index_with_progress(three_path: Path, tmp_path
     assert main(["index", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing.json" in err and err.startswith("spectra-vis index: error:")
+
+
+def test_comb_pairs_through_linked_edges_give_the_scores_of_every_divisor(monkeypatch: Any) -> None:
+    """Periodicity of many rows (combs planted at random periods, other edges at random distances,
+    padding, self-attention at distance 0) with the pairs found through linked edges, equal to the
+    expansion of every distance into its divisors (exactly) and to the one-row ``periodicity``."""
+    rng = np.random.default_rng(14)
+    n, k = 3000, 12
+    q = rng.integers(400, 4000, n)
+    dist = np.zeros((n, k), dtype=np.int64)
+    for r in range(n):  # a comb of up to five consecutive multiples, then other distances (a row's all differ)
+        period, start = int(rng.integers(3, 65)), int(rng.integers(1, 6))
+        comb = [(start + c) * period for c in range(5) if rng.random() < 0.8]
+        others = [int(d) for d in rng.permutation(400) if int(d) not in comb][: k - len(comb)]
+        dist[r] = rng.permutation(comb + others)
+    ok = rng.random((n, k)) < 0.9
+    p = np.where(ok, rng.random((n, k)) / k, 0.0)
+    linked = I._combs(dist, p, ok)
+    monkeypatch.setattr(I, "LINKED_MAX_K", 0)  # every row through the divisors instead
+    divisors = I._combs(dist, p, ok)
+    assert np.array_equal(linked, divisors) and (linked > 0).sum() > n // 2 and (linked == 0).sum() > n // 20
+    for r in range(0, n, 7):
+        keep = ok[r]
+        one_row = I.periodicity(list(q[r] - dist[r][keep]), list(p[r][keep]), int(q[r]))
+        assert math.isclose(linked[r], one_row, rel_tol=1e-12)  # its total is summed in another order

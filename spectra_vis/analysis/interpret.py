@@ -194,13 +194,16 @@ def _linked_pairs(dist: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndar
     k x k per row, far less than expanding every distance into its divisors."""
     n, k = dist.shape
     d = np.where(ok & (dist > 0), dist, -(1 << 24)).astype(np.int32)  # not an edge: far below any other
-    gap = d[:, None, :] - d[:, :, None]  # [row, i, j]: d_j - d_i
-    gap -= RIPPLE_PERIODS.start
-    r, i, j = np.nonzero(gap.view(np.uint32) < len(RIPPLE_PERIODS))  # start <= d_j - d_i < stop
-    p = gap[r, i, j].astype(np.int64) + RIPPLE_PERIODS.start
-    linked = d[r, i] % p == 0
-    r, i, j, p = r[linked], i[linked], j[linked], p[linked]
-    code = np.unique(np.concatenate([(r * k + i) * 128 + p, (r * k + j) * 128 + p]))
+    first, second = np.triu_indices(k, 1)
+    gap = d[:, second] - d[:, first]  # [row, pair]
+    span = np.abs(gap) - RIPPLE_PERIODS.start
+    r, c = np.nonzero(span.view(np.uint32) < len(RIPPLE_PERIODS))  # start <= |gap| < stop
+    p = span[r, c].astype(np.int64) + RIPPLE_PERIODS.start
+    up = gap[r, c] > 0
+    lo, hi = np.where(up, first[c], second[c]), np.where(up, second[c], first[c])  # the nearer edge, the farther
+    linked = d[r, lo] % p == 0
+    r, lo, hi, p = r[linked], lo[linked], hi[linked], p[linked]
+    code = np.unique(np.concatenate([(r * k + lo) * 128 + p, (r * k + hi) * 128 + p]))
     return code // (128 * k), code // 128 % k, code % 128
 
 
