@@ -209,18 +209,23 @@ def _from_columns(
                                             ent.reshape(-1), n_kv)  # fmt: skip
     mean_fp = fp.reshape(n_t, n_h, 20).mean(axis=1)
     mean_ripple = ripple.reshape(n_t, n_h).mean(axis=1)
+    real = pos >= 0
+    # The edges sent: real, not in the future (masked, p = 0, filling early rows' top-k), and with
+    # ``target`` only those pointing at it (attention() keeps no other); in head, then rank order.
+    sent = real & (pos <= at[:, None, None]) & (pos == target if target is not None else True)
+    e_head = np.asarray(heads)[np.nonzero(sent)[1]].tolist()
+    e_pos, e_p, real_p = pos[sent].tolist(), p[sent].tolist(), p[real].tolist()
+    e_at = np.concatenate([[0], np.cumsum(sent.sum(axis=(1, 2)))]).tolist()  # token i: edges e_at[i]..
+    r_at = np.concatenate([[0], np.cumsum(real.sum(axis=(1, 2)))]).tolist()
+    n_texts = len(texts)
     for i, qpos in enumerate(at.tolist()):
-        edges: list[P.Edge] = []
-        ps: list[float] = []
-        for h_i, h in enumerate(heads):
-            for kpos, v in zip(pos[i, h_i].tolist(), p[i, h_i].tolist(), strict=True):
-                if kpos < 0:
-                    continue
-                ps.append(v)
-                if qpos - kpos >= 0:  # future positions: masked (p = 0), filling early rows' top-k
-                    text = texts[kpos] if kpos < len(texts) else ""
-                    edges.append({"head": h, "pos": kpos, "p": v, "distance": qpos - kpos, "token_text": text,
-                                  "sink": kpos == 0})  # fmt: skip
+        ps = real_p[r_at[i] : r_at[i + 1]]  # every real edge's p, for the coverage (head, then rank order)
+        edges: list[P.Edge] = [
+            {"head": h, "pos": kp, "p": v, "distance": qpos - kp, "token_text": texts[kp] if kp < n_texts else "",
+             "sink": kp == 0}
+            for h, kp, v in zip(e_head[e_at[i] : e_at[i + 1]], e_pos[e_at[i] : e_at[i + 1]], e_p[e_at[i] : e_at[i + 1]],
+                                strict=True)
+        ]  # fmt: skip
         entry = tokens.setdefault(qpos, {
             "pos": qpos, "text": texts[qpos] if qpos < len(texts) else "", "step": step_of.get(qpos, 0),
             "prompt": qpos < n_prompt, "zone": strip_zone.get(qpos), "layers": [],
