@@ -6,7 +6,9 @@ first request: seconds on a long trial. ``digest(cap, trial_id)`` reads each ste
 those numbers and keeps them: in the capture's index file (``store.index_file``, beside it, memory-
 mapped: a loaded capture holds what the views ask for, not the file) when the capture was loaded
 from a file lazily, else in memory. ``prepare(cap)`` does every trial (the server, when it loads a
-capture). Per trial:
+capture; ``spectra-vis index``, with a progress bar). The steps are read in runs and each run is
+computed with numpy (``digest_build``). ``keep_index``, run after every save, writes the index from
+the capture in memory and the step ranges the writer counted: the file is not read back. Per trial:
 
 - ``tok``: float64 ``[tensor, stat, position]``: the statistics of each token's row, from the
   first step that has one (the layers x tokens heat map); NaN where none
