@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         if not src.is_file():
             print(f"skipped {name}: not in {args.work} (benchmarks/bench_backend.py --scale makes it)", file=sys.stderr)
             continue
-        rows += measure(src, args.reps)
-        print("\n".join(rows[-2:]))
+        mine = measure(src, args.reps)
+        print("\n".join(mine))
+        rows += mine
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"`python benchmarks/bench_index.py`, {when}, {os.cpu_count()} cores (load average "

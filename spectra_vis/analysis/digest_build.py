@@ -195,7 +195,7 @@ class TrialBuilder:
         covered = np.concatenate([np.arange(p, p + n) for p, n in spans]) if spans else np.zeros(0)
         apart = len(np.unique(covered)) == len(covered)  # no token twice: the order of writes is free
         for j, st in good:
-            rows = _Rows.of(st, self.layer_keys) if apart else None
+            rows = _Rows.of(j, st, self.layer_keys) if apart else None
             if rows is None:
                 out[j] = interpret.step_zone_list(self.doc, st)
                 self.columns.add(st)
@@ -227,7 +227,7 @@ class TrialBuilder:
 
 @dataclass
 class _Rows:
-    """One step's attention rows of every layer as arrays (``[layer, head, row, k]``)."""
+    """Step ``step``'s attention rows of every layer as arrays (``[layer, head, row, k]``)."""
 
     step: int
     q0: int
@@ -238,7 +238,7 @@ class _Rows:
     n_kv: np.ndarray
 
     @classmethod
-    def of(cls, st: dict[str, Any], layer_keys: list[str]) -> _Rows | None:
+    def of(cls, j: int, st: dict[str, Any], layer_keys: list[str]) -> _Rows | None:
         """The step's rows, or None when they are not of the common shape (no tokens, a layer
         missing, rows or heads of unequal length: ``step_zone_list`` takes those one by one)."""
         records = [st["attention"].get(key) for key in layer_keys]
@@ -256,7 +256,7 @@ class _Rows:
             return None
         if ent.shape != pos.shape[:3]:
             return None
-        return cls(int(st["index"]), int(st["pos"]), n, pos, p, ent, n_kv)
+        return cls(j, int(st["pos"]), n, pos, p, ent, n_kv)
 
 
 def token_stats_step(step: dict[str, Any], index: dict[str, int], out: np.ndarray, n: int) -> None:
