@@ -197,12 +197,12 @@ def _linked_pairs(dist: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndar
     first, second = np.triu_indices(k, 1)
     gap = d[:, second] - d[:, first]  # [row, pair]
     span = np.abs(gap) - RIPPLE_PERIODS.start
-    r, c = np.nonzero(span.view(np.uint32) < len(RIPPLE_PERIODS))  # start <= |gap| < stop
-    p = span[r, c].astype(np.int64) + RIPPLE_PERIODS.start
-    up = gap[r, c] > 0
-    lo, hi = np.where(up, first[c], second[c]), np.where(up, second[c], first[c])  # the nearer edge, the farther
-    linked = d[r, lo] % p == 0
-    r, lo, hi, p = r[linked], lo[linked], hi[linked], p[linked]
+    at = np.flatnonzero(span.view(np.uint32) < len(RIPPLE_PERIODS))  # start <= |gap| < stop
+    r, c, g = at // len(first), at % len(first), gap.ravel()[at]
+    lo, hi = np.where(g > 0, first[c], second[c]), np.where(g > 0, second[c], first[c])  # the nearer edge, the farther
+    p = np.abs(g)
+    linked = d.ravel()[r * k + lo] % p == 0
+    r, lo, hi, p = r[linked], lo[linked], hi[linked], p[linked].astype(np.int64)
     code = np.unique(np.concatenate([(r * k + lo) * 128 + p, (r * k + hi) * 128 + p]))
     return code // (128 * k), code // 128 % k, code % 128
 
