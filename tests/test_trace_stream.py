@@ -16,11 +16,18 @@ from spectra_vis.store.capture_file import Capture
 
 
 @pytest.fixture(scope="module")
-def cap(tiny_llama: Path) -> Capture:
+def saved(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Capture, Path]:
+    """The capture in memory (as capture() returns it) and the file it was saved to (with its index)."""
     from spectra_vis import capture
 
+    out = tmp_path_factory.mktemp("trace") / "trace.json"
     prompts = ["the cat sat on the mat", "one two three four five"]
-    return capture(tiny_llama, prompts, preset="standard", max_tokens=12, n_ctx=128)
+    return capture(tiny_llama, prompts, preset="standard", max_tokens=12, n_ctx=128, out=out), out
+
+
+@pytest.fixture(scope="module")
+def cap(saved: tuple[Capture, Path]) -> Capture:
+    return saved[0]
 
 
 @pytest.mark.parametrize("trial_id", [0, 1])
@@ -49,3 +56,21 @@ def test_step_records_equal_the_per_layer_definitions(cap: Capture, trial_id: in
 def test_the_stream_imports_back(cap: Capture) -> None:
     back = import_trial(b"".join(trace_lines(cap, 0)))
     assert back.data["trials"][0]["steps"] == list(cap.data["trials"][0]["steps"])
+
+
+@pytest.mark.parametrize("trial_id", [0, 1])
+def test_a_lazy_capture_streams_the_same_bytes_unparsed(saved: tuple[Capture, Path], trial_id: int) -> None:
+    """Read lazily from its file (as the server does), a trial's steps go out as the file holds them,
+    with fingerprints from the digest's attention columns: the same bytes as from the parsed steps,
+    and no step parsed."""
+    from spectra_vis.analysis.digest import prepare
+
+    mem, path = saved
+    lazy = Capture.load(path, vectors=False, lazy=True)
+    prepare(lazy)
+    steps = lazy.data["trials"][trial_id]["steps"]
+    before = steps.file.parsed
+    assert before == 0  # the index written at save time: no step read yet, none kept parsed
+    streamed = b"".join(trace_lines(lazy, trial_id))
+    assert steps.file.parsed == before, "the trace parsed steps of a capture with attention columns"
+    assert streamed == b"".join(trace_lines(mem, trial_id))

@@ -21,20 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
-from spectra_vis.analysis.interpret import (
-    attention_tensors,
-    energy_types,
-    padded,
-    row_fingerprints,
-    step_state,
-    step_zones,
-    zone,
-    zone_distribution,
-)
-from spectra_vis.errors import NotFound, SpectraVisError
+from spectra_vis.analysis.interpret import zone_distribution
+from spectra_vis.analysis.trace_steps import step_lines
+from spectra_vis.errors import SpectraVisError
 from spectra_vis.store.capture_file import (
     FORMAT,
     VERSION,
@@ -97,20 +88,12 @@ def _lines(cap: Capture, trial_id: int) -> Iterator[bytes]:
         if marks is not None and i < len(marks):
             token["template"] = marks[i]
         yield dump(token)
-    tids = attention_tensors(doc)
-    layers = sorted(tids)
-    kinds = energy_types(doc)
     zones: list[dict[str, Any]] = []
     labels: Counter[str] = Counter()
-    for step in trial["steps"]:  # each step read once: fingerprints, zones and state label as it goes
-        labels[step_state(doc, step, kinds)["label"]] += 1
-        fingerprints = {}
-        if step["attention"]:
-            per_layer = step_fingerprints(step, [str(tids[layer]) for layer in layers], layers)
-            for layer, toks in zip(layers, per_layer, strict=True):
-                fingerprints[str(layer)] = [{"fingerprint": t["fingerprint"], "zone": t["zone"]} for t in toks]
-            zones += step_zones(doc, trial_id, step["index"], per_layer)
-        yield dump({"record_type": "step", "step": step, "fingerprints": fingerprints})
+    for line, step_zones, label in step_lines(cap, trial_id):  # each step read once (trace_steps)
+        zones += step_zones
+        labels[label] += 1
+        yield line
     dist = zone_distribution(zones)
     yield dump({
         "record_type": "metrics",
@@ -118,39 +101,6 @@ def _lines(cap: Capture, trial_id: int) -> Iterator[bytes]:
         "dominant_zone": max(dist, key=lambda z: dist[z]) if zones else None,
         "labels": dict(labels),
     })  # fmt: skip
-
-
-def step_fingerprints(step: dict[str, Any], keys: list[str], layers: list[int]) -> list[list[dict[str, Any]]]:
-    """Per attention layer (``keys``: their tensor ids), each token's fingerprint (rounded), periodicity
-    and zone, as ``interpret.token_attention`` gives them (mean over heads), without building its
-    edges: every layer's rows of the step in one ``row_fingerprints`` call."""
-    records = []
-    for key, layer in zip(keys, layers, strict=True):
-        if key not in step["attention"]:
-            raise NotFound(f"no attention captured for layer {layer} at step {step['index']}")
-        records.append(step["attention"][key])
-    n_r = step["n_tokens"]
-    if not n_r:
-        return [[] for _ in records]
-    pos, p, ok = padded([h for att in records for h in att["pos"]], [h for att in records for h in att["p"]])
-    k = pos.shape[-1]
-    heads = [len(att["pos"]) for att in records]
-    q = np.broadcast_to((step["pos"] + np.arange(n_r))[None, :], pos.shape[:2]).reshape(-1)
-    ent = np.asarray([h for att in records for h in att["entropy"]], dtype=np.float64).reshape(-1)
-    n_kv = np.repeat([att["n_kv"] for att in records], [h * n_r for h in heads])
-    fp, ripple = row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), ok.reshape(-1, k), q, ent, n_kv)
-    out, at = [], 0
-    for h in heads:
-        fps, ripples = fp[at : at + h * n_r].reshape(h, n_r, 20), ripple[at : at + h * n_r].reshape(h, n_r)
-        at += h * n_r
-        toks = []
-        for r in range(n_r):
-            mean_fp = np.mean(fps[:, r], axis=0)
-            mean_ripple = float(np.mean(ripples[:, r]))
-            toks.append({"fingerprint": [round(v, 6) for v in mean_fp.tolist()], "periodicity": round(mean_ripple, 6),
-                         "zone": zone(mean_fp, mean_ripple)})  # fmt: skip
-        out.append(toks)
-    return out
 
 
 def import_trial(raw: bytes, name: str = "trace") -> Capture:
