@@ -242,7 +242,8 @@ class LogitLens:
         }
 
     # ----- internals -----------------------------------------------------------------------------
-    def _blocks(self, size: int = VOCAB_BLOCK) -> list[tuple[int, int]]:
+    def _blocks(self, size: int | None = None) -> list[tuple[int, int]]:
+        size = size or VOCAB_BLOCK  # read when called (the module constant can be changed)
         return [(a, min(a + size, self.n_vocab)) for a in range(0, self.n_vocab, size)]
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
