@@ -290,6 +290,22 @@ def token_attention(
     return {"trial_id": trial_id, "step": step_index, "layer": layer, "head": head, "tokens": tokens}
 
 
+def records_fingerprints(
+    step: dict[str, Any], records: list[dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The fingerprint and periodicity of every row of a step's attention ``records`` (layers in order;
+    rows ordered layer, head, token) in one ``row_fingerprints`` call; and each record's head count."""
+    n_r = step["n_tokens"]
+    pos, p, ok = padded([h for att in records for h in att["pos"]], [h for att in records for h in att["p"]])
+    k = pos.shape[-1]
+    heads = [len(att["pos"]) for att in records]
+    q = np.broadcast_to((step["pos"] + np.arange(n_r))[None, :], pos.shape[:2]).reshape(-1)
+    ent = np.asarray([h for att in records for h in att["entropy"]], dtype=np.float64).reshape(-1)
+    n_kv = np.repeat([att["n_kv"] for att in records], [h * n_r for h in heads])
+    fp, ripple = row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), ok.reshape(-1, k), q, ent, n_kv)
+    return fp, ripple, heads
+
+
 def step_zone_list(doc: dict[str, Any], step: dict[str, Any]) -> list[str]:
     """The zone of each token of one step (a parsed step; see ``step_zones``), every attention
     layer's rows at once: the mean over heads per layer (rounded as ``token_attention`` reports
@@ -299,13 +315,7 @@ def step_zone_list(doc: dict[str, Any], step: dict[str, Any]) -> list[str]:
     n_r = step["n_tokens"]
     if not records or not n_r:
         return []
-    pos, p, ok = padded([h for att in records for h in att["pos"]], [h for att in records for h in att["p"]])
-    k = pos.shape[-1]
-    heads = [len(att["pos"]) for att in records]
-    q = np.broadcast_to((step["pos"] + np.arange(n_r))[None, :], pos.shape[:2]).reshape(-1)
-    ent = np.asarray([h for att in records for h in att["entropy"]], dtype=np.float64).reshape(-1)
-    n_kv = np.repeat([att["n_kv"] for att in records], [h * n_r for h in heads])
-    fp, ripple = row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), ok.reshape(-1, k), q, ent, n_kv)
+    fp, ripple, heads = records_fingerprints(step, records)
     cuts = np.cumsum([h * n_r for h in heads])[:-1]
     fps = [f.reshape(-1, n_r, 20) for f in np.split(fp, cuts)]
     return zones_of(fps, [r.reshape(-1, n_r) for r in np.split(ripple, cuts)])

@@ -22,7 +22,7 @@ from spectra_vis.analysis.digest import TrialDigest, digest
 from spectra_vis.analysis.interpret import (
     attention_tensors,
     energy_types,
-    padded,
+    records_fingerprints,
     row_fingerprints,
     step_state,
     zone,
@@ -69,13 +69,7 @@ def step_fingerprints(step: dict[str, Any], keys: list[str], layers: list[int]) 
     n_r = step["n_tokens"]
     if not n_r:
         return [[] for _ in records]
-    pos, p, ok = padded([h for att in records for h in att["pos"]], [h for att in records for h in att["p"]])
-    k = pos.shape[-1]
-    heads = [len(att["pos"]) for att in records]
-    q = np.broadcast_to((step["pos"] + np.arange(n_r))[None, :], pos.shape[:2]).reshape(-1)
-    ent = np.asarray([h for att in records for h in att["entropy"]], dtype=np.float64).reshape(-1)
-    n_kv = np.repeat([att["n_kv"] for att in records], [h * n_r for h in heads])
-    fp, ripple = row_fingerprints(pos.reshape(-1, k), p.reshape(-1, k), ok.reshape(-1, k), q, ent, n_kv)
+    fp, ripple, heads = records_fingerprints(step, records)
     return _per_token(fp, ripple, heads, n_r)
 
 

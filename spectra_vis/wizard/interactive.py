@@ -38,6 +38,17 @@ FAMILY_TITLES = {
 }
 
 
+def ask_gguf_path(message: str) -> str:
+    """A path typed or dropped, Tab completing folders and .gguf files."""
+    return str(
+        questionary.path(
+            message,
+            file_filter=lambda p: os.path.isdir(p) or p.lower().endswith(".gguf"),
+            complete_while_typing=False,
+        ).unsafe_ask()
+    )
+
+
 def ask_model(console: Console) -> tuple[Path, ModelCard]:
     """Ask for the GGUF file until a readable one is given (empty means the demo model); its card."""
     console.print(
@@ -45,11 +56,7 @@ def ask_model(console: Console) -> tuple[Path, ModelCard]:
         f"Leave it empty to use the demo model, {C.DEMO_NAME}."
     )
     while True:
-        text = questionary.path(
-            "GGUF model file:",
-            file_filter=lambda p: os.path.isdir(p) or p.lower().endswith(".gguf"),
-            complete_while_typing=False,
-        ).unsafe_ask()
+        text = ask_gguf_path("GGUF model file:")
         if not text.strip() or C.is_demo(text):
             try:
                 with console.status(f"Preparing the demo model ({C.DEMO_NAME})..."):
@@ -178,11 +185,7 @@ def ask_control(console: Console, card: ModelCard) -> tuple[Path | None, float]:
     """An optional control vector to steer with (empty: none), checked against the model until a
     usable one is given, and its strength."""
     while True:
-        text = questionary.path(
-            "Control vector to steer with (a .gguf from spectra-vis steer make; empty: none):",
-            file_filter=lambda p: os.path.isdir(p) or p.lower().endswith(".gguf"),
-            complete_while_typing=False,
-        ).unsafe_ask()
+        text = ask_gguf_path("Control vector to steer with (a .gguf from spectra-vis steer make; empty: none):")
         if not text.strip():
             return None, 1.0
         try:
