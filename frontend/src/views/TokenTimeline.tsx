@@ -30,7 +30,8 @@ const GAP = 3;
 const STRIP_H = 240;
 // Each row is its own compositor layer (will-change): it is rasterised once when it mounts, and
 // scrolling moves the layers. Without it, every row mounted or dropped while scrolling re-rasterised
-// the strip's whole tiles, three frames per scroll frame at 4,000 tokens (docs/PERFORMANCE.md).
+// the strip's tiles: three display frames per scroll frame at 4,000 tokens in headless chromium
+// (benchmarks/bench_backend.py --scale --viewer).
 const ROW_STYLE = { position: "absolute", top: 0, left: 0, right: 0, height: ROW_H, display: "flex", gap: GAP, alignItems: "center", willChange: "transform" } as const;
 
 export function TokenTimeline({ trial, step, token, onStep, onToken, zoneColor, onHoverToken, children }: Props) {
