@@ -263,6 +263,17 @@ describe("viewer", () => {
     assert.equal(await page.getAttribute("[data-testid=state-label]", "data-label"), st.label);
     assert.equal(await page.locator("[data-testid=delta-bar] .delta-cell").count(), st.delta.length);
     await shoot(page.locator("[data-testid=view-timeline]"), "lens");
+    // The last token was sampled, never evaluated: hovering it asks for no attention of its own (no 404).
+    const last = (await getJSON(`${backend.url}/api/trials/0?${q}`)).tokens.length - 1;
+    const failed = [];
+    const onResponse = (r) => { if (r.url().includes("/api/attention") && r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); };
+    page.on("response", onResponse);
+    const asked = page.waitForResponse((r) => r.url().includes("/api/attention") && r.url().includes(`target=${last}`));
+    await page.locator(`[data-testid=lens-strip] .lens-token[data-pos="${last}"]`).hover();
+    await asked;
+    await page.waitForTimeout(500);
+    page.off("response", onResponse);
+    assert.deepEqual(failed, []);
     await page.mouse.move(5, 5);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AttentionOut } from "../src/api/client";
-import { boxesInView, focusLinks, stripLayout } from "../src/data/lens";
+import { boxesInView, evaluatedEnd, focusLinks, stripLayout } from "../src/data/lens";
 
 const edge = (head: number, pos: number, p: number, q: number) => ({ head, pos, p, distance: q - pos, token_text: "", sink: pos === 0 });
 const tok = (pos: number, edges: ReturnType<typeof edge>[]) => ({
@@ -44,5 +44,14 @@ describe("boxesInView", () => {
       expect(want.length).toBeGreaterThan(0);
     }
     expect(boxesInView(b, 1e9, 1e9 + 10)).toEqual([3000, 3000]);
+  });
+});
+
+describe("evaluatedEnd", () => {
+  it("is the end of the furthest step: the prompt's step and each decode step's one token", () => {
+    const steps = [{ pos: 0, n_tokens: 5 }, { pos: 5, n_tokens: 1 }, { pos: 6, n_tokens: 1 }];
+    expect(evaluatedEnd(steps)).toBe(7); // a trial of 8 tokens: the 8th (position 7) was sampled, never evaluated
+    expect(evaluatedEnd([])).toBe(0);
+    expect(evaluatedEnd([{ pos: 6, n_tokens: 1 }, { pos: 0, n_tokens: 5 }])).toBe(7); // order does not matter
   });
 });

@@ -66,3 +66,12 @@ export function boxesInView(boxes: TokenBox[], left: number, right: number): [nu
   while (last < boxes.length && boxes[last].x < right) last++;
   return [first, last];
 }
+
+/** Positions a trial evaluated (each had a query row in some step): 0..end-1. The token sampled at
+ * the last step was never fed back, so it has no attention of its own (only edges could point at
+ * it, and none do): asking for it would be a 404. */
+export function evaluatedEnd(steps: readonly { pos: number; n_tokens: number }[]): number {
+  let end = 0;
+  for (const s of steps) end = Math.max(end, s.pos + s.n_tokens);
+  return end;
+}

@@ -8,7 +8,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState, type ReactNode }
 import type { AttentionOut, ColorsOut, StepState, TrialOut } from "../api/client";
 import { useAttention, useInterpretation } from "../api/queries";
 import { fmt, tokenLabel } from "../data/format";
-import { boxesInView, focusLinks, stripLayout, type Link } from "../data/lens";
+import { boxesInView, evaluatedEnd, focusLinks, stripLayout, type Link } from "../data/lens";
 import { rampColor } from "../data/colors";
 
 interface TimelineExtra {
@@ -40,9 +40,11 @@ export function TokenLens({ captureId, trial, attentionLayers, colors, step, tok
   const interp = useInterpretation(captureId, trial.id, { delta: false });
   const stepInterp = useInterpretation(captureId, trial.id, { start: step, stop: step + 1 });
   const ask = focus === null || layer === null ? null : { capture_id: captureId, trial_id: trial.id, layer };
-  const attOut = useAttention(ask && { ...ask, token: focus! });
+  const end = useMemo(() => evaluatedEnd(trial.steps), [trial.steps]);
+  const hasRow = focus !== null && focus < end; // the last sampled token was never evaluated: no row of its own
+  const attOut = useAttention(ask && hasRow ? { ...ask, token: focus! } : null);
   const attIn = useAttention(ask && { ...ask, target: focus! });
-  const focusAtt = useAttention(focus === null || layer === null ? null : { capture_id: captureId, trial_id: trial.id, token: focus });
+  const focusAtt = useAttention(hasRow && layer !== null ? { capture_id: captureId, trial_id: trial.id, token: focus! } : null);
   const att = useMemo(() => mergeAttention(attOut.data, attIn.data, focus), [attOut.data, attIn.data, focus]);
   const zoneOf = useMemo(() => new Map((interp.data?.zones ?? []).map((z) => [z.pos, z.zone])), [interp.data]);
   const zoneColor = (pos: number) => {
