@@ -369,6 +369,8 @@ def view_requests(summary: dict[str, Any]) -> list[tuple[str, str, str, dict[str
          {"params": {"trial_id": t, "token": pos, "layer": layer}}),
         (f"GET /api/attention (target {pos}, layer {layer}: the Token Lens)", "GET", "/api/attention",
          {"params": {"trial_id": t, "target": pos, "layer": layer}}),
+        (f"GET /api/attention (target 0, layer {layer}: the Token Lens on the sink, which every token attends to)",
+         "GET", "/api/attention", {"params": {"trial_id": t, "target": 0, "layer": layer}}),
         (f"GET {tr}/interpretation?delta=false (the Token Lens)", "GET", f"{tr}/interpretation",
          {"params": {"delta": "false"}}),
         (f"GET {tr}/interpretation?start={mid}&stop={mid + 1} (the Token Lens)", "GET", f"{tr}/interpretation",
