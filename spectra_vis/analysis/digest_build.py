@@ -46,20 +46,25 @@ class TrialDigest:
     def token_stats(self, tids: list[int], n: int) -> np.ndarray:
         """``(len(tids), n, stat)``: what ``token_stats_step`` over every step gives for tensors
         ``tids`` at positions < ``n`` (NaN for a tensor without statistics), read from the columns."""
-        out = np.full((len(tids), n, self.tok.shape[1]), np.nan)
         row = self.row()
         have = [(j, row[int(t)]) for j, t in enumerate(tids) if int(t) in row]
-        if not have:
-            return out
-        dst, src = (list(x) for x in zip(*have, strict=True))
-        out[dst] = np.asarray(self.tok[src])[:, :, :n].transpose(0, 2, 1)
-        if self.cmp_at is not None and self.cmp_val is not None and len(self.cmp_at):
+        # Filled in the columns' own layout (tensor, stat, token) and returned as a (tensor, token, stat)
+        # view: one copy out of the memory-mapped columns, no transposed copy, no NaN fill of what is read.
+        out = np.empty((len(tids), self.tok.shape[1], n))
+        missing = np.ones(len(tids), dtype=bool)
+        if have:
+            dst, src = (list(x) for x in zip(*have, strict=True))
+            out[dst] = self.tok[src][:, :, :n]
+            missing[dst] = False
+        out[missing] = np.nan
+        view = out.transpose(0, 2, 1)
+        if have and self.cmp_at is not None and self.cmp_val is not None and len(self.cmp_at):
             at, val = np.asarray(self.cmp_at), np.asarray(self.cmp_val)
             inside = at[:, 1] < n
             for j, r in zip(dst, src, strict=True):
                 m = inside & (at[:, 0] == r)
-                out[j, at[m, 1]] = val[m]
-        return out
+                view[j, at[m, 1]] = val[m]
+        return view
 
 
 class TrialBuilder:
