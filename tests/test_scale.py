@@ -329,10 +329,17 @@ def test_who_attends_to_a_token(long_path: Path, tmp_path: Path) -> None:
     assert len(whole) > len(got)
 
 
-def test_compare_of_a_lazy_capture_reads_the_digest_and_equals_the_eager_one(long_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [32, 3])
+def test_compare_of_a_lazy_capture_reads_the_digest_and_equals_the_eager_one(
+    long_path: Path, tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The comparison's statistics come from the digest's columns: no step is parsed, and every number
-    (statistics, residual L2 changes, vectors) equals the comparison of the capture parsed whole."""
+    (statistics, residual L2 changes, vectors) equals the comparison of the capture parsed whole, read
+    in chunks of cells or not."""
+    from spectra_vis import comparing
     from spectra_vis.comparing import compare
+
+    monkeypatch.setattr(comparing, "CELL_CHUNK", chunk)
 
     path = copy_of(long_path, tmp_path)
     eager = Capture.load(path)

@@ -214,19 +214,38 @@ def token_stats(trial: dict[str, Any], tids: list[int], n: int) -> np.ndarray:
 def side_stats(cap: Capture, trial_id: int, tids: list[int], n: int) -> np.ndarray:
     """``token_stats`` of one side: from the trial's digest (its columns, no step read) when the
     capture's steps are read lazily from its file, else from a walk of the steps in memory."""
-    trial = trial_of(cap.data, trial_id)
-    if isinstance(trial["steps"], LazySteps) and not cap.legacy:
+    if _digest_backed(cap, trial_id):
         return digest(cap, trial_id).token_stats(tids, n)
-    return token_stats(trial, tids, n)
+    return token_stats(trial_of(cap.data, trial_id), tids, n)
 
 
 def _may_have_stats(cap: Capture, trial_id: int, tids: list[int]) -> list[bool]:
     """Per tensor, False when the trial surely has no statistics of it (not a row of a lazily loaded
     capture's digest: it was not captured), so that its cells are left NaN without reading them."""
-    if isinstance(trial_of(cap.data, trial_id)["steps"], LazySteps) and not cap.legacy:
+    if _digest_backed(cap, trial_id):
         row = digest(cap, trial_id).row()
         return [int(t) in row for t in tids]
     return [True] * len(tids)
+
+
+CELL_CHUNK = 32  # layer x type cells read at once from the digests' columns
+
+
+def _digest_backed(cap: Capture, trial_id: int) -> bool:
+    return isinstance(trial_of(cap.data, trial_id)["steps"], LazySteps) and not cap.legacy
+
+
+def _mean_change(sa: np.ndarray, sb: np.ndarray, same: bool) -> np.ndarray:
+    """Per cell, the signed relative change of each statistic's mean over the tokens both sides have
+    it for ``(cells, 8)``; NaN where they share none. Zeroes the unshared entries of its arguments."""
+    both = ~np.isnan(sa[:, :, 0]) & ~np.isnan(sb[:, :, 0])  # (cells, n)
+    count = both.sum(axis=1)
+    for side in (sa,) if same else (sa, sb):  # in place: the arrays are the caller's to give (no copies)
+        side[~both] = 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma = sa.sum(axis=1) / count[:, None]
+        mb = ma if same else sb.sum(axis=1) / count[:, None]
+    return np.where(count[:, None] > 0, _relative(mb, ma), np.nan)
 
 
 def _stat_changes(
@@ -242,21 +261,20 @@ def _stat_changes(
     held_a = _may_have_stats(*side_a, [chosen[c][0] for c in cells])
     held_b = _may_have_stats(*side_b, [chosen[c][1] for c in cells])
     cells = [c for c, ha, hb in zip(cells, held_a, held_b, strict=True) if ha and hb]  # others stay NaN
-    sa = side_stats(*side_a, [chosen[c][0] for c in cells], n)
     same = side_a[0] is side_b[0] and side_a[1] == side_b[1]  # a trial with itself: read once
-    sb = sa if same else side_stats(*side_b, [chosen[c][1] for c in cells], n)
+    # Cells in chunks where both sides read their digest's columns (a chunk costs no more than its
+    # share: its arrays stay small and in cache); in one go where a side walks its steps in memory.
+    step = CELL_CHUNK if _digest_backed(*side_a) and _digest_backed(*side_b) else max(1, len(cells))
+    change = np.full((len(cells), len(STAT_NAMES)), np.nan)
     resid = np.full((len(layers), n), np.nan)
-    for c, (layer, ttype) in enumerate(cells):
-        if ttype == RESIDUAL:
-            resid[layers.index(layer)] = _relative(sb[c, :, 0], sa[c, :, 0])
-    both = ~np.isnan(sa[:, :, 0]) & ~np.isnan(sb[:, :, 0])  # (cells, n)
-    count = both.sum(axis=1)
-    for side in (sa,) if same else (sa, sb):  # in place: the arrays are this function's (no copies of them)
-        side[~both] = 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ma = sa.sum(axis=1) / count[:, None]
-        mb = ma if same else sb.sum(axis=1) / count[:, None]
-    change = np.where(count[:, None] > 0, _relative(mb, ma), np.nan)  # (cells, 8)
+    for lo in range(0, len(cells), step):
+        part = cells[lo : lo + step]
+        sa = side_stats(*side_a, [chosen[c][0] for c in part], n)
+        sb = sa if same else side_stats(*side_b, [chosen[c][1] for c in part], n)
+        for c, (layer, ttype) in enumerate(part):
+            if ttype == RESIDUAL:
+                resid[layers.index(layer)] = _relative(sb[c, :, 0], sa[c, :, 0])
+        change[lo : lo + len(part)] = _mean_change(sa, sb, same)
     stats = {s: np.full((len(layers), len(types)), np.nan) for s in STAT_NAMES}
     for c, (layer, ttype) in enumerate(cells):
         i, j = layers.index(layer), types.index(ttype)
