@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh cli,server,demo,test
 . .venv/bin/activate
-echo "== ruff"; ruff check .
+echo "== ruff"; ruff check . && ruff format --check .
 echo "== mypy"; mypy spectra_vis backend scripts/llama_build.py
 echo "== import layers"; lint-imports --no-cache
 echo "== pytest"

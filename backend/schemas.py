@@ -103,8 +103,6 @@ class FilesOut(TypedDict):
     files: list[FileInfo]
 
 
-
-
 class LoadOut(Summary):
     capture_id: str
     name: str

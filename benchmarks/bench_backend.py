@@ -210,12 +210,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats of each request after the first (5)")
     parser.add_argument("--pair-tokens", type=int, default=1000, help="tokens of the /api/compare pair (0: skip)")
     parser.add_argument("--pair-only", action="store_true", help="only the /api/compare measurement")
-    parser.add_argument("--scale", action="store_true", help="only the long-run measurements (issue 14): a "
-                        "4,000-token capture of a 32-layer 32-head model and a Gemma 3 270M capture of 3 x 700 tokens")
-    parser.add_argument("--viewer", action="store_true", help="with --scale: the browser's first paint and "
-                        "scroll frame times on those captures instead (headless chromium, frontend/e2e/bench_long.mjs)")
-    parser.add_argument("--scale-captures", type=Path, nargs="*", default=None,
-                        help="with --scale: measure these captures instead of the two built ones")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="only the long-run measurements (issue 14): a "
+        "4,000-token capture of a 32-layer 32-head model and a Gemma 3 270M capture of 3 x 700 tokens",
+    )
+    parser.add_argument(
+        "--viewer",
+        action="store_true",
+        help="with --scale: the browser's first paint and "
+        "scroll frame times on those captures instead (headless chromium, frontend/e2e/bench_long.mjs)",
+    )
+    parser.add_argument(
+        "--scale-captures",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="with --scale: measure these captures instead of the two built ones",
+    )
     parser.add_argument("--report", type=Path, default=None, help="write the results into this markdown report "
                         "(docs/PERFORMANCE.md), in the part spectra-vis bench keeps")  # fmt: skip
     args = parser.parse_args(argv)
@@ -637,8 +650,10 @@ def compare_bench(path: Path, repeat: int) -> str:
             first, median, resp = timed(lambda: client.get("/api/compare", params=params), repeat)
             resp.raise_for_status()
             body = resp.json()
-            line = (f"GET /api/compare ({body['n_shared']} tokens, {len(body['layers'])} layers): "
-                    f"first {first:.0f} ms (target <= 300), cached {median:.1f} ms, {len(resp.content):,} bytes")
+            line = (
+                f"GET /api/compare ({body['n_shared']} tokens, {len(body['layers'])} layers): "
+                f"first {first:.0f} ms (target <= 300), cached {median:.1f} ms, {len(resp.content):,} bytes"
+            )
             print(line)  # fmt: skip
     return line
 

@@ -780,8 +780,14 @@ def test_each_error_of_the_library_has_one_status_chosen_by_the_server() -> None
     from spectra_vis import errors as E
 
     expected = {
-        E.InvalidArgument: 400, E.ModelFileError: 400, E.WrongFileType: 415, E.Forbidden: 403,
-        E.NotFound: 404, E.TooLarge: 413, E.CaptureError: 422, E.LlamaBuildError: 500,
+        E.InvalidArgument: 400,
+        E.ModelFileError: 400,
+        E.WrongFileType: 415,
+        E.Forbidden: 403,
+        E.NotFound: 404,
+        E.TooLarge: 413,
+        E.CaptureError: 422,
+        E.LlamaBuildError: 500,
     }
     for kind, status in expected.items():
         assert status_of(kind("x")) == status, kind

@@ -346,7 +346,9 @@ def test_api_compare_of_two_captures_reads_heads_only_from_the_models_directory(
         try:
             _wait_up(f"http://127.0.0.1:{port}", proc)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-                ids = [client.post("/api/load", json={"filepath": n}).json()["capture_id"] for n in ("a.json", "b.json")]  # noqa: E501
+                ids = [
+                    client.post("/api/load", json={"filepath": n}).json()["capture_id"] for n in ("a.json", "b.json")
+                ]  # noqa: E501
                 params = {"a": f"{ids[0]}:0", "b": f"{ids[1]}:0"}
                 r = client.get("/api/compare", params=params)
                 assert r.status_code == 200, r.text

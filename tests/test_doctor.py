@@ -11,15 +11,28 @@ from pathlib import Path
 
 from spectra_vis.capturing import probe
 
-ITEMS = ("Python", "llama-cpp-python", "llama.cpp", "system info", "build", "probe", "native callback",
-         "demo model", "frontend", "C compiler", "Node", "chromium")
+ITEMS = (
+    "Python",
+    "llama-cpp-python",
+    "llama.cpp",
+    "system info",
+    "build",
+    "probe",
+    "native callback",
+    "demo model",
+    "frontend",
+    "C compiler",
+    "Node",
+    "chromium",
+)
 
 
 def _doctor(cache: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if k != "SPECTRA_VIS_PROBE"}
     full.update(SPECTRA_VIS_CACHE=str(cache), **env)
-    return subprocess.run([sys.executable, "-m", "spectra_vis.cli", "doctor"], capture_output=True, text=True,
-                          env=full, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "spectra_vis.cli", "doctor"], capture_output=True, text=True, env=full, timeout=300
+    )
 
 
 def test_doctor_reports_everything_on_one_screen_and_exits_0(tmp_path: Path) -> None:

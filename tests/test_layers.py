@@ -16,7 +16,11 @@ def lint(root: Path) -> subprocess.CompletedProcess[str]:
     env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
         [LINT, "--no-cache", "--config", str(root / "pyproject.toml")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -25,8 +25,9 @@ lb = importlib.util.module_from_spec(_spec)
 sys.modules["llama_build"] = lb
 _spec.loader.exec_module(lb)
 
-SAPPHIRE = frozenset("sse4_2 avx avx2 bmi2 fma f16c avx512f avx512vbmi avx512_vnni avx512_bf16 amx_tile amx_int8 "
-                     "amx_bf16".split())
+SAPPHIRE = frozenset(
+    "sse4_2 avx avx2 bmi2 fma f16c avx512f avx512vbmi avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16".split()
+)
 HASWELL = frozenset("sse4_2 avx avx2 bmi2 fma f16c".split())
 
 
@@ -56,8 +57,9 @@ def test_cpus_without_the_crash_keep_the_default_native_build(machine, system, f
 
 
 def test_portable_build_names_each_feature_the_cpu_has() -> None:
-    args = dict(a[2:].split("=") for a in shlex.split(lb.choose_build("x86_64", "Linux", SAPPHIRE, portable=True)
-                                                      .cmake_args))
+    args = dict(
+        a[2:].split("=") for a in shlex.split(lb.choose_build("x86_64", "Linux", SAPPHIRE, portable=True).cmake_args)
+    )
     assert args["GGML_NATIVE"] == "OFF"
     for option, feature in lb.PORTABLE_OPTIONS:
         assert args[option] == ("ON" if feature in SAPPHIRE else "OFF")
@@ -86,8 +88,11 @@ def test_the_flags_really_turn_off_the_macro_that_guards_ggml_amx_code() -> None
         return done.stdout
 
     assert "__AMX_INT8__" in macros([])
-    c_flags = next(a for a in shlex.split(lb.choose_build("x86_64", "Linux", SAPPHIRE).cmake_args)
-                   if a.startswith("-DCMAKE_C_FLAGS="))
+    c_flags = next(
+        a
+        for a in shlex.split(lb.choose_build("x86_64", "Linux", SAPPHIRE).cmake_args)
+        if a.startswith("-DCMAKE_C_FLAGS=")
+    )
     without = macros(c_flags.split("=", 1)[1].split())
     assert "__AMX_INT8__" not in without and "__AMX_TILE__" not in without
     assert "__AVX512F__" in without and "__AVX512VNNI__" in without  # every other feature stays
@@ -99,15 +104,20 @@ def test_cache_key_changes_with_version_flags_cpu_and_python() -> None:
     assert base == lb.cache_key("0.3.36", plan, SAPPHIRE, "cpython-311", "linux-x86_64")
     others = {
         lb.cache_key("0.3.37", plan, SAPPHIRE, "cpython-311", "linux-x86_64"),
-        lb.cache_key("0.3.36", lb.choose_build("x86_64", "Linux", SAPPHIRE, portable=True), SAPPHIRE, "cpython-311",
-                     "linux-x86_64"),
+        lb.cache_key(
+            "0.3.36",
+            lb.choose_build("x86_64", "Linux", SAPPHIRE, portable=True),
+            SAPPHIRE,
+            "cpython-311",
+            "linux-x86_64",
+        ),
         lb.cache_key("0.3.36", plan, SAPPHIRE - {"avx512_bf16"}, "cpython-311", "linux-x86_64"),
         lb.cache_key("0.3.36", plan, SAPPHIRE, "cpython-312", "linux-x86_64"),
     }
     assert base not in others and len(others) == 4
 
 
-FAKE_PIP = r'''
+FAKE_PIP = r"""
 import json, os, sys, time, pathlib, signal
 log = pathlib.Path(os.environ["FAKE_PIP_LOG"])
 with log.open("a") as f:
@@ -121,7 +131,7 @@ if sys.argv[1] == "wheel":
         time.sleep(30)
     out = pathlib.Path(sys.argv[sys.argv.index("-w") + 1])
     (out / "llama_cpp_python-0.3.36-cp311-cp311-linux_x86_64.whl").write_bytes(b"wheel")
-'''
+"""
 
 
 @pytest.fixture
@@ -180,7 +190,7 @@ def test_signal_names_from_a_child_that_kills_itself() -> None:
     assert lb.died_by_signal(0xC0000005) == "exception 0xC0000005"
 
 
-PROBE = r'''
+PROBE = r"""
 import os, pathlib, signal, sys
 state = pathlib.Path(sys.argv[1])
 runs = int(state.read_text()) if state.exists() else 0
@@ -188,7 +198,7 @@ state.write_text(str(runs + 1))
 if runs < int(sys.argv[2]):
     os.kill(os.getpid(), signal.SIGSEGV)
 print("a real decode passed")
-'''
+"""
 
 
 def test_verify_rebuilds_portable_when_the_probe_dies(fake_pip, tmp_path, capsys) -> None:
@@ -200,8 +210,10 @@ def test_verify_rebuilds_portable_when_the_probe_dies(fake_pip, tmp_path, capsys
     assert "died with SIGSEGV" in out and "the portable build works" in out
     native = lb.current_target()
     assert native.plan.kind in ("native", "native-no-amx", "portable")
-    portable = lb.Target.of(lb.choose_build(lb.platform.machine(), lb.platform.system(), lb.cpu_features(),
-                                            portable=True), lb.cpu_features())
+    portable = lb.Target.of(
+        lb.choose_build(lb.platform.machine(), lb.platform.system(), lb.cpu_features(), portable=True),
+        lb.cpu_features(),
+    )
     assert json.loads((prefix / lb.STAMP).read_text())["key"] == portable.key
     assert [c["cmake_args"] for c in calls() if c["argv"][0] == "wheel"] == [portable.plan.cmake_args]
     assert lb.current_target().key == portable.key  # the next setup goes straight to the portable build
@@ -231,12 +243,21 @@ def test_verify_reports_a_probe_that_cannot_run(fake_pip, capsys) -> None:
 def test_cli_plan_prints_one_line_with_the_reason(tmp_path) -> None:
     env = dict(os.environ, SPECTRA_VIS_CACHE=str(tmp_path))
     env.pop("CMAKE_ARGS", None)
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "llama_build.py"), "plan"], capture_output=True,
-                          text=True, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "llama_build.py"), "plan"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("llama.cpp build: ") and "not built yet" in lines[0]
     env["CMAKE_ARGS"] = "-DGGML_VULKAN=ON"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "llama_build.py"), "plan"], capture_output=True,
-                          text=True, env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "llama_build.py"), "plan"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert "CMAKE_ARGS from your environment" in done.stdout and "-DGGML_VULKAN=ON" in done.stdout
-

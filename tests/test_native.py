@@ -346,8 +346,14 @@ def test_on_tensor_hooks_run_on_the_native_engine_and_see_what_python_sees(tiny_
             seen[(step.index, info.key)] = arr.astype(np.float64).copy()
 
         collector = TensorCollector(preset="standard", on_tensor=keep)
-        model = Llama(model_path=str(tiny_llama), n_ctx=128, n_threads=2, seed=0,
-                      cb_eval=create_callback(collector, native=native), verbose=False)
+        model = Llama(
+            model_path=str(tiny_llama),
+            n_ctx=128,
+            n_threads=2,
+            seed=0,
+            cb_eval=create_callback(collector, native=native),
+            verbose=False,
+        )
         assert collector.callback_kind == ("native" if native else "python")
         collector.start_trial(PROMPT)
         collector.end_trial(model(PROMPT, max_tokens=3, temperature=0.0))

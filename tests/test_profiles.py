@@ -49,6 +49,6 @@ def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "meta.gguf"
     write_metadata_only(path, LONG_ARRAY * 2)
     cut = tmp_path / "cut.gguf"
-    cut.write_bytes(path.read_bytes()[: 40_000])
+    cut.write_bytes(path.read_bytes()[:40_000])
     with pytest.raises(ModelFileError, match="could not be read as GGUF"):
         read_model_card(cut)

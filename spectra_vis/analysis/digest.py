@@ -125,10 +125,20 @@ def _restore(cap: Capture) -> list[TrialDigest] | None:
     a = index.arrays
     try:
         out = [
-            TrialDigest(a[f"t{i}.ids"], a[f"t{i}.tok"], a[f"t{i}.l2"], a[f"t{i}.sum"], a[f"t{i}.cnt"],
-                        m["steps"], m["states"], m["zones"], m["n_head"],
-                        {k: a[f"t{i}.{k}"] for k in COLUMNS} if f"t{i}.apos" in a else None,
-                        a[f"t{i}.cdi"], a[f"t{i}.cdv"])  # fmt: skip
+            TrialDigest(
+                a[f"t{i}.ids"],
+                a[f"t{i}.tok"],
+                a[f"t{i}.l2"],
+                a[f"t{i}.sum"],
+                a[f"t{i}.cnt"],
+                m["steps"],
+                m["states"],
+                m["zones"],
+                m["n_head"],
+                {k: a[f"t{i}.{k}"] for k in COLUMNS} if f"t{i}.apos" in a else None,
+                a[f"t{i}.cdi"],
+                a[f"t{i}.cdv"],
+            )  # fmt: skip
             for i, m in enumerate(meta)
         ]
     except KeyError:

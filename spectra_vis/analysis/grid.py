@@ -43,9 +43,7 @@ def _values_at(cap: Capture, trial: dict[str, Any], step: dict[str, Any] | None,
     return out
 
 
-def tensor_grid(
-    cap: Capture, trial_id: int = 0, step: int = 0, metric: str = "l2", depth: int = MAX_DEPTH
-) -> P.Grid:
+def tensor_grid(cap: Capture, trial_id: int = 0, step: int = 0, metric: str = "l2", depth: int = MAX_DEPTH) -> P.Grid:
     """One cell per catalogue tensor up to ``depth``: its place (layer, type), value and intensity."""
     if not 0 <= depth <= MAX_DEPTH:
         raise InvalidArgument(f"depth must be 0..{MAX_DEPTH}, not {depth}")

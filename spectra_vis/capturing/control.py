@@ -87,9 +87,7 @@ def check_range(layers: tuple[int, int], n_layer: int, first_allowed: int = 1) -
         )
 
 
-def resolve(
-    spec: ControlSpec, n_layer: int, n_embd: int, layers: str | tuple[int, int] | None = None
-) -> Control:
+def resolve(spec: ControlSpec, n_layer: int, n_embd: int, layers: str | tuple[int, int] | None = None) -> Control:
     """``(file or ControlVector, strength)`` checked against a model of ``n_layer`` blocks and width
     ``n_embd``; ``layers`` defaults to the vector's own range. InvalidArgument / WrongFileType (one line)."""
     if not isinstance(spec, (tuple, list)) or len(spec) != 2:

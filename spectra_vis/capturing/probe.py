@@ -183,8 +183,9 @@ def probe_model() -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        f32 = write_tiny_model(Path(tmp) / "probe-f32.gguf", "llama", n_layer=2, n_embd=256, n_head=4, n_head_kv=4,
-                               n_ff=512)
+        f32 = write_tiny_model(
+            Path(tmp) / "probe-f32.gguf", "llama", n_layer=2, n_embd=256, n_head=4, n_head_kv=4, n_ff=512
+        )
         out = Path(tmp) / "probe-q4_k_m.gguf"
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
@@ -200,11 +201,14 @@ def child() -> int:
 
     model = probe_model()
     llm = llama_cpp.Llama(str(model), n_ctx=128, n_batch=32, n_threads=os.cpu_count() or 1, verbose=False)
-    out = llm.create_completion("the capital of france is paris and the capital of spain is", max_tokens=4,
-                                temperature=0.0)
+    out = llm.create_completion(
+        "the capital of france is paris and the capital of spain is", max_tokens=4, temperature=0.0
+    )
     usage = out["usage"]  # type: ignore[index]
-    print(f"tiny Q4_K_M llama, {usage['prompt_tokens']} prompt tokens and {usage['completion_tokens']} decoded "
-          f"on {llm.n_threads} threads")
+    print(
+        f"tiny Q4_K_M llama, {usage['prompt_tokens']} prompt tokens and {usage['completion_tokens']} decoded "
+        f"on {llm.n_threads} threads"
+    )
     return 0
 
 

@@ -392,8 +392,15 @@ def capture(
     emit = on_event or (lambda kind, payload: None)
     with (
         Session(
-            model_path, preset, model_family=model_family, n_ctx=n_ctx, n_threads=n_threads, seed=seed,
-            control=control, control_layers=control_layers, **preset_options,
+            model_path,
+            preset,
+            model_family=model_family,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            seed=seed,
+            control=control,
+            control_layers=control_layers,
+            **preset_options,
         ) as session,
         StopAfterDecode(session.collector) as stop,
     ):

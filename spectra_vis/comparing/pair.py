@@ -77,9 +77,7 @@ def capture_pair(
         return _finish(s.capture(None, options), card_a, card_b, model_a, model_b, s, out)
 
 
-def _finish(
-    cap: Capture, card_a: Any, card_b: Any, model_a: Any, model_b: Any, s: Session, out: Any
-) -> Capture:
+def _finish(cap: Capture, card_a: Any, card_b: Any, model_a: Any, model_b: Any, s: Session, out: Any) -> Capture:
     """Mark the pair, add each trial's lens through its own model and the candidate's next-token
     block, validate, save."""
     trials = cap.data["trials"]

@@ -118,9 +118,9 @@ class Run:
             "temperature": r.temperature,
             "seed": self.seed,
             "chat": r.chat,
-            "control": None if r.control is None else {
-                "file": r.control.file, "strength": r.control.strength, "layers": r.control.layers
-            },
+            "control": None
+            if r.control is None
+            else {"file": r.control.file, "strength": r.control.strength, "layers": r.control.layers},
             "state": self.state,
             "trial": self.trial,
             "n_trials": n_trials,

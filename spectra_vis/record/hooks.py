@@ -55,8 +55,12 @@ def _names(t: dict[str, Any], types: set[str]) -> list[str]:
     if ttype in RESID_MID_TYPES:
         return [f"blocks.{layer}.hook_resid_mid"]
     post = {"attn_out": "attn_post_norm", "ffn_out": "ffn_post_norm"}
-    hook = {"attn_out": "hook_attn_out", "ffn_out": "hook_mlp_out", "attn_post_norm": "hook_attn_out",
-            "ffn_post_norm": "hook_mlp_out"}.get(ttype)
+    hook = {
+        "attn_out": "hook_attn_out",
+        "ffn_out": "hook_mlp_out",
+        "attn_post_norm": "hook_attn_out",
+        "ffn_post_norm": "hook_mlp_out",
+    }.get(ttype)
     if hook is None or (ttype in post and post[ttype] in types):
         return []
     return [f"blocks.{layer}.{hook}"]

@@ -38,6 +38,8 @@ def rows_of(name: str) -> tuple[int, int] | None:
     """(trial id, tensor id) of an array of rows; None for the ``.pos`` and ``.scale`` arrays."""
     trial, _, rest = name[1:].partition(".")
     return (int(trial), int(rest)) if rest.isdigit() else None
+
+
 _DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32}
 
 

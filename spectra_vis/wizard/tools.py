@@ -57,8 +57,14 @@ def quantize_main(argv: list[str], prog: str = "spectra-vis quantize") -> int:
                     progress.update(task, completed=done, total=total, name=name)
 
                 written.append(
-                    quantize(src, qtype, out, allow_requantize=args.allow_requantize, n_threads=args.threads,
-                             on_progress=step)  # fmt: skip
+                    quantize(
+                        src,
+                        qtype,
+                        out,
+                        allow_requantize=args.allow_requantize,
+                        n_threads=args.threads,
+                        on_progress=step,
+                    )  # fmt: skip
                 )
         except SpectraVisError as exc:
             return fail(prog, str(exc), EXIT_USAGE)
