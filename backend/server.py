@@ -136,6 +136,7 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.openapi()  # pydantic builds the response schemas now (~0.2 s), not in the first request of a view
     yield
     runs: RunManager = app.state.runs
     runs.shutdown()  # the current run stops after its decode and is saved
