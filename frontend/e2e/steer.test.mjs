@@ -46,7 +46,15 @@ after(async () => {
 describe("steering", () => {
   let cid, trials, baseline, plus, minus;
   const panel = () => page.locator("[data-testid=compare-panel]");
-  const compareOf = (b) => getJSON(`${backend.url}/api/compare?a=${cid}:${baseline.id}&b=${cid}:${b}`);
+  /** /api/compare of baseline vs `b` once its next-token block is there (computed in the background). */
+  const compareOf = async (b) => {
+    for (let i = 0; ; i++) {
+      const cmp = await getJSON(`${backend.url}/api/compare?a=${cid}:${baseline.id}&b=${cid}:${b}`);
+      if (cmp.next_token_progress === null) return cmp;
+      assert.ok(i < 600, "the next-token pass never finished");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   const projectionOf = (t) => getJSON(`${backend.url}/api/trials/${t}/projection?capture_id=${cid}`);
 
   test("a sweep opens compared against its strength-0 baseline: strengths, responses, drift, top-1 changes", async () => {
@@ -133,6 +141,7 @@ describe("steering", () => {
   async function checkAgainstApi(steered) {
     const cmp = await compareOf(steered.id);
     const p = panel();
+    await p.locator("[data-testid=compare-pending]").waitFor({ state: "detached" }); // the panel has the block too
     assert.equal(await p.locator("[data-testid=compare-response-a]").textContent(), baseline.response);
     assert.equal(await p.locator("[data-testid=compare-response-b]").textContent(), steered.response);
     const summary = await p.locator("[data-testid=compare-summary]").textContent();
