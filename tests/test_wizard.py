@@ -58,6 +58,14 @@ def spawn(args: list[str], data_dir: Path, timeout: float = 60) -> pexpect.spawn
     return child
 
 
+def one_prompt_dialogue(child: pexpect.spawn, max_tokens: int) -> None:
+    """Answer the prompt and generation questions: one prompt, ``max_tokens``, default temperature and seed."""
+    turns = [("Prompt 1:", "hello world"), ("Prompt 2:", ""), ("Max tokens", "\b" * 4 + str(max_tokens))]
+    for question, answer in [*turns, ("Temperature", ""), ("Seed", "")]:
+        child.expect(question)
+        child.send(answer + ENTER)
+
+
 def finish(child: pexpect.spawn) -> int:
     child.expect(pexpect.EOF)
     child.close()
@@ -417,16 +425,7 @@ def test_interactive_wizard_asks_the_prompt_format_of_a_templated_model(tiny_cha
     child.send(ENTER)
     child.expect("Prompt format:")
     child.send(DOWN + ENTER)  # chat (default) -> raw
-    child.expect("Prompt 1:")
-    child.send("hello world" + ENTER)
-    child.expect("Prompt 2:")
-    child.send(ENTER)
-    child.expect("Max tokens")
-    child.send("\b" * 4 + "2" + ENTER)
-    child.expect("Temperature")
-    child.send(ENTER)
-    child.expect("Seed")
-    child.send(ENTER)
+    one_prompt_dialogue(child, max_tokens=2)
     child.expect("Control vector")
     child.send(ENTER)
     child.expect("Capture summary")
@@ -454,16 +453,7 @@ def test_interactive_wizard_steers_with_a_control_vector(tiny_llama: Path, tmp_p
     child.send(ENTER)
     child.expect(r"Preset \(what to read\):")
     child.send(ENTER)
-    child.expect("Prompt 1:")
-    child.send("hello world" + ENTER)
-    child.expect("Prompt 2:")
-    child.send(ENTER)
-    child.expect("Max tokens")
-    child.send("\b" * 4 + "3" + ENTER)
-    child.expect("Temperature")
-    child.send(ENTER)
-    child.expect("Seed")
-    child.send(ENTER)
+    one_prompt_dialogue(child, max_tokens=3)
     child.expect("Control vector")
     child.send(str(wide) + ENTER)  # made for another model: explained, asked again
     child.expect(f"n_embd={card.n_embd + 8}")
