@@ -243,21 +243,10 @@ def test_verify_reports_a_probe_that_cannot_run(fake_pip, capsys) -> None:
 def test_cli_plan_prints_one_line_with_the_reason(tmp_path) -> None:
     env = dict(os.environ, SPECTRA_VIS_CACHE=str(tmp_path))
     env.pop("CMAKE_ARGS", None)
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "llama_build.py"), "plan"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
+    plan = [sys.executable, str(ROOT / "scripts" / "llama_build.py"), "plan"]
+    done = subprocess.run(plan, capture_output=True, text=True, env=env, check=True)
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("llama.cpp build: ") and "not built yet" in lines[0]
     env["CMAKE_ARGS"] = "-DGGML_VULKAN=ON"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "llama_build.py"), "plan"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
+    done = subprocess.run(plan, capture_output=True, text=True, env=env, check=True)
     assert "CMAKE_ARGS from your environment" in done.stdout and "-DGGML_VULKAN=ON" in done.stdout
