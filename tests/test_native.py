@@ -248,8 +248,8 @@ def test_python_is_only_called_for_nodes_new_at_their_place() -> None:
 
 
 # ----- both paths on real models --------------------------------------------------------------
-def real_run(path: Path, preset: str, native: bool, prompts: list[str], **options: Any) -> dict[str, Any]:
-    collector = TensorCollector(preset=preset, **options)
+def hooked_model(path: Path, collector: TensorCollector, native: bool) -> Llama:
+    """The model with the collector's callback (C or Python, as asked: checked)."""
     model = Llama(
         model_path=str(path),
         n_ctx=128,
@@ -259,6 +259,12 @@ def real_run(path: Path, preset: str, native: bool, prompts: list[str], **option
         verbose=False,
     )
     assert collector.callback_kind == ("native" if native else "python")
+    return model
+
+
+def real_run(path: Path, preset: str, native: bool, prompts: list[str], **options: Any) -> dict[str, Any]:
+    collector = TensorCollector(preset=preset, **options)
+    model = hooked_model(path, collector, native)
     for prompt in prompts:
         collector.start_trial(prompt)
         collector.end_trial(model(prompt, max_tokens=4, temperature=0.0))
@@ -346,15 +352,7 @@ def test_on_tensor_hooks_run_on_the_native_engine_and_see_what_python_sees(tiny_
             seen[(step.index, info.key)] = arr.astype(np.float64).copy()
 
         collector = TensorCollector(preset="standard", on_tensor=keep)
-        model = Llama(
-            model_path=str(tiny_llama),
-            n_ctx=128,
-            n_threads=2,
-            seed=0,
-            cb_eval=create_callback(collector, native=native),
-            verbose=False,
-        )
-        assert collector.callback_kind == ("native" if native else "python")
+        model = hooked_model(tiny_llama, collector, native)
         collector.start_trial(PROMPT)
         collector.end_trial(model(PROMPT, max_tokens=3, temperature=0.0))
         return collector, seen
