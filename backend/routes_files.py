@@ -72,6 +72,13 @@ def files(store: StoreDep) -> OrjsonResponse:
     return OrjsonResponse({"data_dir": str(store.root), "files": store.list_files()})
 
 
+@router.get("/loading", response_model=S.LoadingOut)
+async def loading(store: StoreDep) -> OrjsonResponse:  # on the event loop, not in the loads' thread pool
+    """The index builds running now (a capture loaded or uploaded without its index file is read
+    step by step on its first load): file, steps read, steps in the capture. Empty when none."""
+    return OrjsonResponse({"loading": store.builds.now()})
+
+
 @router.post("/load", response_model=S.LoadOut)
 def load(store: StoreDep, body: S.LoadRequest) -> OrjsonResponse:
     """Load a capture by file name or path relative to the data directory; it becomes current."""

@@ -103,6 +103,17 @@ class FilesOut(TypedDict):
     files: list[FileInfo]
 
 
+class LoadingInfo(TypedDict):
+    path: str  # relative to the data directory
+    name: str
+    done: int  # steps read so far
+    total: int  # steps in the capture
+
+
+class LoadingOut(TypedDict):
+    loading: list[LoadingInfo]
+
+
 class LoadOut(Summary):
     capture_id: str
     name: str

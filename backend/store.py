@@ -23,6 +23,7 @@ from typing import Any, cast
 import orjson
 
 from backend.comparisons import CompareJobs
+from backend.loading import Builds
 from backend.schemas import CaptureInfo, FileInfo, ModelFileInfo
 from spectra_vis.analysis import digest
 from spectra_vis.analysis.paging import PAGE_BYTES
@@ -104,6 +105,7 @@ class CaptureStore:
         self.root = Path(settings.data_dir).expanduser().resolve()
         self.models_root = Path(settings.models_dir or self.root / "models").expanduser().resolve()
         self.compare_jobs = CompareJobs()  # /api/compare's passes over the output heads
+        self.builds = Builds()  # index builds of first loads, while they run (/api/loading)
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._current: str | None = None
         self._ids = itertools.count(1)
@@ -297,7 +299,7 @@ class CaptureStore:
                     self._current = loaded.capture_id
                     return loaded
         capture = Capture.load(path, max_bytes=self.settings.max_load_bytes, vectors=False, lazy=True)
-        digest.prepare(capture)  # what views need of every step, read once (or from the index file)
+        self._prepare(capture, self.relative(path))  # what views need of every step, read once (or from the index)
         companion = capture.vectors_file()
         if companion is not None:  # the same data-directory rule (symlinks too) and size limit as the capture
             self.resolve(str(Path(self.relative(path)).parent / companion))
@@ -335,13 +337,23 @@ class CaptureStore:
                     raise
             atomic_write(target, raw)
         capture = Capture.load(target, vectors=vectors_raw is not None, lazy=True)  # as a loaded file is held
-        digest.prepare(capture)
+        self._prepare(capture, self.relative(target))
         if vectors_raw is None and capture.vectors_file() is not None:
             capture.notices.append(f"no vectors file was uploaded with {name}: statistics only")
         st = target.stat()
         capture.path = target
         loaded = self._register(capture, target.name, self.relative(target), (str(target), st.st_size, st.st_mtime_ns))
         return target.name, loaded
+
+    def _prepare(self, capture: Capture, rel: str) -> None:
+        """``digest.prepare``: from the index file when there is one, else built by reading every
+        step, with its progress in ``builds`` while it runs (GET /api/loading)."""
+        if not digest.needs_build(capture):
+            digest.prepare(capture)
+            return
+        total = sum(len(t["steps"]) for t in capture.data["trials"])
+        with self.builds.track(rel, Path(rel).name, total) as progress:
+            digest.prepare(capture, progress)
 
     def _free_name(self, name: str) -> Path:
         stem, suffix = name[: -len(".json")], ".json"

@@ -85,6 +85,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/loading": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Loading
+         * @description The index builds running now (a capture loaded or uploaded without its index file is read
+         *     step by step on its first load): file, steps read, steps in the capture. Empty when none.
+         */
+        get: operations["loading_api_loading_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/load": {
         parameters: {
             query?: never;
@@ -1143,6 +1164,22 @@ export interface components {
              */
             filepath: string;
         };
+        /** LoadingInfo */
+        LoadingInfo: {
+            /** Path */
+            path: string;
+            /** Name */
+            name: string;
+            /** Done */
+            done: number;
+            /** Total */
+            total: number;
+        };
+        /** LoadingOut */
+        LoadingOut: {
+            /** Loading */
+            loading: components["schemas"]["LoadingInfo"][];
+        };
         /** ModelFileInfo */
         ModelFileInfo: {
             /** Name */
@@ -1943,6 +1980,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FilesOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    loading_api_loading_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadingOut"];
                 };
             };
             /** @description Bad Request */
