@@ -10,6 +10,8 @@ export type FileInfo = S["FileInfo"];
 export type CapturesOut = S["CapturesOut"];
 export type LoadOut = S["LoadOut"];
 export type UploadOut = S["UploadOut"];
+export type LoadingOut = S["LoadingOut"];
+export type LoadingInfo = S["LoadingInfo"];
 export type TrialBrief = S["TrialBrief"];
 export type ColorsOut = S["ColorsOut"];
 export type FlowsOut = S["FlowsOut"];
@@ -135,6 +137,8 @@ export const api = {
   files: () => request<FilesOut>("/api/files"),
   captures: () => request<CapturesOut>("/api/captures"),
   load: (filepath: string) => request<LoadOut>("/api/load", json({ filepath })),
+  /** The index builds running now (a first load of a capture saved without its index). */
+  loading: () => request<LoadingOut>("/api/loading"),
   /** A capture (or trace) as `file`; its .vectors.safetensors companion, if any, as `vectors`. */
   /** With onProgress (and XMLHttpRequest), the bytes sent are reported as they go. */
   upload: (file: File, vectors?: File | null, onProgress?: (sent: number, total: number) => void) => {

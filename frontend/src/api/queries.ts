@@ -5,9 +5,10 @@
 import {
   QueryClient, keepPreviousData, queryOptions, useQueries, useQuery, useQueryClient, type UseQueryResult,
 } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
 import {
   ApiError, api, type AttentionQuery, type InterpretationPage, type CapturesOut, type FilesOut, type GridQuery, type HeatmapQuery, type LensCellQuery,
-  type LensGridOut, type LoadOut, type Metric, type ModelsOut, type ProjectionOut, type RunInfo, type RunRequest, type RunsOut, type StepOut,
+  type LensGridOut, type LoadOut, type LoadingInfo, type Metric, type ModelsOut, type ProjectionOut, type RunInfo, type RunRequest, type RunsOut, type StepOut,
 } from "./client";
 import { specialLayers, type SpecialLayers } from "../data/layers";
 
@@ -291,6 +292,40 @@ export function useStartup(choose: (caps: CapturesOut, files: FilesOut) => strin
       return { path };
     },
   });
+}
+
+/** How often GET /api/loading is asked while a capture load is in flight. */
+export const LOADING_POLL_MS = 400;
+
+/** The index builds the server reports (GET /api/loading: a first load of a capture saved without
+ * its index reads every step, seconds for a large file), asked every LOADING_POLL_MS while `active`
+ * (a load or upload in flight), the first time one interval after it starts, so a quick load asks
+ * nothing. Null when not active or before the first answer; a failed ask keeps the last answer.
+ * Outside the cache on purpose: each answer is only that moment's, and a query would count in
+ * useIsFetching, which the progress bar reads to know that the views are drawn. */
+export function useIndexBuilds(active: boolean): LoadingInfo[] | null {
+  const [builds, setBuilds] = useState<LoadingInfo[] | null>(null);
+  useEffect(() => {
+    if (!active) return;
+    let live = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ask = async () => {
+      try {
+        const out = await api.loading();
+        if (live) setBuilds(out.loading);
+      } catch {
+        /* the bar stays as it was (an older server has no such route) */
+      }
+      if (live) timer = setTimeout(() => void ask(), LOADING_POLL_MS);
+    };
+    timer = setTimeout(() => void ask(), LOADING_POLL_MS);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+      setBuilds(null);
+    };
+  }, [active]);
+  return active ? builds : null;
 }
 
 /** Load a capture file (always asks the server, which makes it current) into the cache. */

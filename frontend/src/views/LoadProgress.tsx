@@ -1,11 +1,14 @@
 /** The progress of opening a capture, under the top bar: from the moment a load starts (POST
  * /api/load from the captures panel, a run, startup; or an upload) until the first views have their
- * data (no request running for a moment). The server does not report how far a load is, so that
- * part is an indeterminate bar with the seconds elapsed; an upload's bar is determinate while its
- * bytes are sent (reportUpload, from the captures panel). */
+ * data (no request running for a moment). An upload's bar is determinate while its bytes are sent
+ * (reportUpload, from the captures panel). While the server loads, the bar asks it how far it is
+ * (GET /api/loading, useIndexBuilds): a capture saved without its index builds it on its first
+ * load, step by step, and the bar shows how many steps are read; otherwise (reading an index, or
+ * the file) it is indeterminate, with the seconds elapsed. */
 import { useIsFetching } from "@tanstack/react-query";
 import { useEffect, useState, useSyncExternalStore } from "react";
-import { LIVE_PATH } from "../api/queries";
+import type { LoadingInfo } from "../api/client";
+import { LIVE_PATH, useIndexBuilds } from "../api/queries";
 
 export interface UploadState {
   name: string;
@@ -28,23 +31,46 @@ function useUpload(): UploadState | null {
   return useSyncExternalStore((f) => { listeners.add(f); return () => { listeners.delete(f); }; }, () => upload);
 }
 
+const BUILD_HINT = "A capture saved without its index file (elsewhere, by an older version, or its index deleted) is read step by step on its first load; the server then keeps the index beside it and later loads read that.";
+
 /** Quiet this long (no request running) and the first views are drawn. */
 const SETTLE_MS = 400;
 
 type Phase = "upload" | "load" | "views";
 
-/** What the bar says and how full it is (null: indeterminate). Pure. */
-export function progressText(phase: Phase, seconds: number, up: UploadState | null): { text: string; fraction: number | null } {
+/** Whether the server is loading (the bar then asks it how far): a capture load, or an upload
+ * whose bytes are all sent (the server saves and loads it). Pure. */
+export function serverLoading(phase: Phase, up: UploadState | null): boolean {
+  return phase === "load" || (phase === "upload" && up !== null && up.total > 0 && up.sent >= up.total);
+}
+
+/** The index build the bar shows, of those the server reports: the first one running (loads wait
+ * for each other's builds, so it is the one a load in flight waits for); null when none. Pure. */
+export function shownBuild(builds: LoadingInfo[] | null): LoadingInfo | null {
+  return builds?.find((b) => b.total > 0) ?? null;
+}
+
+/** What the bar says and how full it is (null: indeterminate). `build`: an index build the server
+ * reports while it loads (its steps read of the capture's). Pure. */
+export function progressText(
+  phase: Phase, seconds: number, up: UploadState | null, build: LoadingInfo | null = null,
+): { text: string; fraction: number | null } {
   const s = `${seconds.toFixed(0)} s`;
+  if (build && build.total > 0 && serverLoading(phase, up)) {
+    const f = Math.min(1, build.done / build.total);
+    return { text: `Building the index of ${build.name}: ${percent(f)}% of ${build.total} steps · ${s}`, fraction: f };
+  }
   if (phase === "upload" && up) {
     const f = up.total > 0 ? up.sent / up.total : null;
-    if (f !== null && f < 1) return { text: `Uploading ${up.name}: ${Math.round(f * 100)}% of ${mib(up.total)} · ${s}`, fraction: f };
+    if (f !== null && f < 1) return { text: `Uploading ${up.name}: ${percent(f)}% of ${mib(up.total)} · ${s}`, fraction: f };
     return { text: `Uploading ${up.name}: the server is saving and loading it · ${s}`, fraction: null };
   }
   if (phase === "load") return { text: `Loading the capture · ${s}`, fraction: null };
   return { text: `Fetching the first views · ${s}`, fraction: null };
 }
 
+/** Whole percent, rounded down: 100% only once all is done. */
+export const percent = (fraction: number) => Math.floor(fraction * 100);
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 export function LoadProgress() {
@@ -70,16 +96,20 @@ export function LoadProgress() {
     return () => clearInterval(t);
   }, [start]);
 
-  if (start === null) return null;
   const phase: Phase = up ? "upload" : loading ? "load" : "views";
-  const { text, fraction } = progressText(phase, Math.max(0, now - start) / 1000, up);
+  const build = shownBuild(useIndexBuilds(serverLoading(phase, up)));
+
+  if (start === null) return null;
+  const { text, fraction } = progressText(phase, Math.max(0, now - start) / 1000, up, build);
+  const building = build !== null && serverLoading(phase, up);
   return (
-    <div className="load-progress" data-testid="load-progress" data-phase={phase} role="progressbar" aria-label={text}
-      aria-valuemin={0} aria-valuemax={100} aria-valuenow={fraction === null ? undefined : Math.round(fraction * 100)}>
+    <div className="load-progress" data-testid="load-progress" data-phase={phase} data-building={building ? build.path : undefined}
+      role="progressbar" aria-label={text}
+      aria-valuemin={0} aria-valuemax={100} aria-valuenow={fraction === null ? undefined : percent(fraction)}>
       <div className={`load-progress-track${fraction === null ? " indeterminate" : ""}`}>
         <div className="load-progress-fill" style={fraction === null ? undefined : { width: `${fraction * 100}%` }} />
       </div>
-      <span className="small">{text}</span>
+      <span className="small" title={building ? BUILD_HINT : undefined}>{text}</span>
     </div>
   );
 }
