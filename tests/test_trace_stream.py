@@ -74,3 +74,41 @@ def test_a_lazy_capture_streams_the_same_bytes_unparsed(saved: tuple[Capture, Pa
     streamed = b"".join(trace_lines(lazy, trial_id))
     assert steps.file.parsed == before, "the trace parsed steps of a capture with attention columns"
     assert streamed == b"".join(trace_lines(mem, trial_id))
+
+
+@pytest.mark.parametrize("with_index", [True, False])
+def test_the_cli_export_writes_the_same_trace_as_the_capture_in_memory(
+    saved: tuple[Capture, Path], tmp_path: Path, with_index: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``spectra-vis trace export`` reads the file lazily (through its index, or building it) and
+    writes line by line; the file equals the trace of the capture as capture() returned it, and
+    imports back to the same steps."""
+    import shutil
+
+    from spectra_vis.analysis.trace import main
+
+    cap, path = saved
+    src = tmp_path / path.name
+    for f in path.parent.glob(path.stem + ".*"):
+        if with_index or not f.name.endswith(".index.safetensors"):
+            shutil.copy(f, tmp_path / f.name)
+    assert (tmp_path / f"{path.stem}.index.safetensors").exists() == with_index
+    assert main(["export", str(src), "--trial", "1"]) == 0
+    out = tmp_path / f"{path.stem}_trial1.jsonl"
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    assert out.read_bytes() == b"".join(trace_lines(cap, 1))
+    assert main(["import", str(out), "-o", str(tmp_path / "back.json")]) == 0
+    back = Capture.load(tmp_path / "back.json")
+    assert back.data["trials"][0]["steps"] == list(cap.data["trials"][1]["steps"])
+
+
+def test_the_cli_export_of_a_missing_trial_fails_in_one_line_and_writes_nothing(
+    saved: tuple[Capture, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spectra_vis.analysis.trace import main
+
+    out = tmp_path / "nothing.jsonl"
+    assert main(["export", str(saved[1]), "--trial", "7", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "trial" in err and "7" in err
+    assert not out.exists() and not list(tmp_path.glob(".nothing.jsonl.*"))

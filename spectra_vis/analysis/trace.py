@@ -15,6 +15,7 @@ Importing rebuilds a one-trial capture document; export then import gives the sa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -31,10 +32,9 @@ from spectra_vis.store.capture_file import (
     VERSION,
     Capture,
     CaptureError,
-    atomic_write,
-    load_capture,
     trial_of,
 )
+from spectra_vis.store.files import atomic_write_with
 
 TRACE_FORMAT = "spectra-vis-trace"
 _TRIAL_FIELDS = ("prompt", "response", "timings", "counts", "interrupted", "errors")
@@ -146,6 +146,24 @@ def import_trial(raw: bytes, name: str = "trace") -> Capture:
     return Capture.from_bytes(orjson.dumps(doc), name=name)
 
 
+def export_file(capture: str | os.PathLike[str], trial_id: int = 0, out: str | os.PathLike[str] | None = None) -> Path:
+    """Write trial ``trial_id`` of the capture file as a JSONL trace (default: ``<capture>_trial<N>.jsonl``
+    beside it), atomically. The capture is read as the server reads it (lazily, through its index when
+    it has one): each step's line is written as it is produced, so memory does not grow with the trial."""
+    src = Path(capture)
+    target = Path(out or src.with_name(f"{src.stem}_trial{trial_id}.jsonl"))
+    cap = Capture.load(src, vectors=False, lazy=True)
+    lines = trace_lines(cap, trial_id)  # errors (no such trial, a 1.0 capture) before the file is made
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            for line in lines:
+                f.write(line)
+
+    atomic_write_with(target, write)
+    return target
+
+
 def main(argv: list[str] | None = None, prog: str = "spectra-vis trace") -> int:
     """``spectra-vis trace export CAPTURE [--trial N] [-o OUT]`` / ``import TRACE [-o OUT]``."""
     parser = argparse.ArgumentParser(prog=prog, description="Export a trial as a JSONL trace, or import one.")
@@ -160,10 +178,7 @@ def main(argv: list[str] | None = None, prog: str = "spectra-vis trace") -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "export":
-            cap = load_capture(args.capture)
-            src = Path(args.capture)
-            out = Path(args.out or src.with_name(f"{src.stem}_trial{args.trial}.jsonl"))
-            atomic_write(out, export_trial(cap, args.trial))
+            out = export_file(args.capture, args.trial, args.out)
         else:
             src = Path(args.trace)
             try:
