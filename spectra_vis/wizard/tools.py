@@ -115,11 +115,11 @@ def compare_main(argv: list[str], prog: str = "spectra-vis compare") -> int:
 
 def _compare_captured(args: argparse.Namespace) -> Any:
     from spectra_vis.comparing import compare
-    from spectra_vis.store.capture_file import load_capture
+    from spectra_vis.store.capture_file import Capture
 
     (pa, ta), (pb, tb) = (_trial_ref(t) for t in args.trials)
-    cap_a = load_capture(pa)
-    cap_b = cap_a if Path(pb).resolve() == Path(pa).resolve() else load_capture(pb)
+    cap_a = Capture.load(pa, lazy=True)  # as the server reads it: the steps through the index, not parsed whole
+    cap_b = cap_a if Path(pb).resolve() == Path(pa).resolve() else Capture.load(pb, lazy=True)
     return compare(cap_a, ta, cap_b, tb, models=tuple(args.models) if args.models else None)
 
 
