@@ -49,9 +49,11 @@ export function freePort() {
   });
 }
 
-export async function startBackend(dataDir) {
+/** The backend on a free port, up when it answers /api/health. `argsFor(port)`: Python's arguments
+ * (default: backend/server.py on that port and data directory). */
+export async function startBackend(dataDir, argsFor = (port) => ["backend/server.py", "--port", String(port), "--data-dir", dataDir]) {
   const port = await freePort();
-  const proc = spawn(PYTHON, ["backend/server.py", "--port", String(port), "--data-dir", dataDir], {
+  const proc = spawn(PYTHON, argsFor(port), {
     cwd: REPO,
     stdio: ["ignore", "ignore", "pipe"],
   });

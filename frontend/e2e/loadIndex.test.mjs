@@ -9,11 +9,10 @@
 // the steps are read and digested by the server's own code, in runs of a few KB (lazy.CHUNK) so that
 // the build has many of them.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { FULL, PYTHON, REPO, STANDARD, freePort, getJSON, launchBrowser, makeCaptures, shoot, tempDir } from "./harness.mjs";
+import { FULL, STANDARD, getJSON, launchBrowser, makeCaptures, shoot, startBackend, tempDir } from "./harness.mjs";
 
 const HELD_SERVER = `
 import sys, time
@@ -43,31 +42,13 @@ _serve(app, "127.0.0.1", port, "warning")
 let dir, gate, server, url, browser, page;
 const errors = [], badResponses = [];
 
-async function startHeldBackend(dataDir, gatePath) {
-  const port = await freePort();
-  const proc = spawn(PYTHON, ["-c", HELD_SERVER, dataDir, String(port), gatePath], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  proc.stderr.on("data", (d) => (log += d));
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 150; i++) {
-    if (proc.exitCode !== null) throw new Error(`backend exited (${proc.exitCode}): ${log}`);
-    try {
-      if ((await fetch(`${base}/api/health`)).ok) return { proc, base };
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  proc.kill();
-  throw new Error(`backend did not start on ${base}: ${log}`);
-}
-
 before(async () => {
   dir = tempDir("spectra-e2e-index-");
   makeCaptures(dir);
   rmSync(join(dir, STANDARD.replace(/\.json$/, ".index.safetensors"))); // as if saved elsewhere
   gate = join(dir, ".release-build");
-  ({ proc: server, base: url } = await startHeldBackend(dir, gate));
+  server = await startBackend(dir, (port) => ["-c", HELD_SERVER, dir, String(port), gate]);
+  url = server.url;
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
   page.on("pageerror", (e) => errors.push(e.message));
@@ -79,7 +60,7 @@ before(async () => {
 after(async () => {
   if (gate) writeFileSync(gate, "");
   await browser?.close();
-  server?.kill();
+  server?.stop();
 });
 
 describe("a capture saved without its index", () => {
