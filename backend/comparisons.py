@@ -26,9 +26,9 @@ import orjson
 
 from spectra_vis.analysis.payloads import NextTokenProgress
 from spectra_vis.capturing.lens import LogitLens
-from spectra_vis.comparing import Comparison, NextTokenInputs, compare
+from spectra_vis.comparing import Comparison, NextTokenInputs, compare, trial_model
 from spectra_vis.comparing.next_token import Block
-from spectra_vis.store.capture_file import Capture, trial_of
+from spectra_vis.store.capture_file import Capture
 
 JobKey = tuple[str, int, str, int]  # capture id and trial of a, of b
 HeadPaths = Callable[..., list[Path] | None]  # model file names -> their paths, None when not all readable
@@ -149,7 +149,7 @@ def start_comparison(
     cmp = compare(cap_a, trial_a, cap_b, trial_b, defer_heads=True)
     job = None
     if cmp.pending is not None:
-        names = [_model_of(cap_a, trial_a).get("file_name") or "", _model_of(cap_b, trial_b).get("file_name") or ""]
+        names = [trial_model(cap_a, trial_a).get("file_name") or "", trial_model(cap_b, trial_b).get("file_name") or ""]
         paths = head_paths(*names) if all(names) else None
         if paths is None:
             cmp.pending = None
@@ -158,8 +158,3 @@ def start_comparison(
         else:
             job = jobs.submit((id_a, trial_a, id_b, trial_b), cmp.pending, (paths[0], paths[1]))
     return ComparisonEntry(cmp, (id_a, id_b), job)
-
-
-def _model_of(cap: Capture, trial_id: int) -> dict[str, Any]:
-    trial = trial_of(cap.data, trial_id)
-    return dict(trial.get("model") or cap.model)

@@ -38,6 +38,7 @@ from spectra_vis.comparing.next_token import (
     lens_self_block,
     next_token_block,
     next_token_inputs,
+    same_trial,
     stored_next_token,
 )
 from spectra_vis.constants import FINAL_NORM_LAYER, STAT_NAMES
@@ -53,7 +54,9 @@ __all__ = [
     "compare",
     "next_token_block",
     "next_token_inputs",
+    "same_trial",
     "stored_next_token",
+    "trial_model",
 ]
 
 RESIDUAL = "l_out"
@@ -160,11 +163,11 @@ def compare(
     diverge = next((i for i in range(n) if ids_a[i] != ids_b[i]), None)
     n_shared = n if diverge is None else diverge
     notices: list[str] = list(dict.fromkeys(cap_a.notices + cap_b.notices))  # e.g. a missing vectors file
-    if cap_a is cap_b and trial_a == trial_b:
+    if same_trial(cap_a, trial_a, cap_b, trial_b):
         notices.append("a trial compared with itself: every difference is zero")
     if diverge is not None:
         notices.append(f"the token sequences diverge at position {diverge}: the first {n_shared} tokens are compared")
-    model_a, model_b = _model(cap_a, ta), _model(cap_b, tb)
+    model_a, model_b = trial_model(cap_a, trial_a), trial_model(cap_b, trial_b)
     same_shape = model_a.get("architecture") == model_b.get("architecture") and model_a.get("n_layer") == model_b.get(
         "n_layer"
     )
@@ -261,7 +264,7 @@ def _stat_changes(
     held_a = _may_have_stats(*side_a, [chosen[c][0] for c in cells])
     held_b = _may_have_stats(*side_b, [chosen[c][1] for c in cells])
     cells = [c for c, ha, hb in zip(cells, held_a, held_b, strict=True) if ha and hb]  # others stay NaN
-    same = side_a[0] is side_b[0] and side_a[1] == side_b[1]  # a trial with itself: read once
+    same = same_trial(*side_a, *side_b)  # a trial with itself: read once
     # Cells in chunks where both sides read their digest's columns (a chunk costs no more than its
     # share: its arrays stay small and in cache); in one go where a side walks its steps in memory.
     step = CELL_CHUNK if _digest_backed(*side_a) and _digest_backed(*side_b) else max(1, len(cells))
@@ -296,7 +299,7 @@ def _vector_changes(out: Comparison, cap_a: Capture, trial_a: int, cap_b: Captur
     for i, name in enumerate(names):
         if name in held_a and name in held_b:
             va = cap_a.vectors(trial_a, name, n).astype(np.float64)
-            same = cap_a is cap_b and trial_a == trial_b  # a trial with itself: read once
+            same = same_trial(cap_a, trial_a, cap_b, trial_b)  # a trial with itself: read once
             vb = va if same else cap_b.vectors(trial_b, name, n).astype(np.float64)
             cos[i], rel[i] = _cosine_rel(va, vb)
     out.cosine, out.rel_l2 = cos, rel
@@ -323,8 +326,8 @@ def _next_token(
     if stored is not None:
         out.next_token = {k: v[: out.n_shared] for k, v in stored.items()}
         return
-    if cap_a is cap_b and trial_a == trial_b:
-        n_layer = int(_model(cap_a, trial_of(cap_a.data, trial_a)).get("n_layer") or 0)
+    if same_trial(cap_a, trial_a, cap_b, trial_b):
+        n_layer = int(trial_model(cap_a, trial_a).get("n_layer") or 0)
         out.next_token = lens_self_block(cap_a, trial_a, out.n_shared, n_layer)
         if out.next_token is not None:
             return
@@ -358,9 +361,9 @@ def _open_heads(path_a: Any, path_b: Any) -> tuple[LogitLens, LogitLens]:
 
 
 # ----- helpers -----------------------------------------------------------------------------------
-def _model(cap: Capture, trial: dict[str, Any]) -> dict[str, Any]:
+def trial_model(cap: Capture, trial_id: int) -> dict[str, Any]:
     """The trial's own model card (a pair's candidate carries one), else the capture's."""
-    return dict(trial.get("model") or cap.model)
+    return dict(trial_of(cap.data, trial_id).get("model") or cap.model)
 
 
 def _hooks(cap: Capture, trial_id: int) -> list[str]:

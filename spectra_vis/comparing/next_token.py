@@ -73,7 +73,7 @@ class NextTokenInputs:
 def next_token_inputs(cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int, n: int) -> NextTokenInputs:
     """The final-norm rows and next tokens of the first ``n`` positions of both trials (read once for
     a trial compared with itself)."""
-    same = _same(cap_a, trial_a, cap_b, trial_b)
+    same = same_trial(cap_a, trial_a, cap_b, trial_b)
     va = cap_a.vectors(trial_a, FINAL_NORM_HOOK, n)
     vb = va if same else cap_b.vectors(trial_b, FINAL_NORM_HOOK, n)
     have = np.flatnonzero(~np.isnan(va).any(axis=1) & ~np.isnan(vb).any(axis=1))
@@ -129,7 +129,8 @@ def lens_self_block(cap: Capture, trial_id: int, n: int, n_layer: int) -> Block 
     return block
 
 
-def _same(cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int) -> bool:
+def same_trial(cap_a: Capture, trial_a: int, cap_b: Capture, trial_b: int) -> bool:
+    """The two sides are one trial of one capture (compared with itself: read once)."""
     return cap_a is cap_b and trial_a == trial_b
 
 
